@@ -1,0 +1,394 @@
+//! The command line: `withlock [OPTIONS] LOCK COMMAND [ARGS...]`.
+//!
+//! Options are read only before LOCK. The first argument that is not an
+//! option is LOCK, and everything after it is the command, which is never
+//! looked at: `withlock L echo -v --help` runs `echo -v --help`. The parser
+//! only returns indices into argv, so the command's arguments reach `execvp`
+//! as the very same pointers withlock received (no copy, no re-join, no
+//! encoding assumptions).
+//!
+//! Short options bundle like getopt's (`-qv`, `-qw5`); values go inline or in
+//! the next argument (`-w5`, `-w 5`, `--wait=5`, `--wait 5`). Long options
+//! must be spelled out in full: no prefix guessing.
+
+use crate::duration::{self, Wait};
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Help,
+    Version,
+    /// Lock `argv[lock]` and run `argv[command..]`.
+    Run {
+        options: Options,
+        lock: usize,
+        command: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub wait: Wait,
+    pub quiet: bool,
+    pub verbose: bool,
+    /// `-E N`: the exit code for a busy lock or an expired wait.
+    pub conflict_exit_code: Option<u8>,
+    pub insecure: bool,
+}
+
+impl Options {
+    pub const DEFAULT: Options = Options {
+        wait: Wait::No,
+        quiet: false,
+        verbose: false,
+        conflict_exit_code: None,
+        insecure: false,
+    };
+}
+
+/// A usage error: what is wrong, and the argument at fault if there is one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageError<'a> {
+    pub problem: &'static str,
+    pub culprit: Option<&'a [u8]>,
+}
+
+fn usage<'a, T>(problem: &'static str, culprit: Option<&'a [u8]>) -> Result<T, UsageError<'a>> {
+    Err(UsageError { problem, culprit })
+}
+
+/// Which options take a value, and what to do with it.
+#[derive(Clone, Copy)]
+enum Valued {
+    Wait,
+    ConflictExitCode,
+}
+
+enum Flag {
+    Quiet,
+    Verbose,
+    Insecure,
+    Help,
+    Version,
+}
+
+enum Opt {
+    Flag(Flag),
+    Valued(Valued),
+}
+
+fn long_option(name: &[u8]) -> Option<Opt> {
+    Some(match name {
+        b"wait" | b"timeout" => Opt::Valued(Valued::Wait),
+        b"conflict-exit-code" => Opt::Valued(Valued::ConflictExitCode),
+        b"quiet" => Opt::Flag(Flag::Quiet),
+        b"verbose" => Opt::Flag(Flag::Verbose),
+        b"insecure" => Opt::Flag(Flag::Insecure),
+        b"help" => Opt::Flag(Flag::Help),
+        b"version" => Opt::Flag(Flag::Version),
+        _ => return None,
+    })
+}
+
+fn short_option(letter: u8) -> Option<Opt> {
+    Some(match letter {
+        b'w' => Opt::Valued(Valued::Wait),
+        b'E' => Opt::Valued(Valued::ConflictExitCode),
+        b'q' => Opt::Flag(Flag::Quiet),
+        b'v' => Opt::Flag(Flag::Verbose),
+        b'h' => Opt::Flag(Flag::Help),
+        b'V' => Opt::Flag(Flag::Version),
+        _ => return None,
+    })
+}
+
+/// Parse `args` (argv, with the program name at index 0).
+pub fn parse<'a>(
+    args: &impl Fn(usize) -> &'a [u8],
+    count: usize,
+) -> Result<Request, UsageError<'a>> {
+    let mut options = Options::DEFAULT;
+    let mut i = 1;
+    while i < count {
+        let arg = args(i);
+        if arg == b"--" {
+            i += 1;
+            break;
+        }
+        if let Some(long) = arg.strip_prefix(b"--") {
+            let (name, inline) = match long.iter().position(|&b| b == b'=') {
+                Some(eq) => (&long[..eq], Some(&long[eq + 1..])),
+                None => (long, None),
+            };
+            match long_option(name) {
+                None => return usage("unknown option", Some(arg)),
+                Some(Opt::Flag(_)) if inline.is_some() => {
+                    return usage("option takes no value", Some(arg));
+                }
+                Some(Opt::Flag(Flag::Help)) => return Ok(Request::Help),
+                Some(Opt::Flag(Flag::Version)) => return Ok(Request::Version),
+                Some(Opt::Flag(flag)) => set_flag(&mut options, flag),
+                Some(Opt::Valued(which)) => {
+                    let value = match inline {
+                        Some(value) => value,
+                        None => {
+                            i += 1;
+                            if i == count {
+                                return usage("option needs a value", Some(arg));
+                            }
+                            args(i)
+                        }
+                    };
+                    set_value(&mut options, which, value)?;
+                }
+            }
+        } else if arg.len() > 1 && arg[0] == b'-' {
+            // A bundle of short options; a valued one takes the rest.
+            let mut at = 1;
+            while at < arg.len() {
+                match short_option(arg[at]) {
+                    None => return usage("unknown option", Some(&arg[at..=at])),
+                    Some(Opt::Flag(Flag::Help)) => return Ok(Request::Help),
+                    Some(Opt::Flag(Flag::Version)) => return Ok(Request::Version),
+                    Some(Opt::Flag(flag)) => set_flag(&mut options, flag),
+                    Some(Opt::Valued(which)) => {
+                        let value = if at + 1 < arg.len() {
+                            &arg[at + 1..]
+                        } else {
+                            i += 1;
+                            if i == count {
+                                return usage("option needs a value", Some(&arg[at..=at]));
+                            }
+                            args(i)
+                        };
+                        set_value(&mut options, which, value)?;
+                        break;
+                    }
+                }
+                at += 1;
+            }
+        } else {
+            break;
+        }
+        i += 1;
+    }
+
+    let lock = i;
+    if lock >= count {
+        return usage("missing LOCK and COMMAND", None);
+    }
+    if args(lock).is_empty() {
+        return usage("LOCK is an empty path", None);
+    }
+    if lock + 1 >= count {
+        return usage("missing COMMAND to run", None);
+    }
+    Ok(Request::Run {
+        options,
+        lock,
+        command: lock + 1,
+    })
+}
+
+fn set_flag(options: &mut Options, flag: Flag) {
+    match flag {
+        Flag::Quiet => options.quiet = true,
+        Flag::Verbose => options.verbose = true,
+        Flag::Insecure => options.insecure = true,
+        Flag::Help | Flag::Version => {}
+    }
+}
+
+fn set_value<'a>(
+    options: &mut Options,
+    which: Valued,
+    value: &'a [u8],
+) -> Result<(), UsageError<'a>> {
+    match which {
+        Valued::Wait => match duration::parse_wait(value) {
+            Some(wait) => options.wait = wait,
+            None => {
+                return usage(
+                    "bad duration for -w (examples: 10, 0.5, 250ms, 5m, 2h, forever)",
+                    Some(value),
+                );
+            }
+        },
+        Valued::ConflictExitCode => match parse_exit_code(value) {
+            Some(code) => options.conflict_exit_code = Some(code),
+            None => return usage("bad exit code for -E (a number from 0 to 255)", Some(value)),
+        },
+    }
+    Ok(())
+}
+
+/// A decimal number from 0 to 255.
+fn parse_exit_code(text: &[u8]) -> Option<u8> {
+    if text.is_empty() || text.len() > 3 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = text.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    u8::try_from(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+    use std::vec::Vec;
+
+    fn parse_strs(argv: &[&str]) -> Result<Request, UsageError<'static>> {
+        let owned: Vec<&'static [u8]> = argv
+            .iter()
+            .map(|s| &*std::boxed::Box::leak(std::boxed::Box::from(s.as_bytes())))
+            .collect();
+        let owned: &'static [&'static [u8]] = std::boxed::Box::leak(owned.into_boxed_slice());
+        parse(&|i| owned[i], owned.len())
+    }
+
+    fn run(options: Options, lock: usize) -> Result<Request, UsageError<'static>> {
+        Ok(Request::Run {
+            options,
+            lock,
+            command: lock + 1,
+        })
+    }
+
+    fn problem(argv: &[&str]) -> &'static str {
+        parse_strs(argv)
+            .expect_err("should be a usage error")
+            .problem
+    }
+
+    #[test]
+    fn plain_lock_and_command() {
+        assert_eq!(
+            parse_strs(&["withlock", "L", "echo", "-v", "--help"]),
+            run(Options::DEFAULT, 1)
+        );
+    }
+
+    #[test]
+    fn options_only_before_lock() {
+        let quiet = Options {
+            quiet: true,
+            ..Options::DEFAULT
+        };
+        assert_eq!(
+            parse_strs(&["withlock", "-q", "L", "-v", "x"]),
+            run(quiet, 2)
+        );
+        assert_eq!(
+            parse_strs(&["withlock", "--", "-L", "cmd"]),
+            run(Options::DEFAULT, 2)
+        );
+        assert_eq!(
+            parse_strs(&["withlock", "-q", "--", "--", "cmd"]),
+            run(quiet, 3)
+        );
+        assert_eq!(
+            parse_strs(&["withlock", "-", "cmd"]),
+            run(Options::DEFAULT, 1)
+        );
+    }
+
+    #[test]
+    fn values_inline_and_separate() {
+        let five = Options {
+            wait: Wait::For(Duration::from_secs(5)),
+            ..Options::DEFAULT
+        };
+        for argv in [
+            &["withlock", "-w", "5", "L", "c"][..],
+            &["withlock", "-w5", "L", "c"],
+            &["withlock", "--wait", "5", "L", "c"],
+            &["withlock", "--wait=5", "L", "c"],
+            &["withlock", "--timeout=5s", "L", "c"],
+        ] {
+            let lock = argv.len() - 2;
+            assert_eq!(parse_strs(argv), run(five, lock), "{argv:?}");
+        }
+        let bundled = Options {
+            quiet: true,
+            verbose: true,
+            wait: Wait::Forever,
+            ..Options::DEFAULT
+        };
+        assert_eq!(
+            parse_strs(&["withlock", "-qvwforever", "L", "c"]),
+            run(bundled, 2)
+        );
+        let code = Options {
+            conflict_exit_code: Some(3),
+            ..Options::DEFAULT
+        };
+        assert_eq!(parse_strs(&["withlock", "-E3", "L", "c"]), run(code, 2));
+        assert_eq!(
+            parse_strs(&["withlock", "--conflict-exit-code", "3", "L", "c"]),
+            run(code, 3)
+        );
+        let insecure = Options {
+            insecure: true,
+            ..Options::DEFAULT
+        };
+        assert_eq!(
+            parse_strs(&["withlock", "--insecure", "L", "c"]),
+            run(insecure, 2)
+        );
+    }
+
+    #[test]
+    fn help_and_version_win() {
+        assert_eq!(parse_strs(&["withlock", "-h"]), Ok(Request::Help));
+        assert_eq!(
+            parse_strs(&["withlock", "-q", "--help", "--bogus"]),
+            Ok(Request::Help)
+        );
+        assert_eq!(parse_strs(&["withlock", "-V"]), Ok(Request::Version));
+        assert_eq!(parse_strs(&["withlock", "--version"]), Ok(Request::Version));
+        // After LOCK, --help belongs to the command.
+        assert_eq!(
+            parse_strs(&["withlock", "L", "--help"]),
+            run(Options::DEFAULT, 1)
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(problem(&["withlock"]), "missing LOCK and COMMAND");
+        assert_eq!(problem(&[]), "missing LOCK and COMMAND");
+        assert_eq!(problem(&["withlock", "L"]), "missing COMMAND to run");
+        assert_eq!(problem(&["withlock", "", "c"]), "LOCK is an empty path");
+        assert_eq!(
+            problem(&["withlock", "--bogus", "L", "c"]),
+            "unknown option"
+        );
+        assert_eq!(
+            problem(&["withlock", "--wai", "5", "L", "c"]),
+            "unknown option"
+        );
+        assert_eq!(problem(&["withlock", "-Z", "L", "c"]), "unknown option");
+        assert_eq!(problem(&["withlock", "-qZ", "L", "c"]), "unknown option");
+        assert_eq!(problem(&["withlock", "-w"]), "option needs a value");
+        assert_eq!(problem(&["withlock", "--wait"]), "option needs a value");
+        assert_eq!(
+            problem(&["withlock", "--quiet=yes", "L", "c"]),
+            "option takes no value"
+        );
+        assert!(problem(&["withlock", "-w", "soon", "L", "c"]).starts_with("bad duration"));
+        assert!(problem(&["withlock", "-w", "-1", "L", "c"]).starts_with("bad duration"));
+        assert!(problem(&["withlock", "-E", "256", "L", "c"]).starts_with("bad exit code"));
+        assert!(problem(&["withlock", "-E", "", "L", "c"]).starts_with("bad exit code"));
+        assert!(problem(&["withlock", "-E", "-1", "L", "c"]).starts_with("bad exit code"));
+        assert!(problem(&["withlock", "-E", "0x1", "L", "c"]).starts_with("bad exit code"));
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(parse_exit_code(b"0"), Some(0));
+        assert_eq!(parse_exit_code(b"255"), Some(255));
+        assert_eq!(parse_exit_code(b"007"), Some(7));
+        assert_eq!(parse_exit_code(b"256"), None);
+        assert_eq!(parse_exit_code(b"1000"), None);
+    }
+}

@@ -1,0 +1,209 @@
+//! Why withlock did not run the command, and how to tell the user.
+//!
+//! Each failure knows its exit code and writes one line that says what
+//! happened, to which path, and what to do about it.
+
+use crate::cli::UsageError;
+use crate::exit;
+use crate::sys::{Errno, Kind};
+use crate::text::Line;
+use core::time::Duration;
+
+/// Why a lock location is refused as unsafe.
+#[derive(Debug)]
+pub enum Unsafe {
+    /// A directory on the way is owned by someone else.
+    DirectoryOwner { uid: u32 },
+    /// The lock's directory can be written by group or others.
+    DirectoryWritable { mode: u32 },
+    /// A directory on the way can be written by group or others and is not
+    /// sticky, so its entries can be replaced.
+    PathWritable { mode: u32 },
+    /// A symbolic link in a shared (sticky) directory, owned by someone else.
+    SymlinkOwner { uid: u32 },
+    /// The lock file itself is a symbolic link: never followed.
+    LockIsSymlink,
+    /// The lock file is not a regular file.
+    LockKind(Kind),
+    /// The lock file is owned by someone else.
+    LockOwner { uid: u32 },
+    /// The lock file has several names; someone else's name for it could be
+    /// anywhere.
+    LockLinks { links: u64 },
+}
+
+#[derive(Debug)]
+pub enum Failure<'a> {
+    Usage(UsageError<'a>),
+    /// The lock is held by someone else and we were not to wait.
+    Busy,
+    /// We waited this long and it stayed busy.
+    TimedOut(Duration),
+    /// The location or file is unsafe. The directory or link at fault is
+    /// the walk's `shown` path; a fault of the lock file itself is LOCK's.
+    Refused {
+        why: Unsafe,
+    },
+    /// The lock file cannot be opened; `on_path` if it was a directory on
+    /// the way (the walk's `shown` path) rather than the file itself.
+    CannotOpen {
+        errno: Errno,
+        on_path: bool,
+    },
+    /// A system call failed unexpectedly.
+    System {
+        call: &'static str,
+        errno: Errno,
+    },
+    /// `execvp` failed.
+    CannotRun {
+        errno: Errno,
+    },
+}
+
+impl Failure<'_> {
+    /// The exit code for this failure; `conflict` is the code chosen for a
+    /// busy lock (75, or 0 with `-q`, or `-E N`).
+    pub fn exit_code(&self, conflict: u8) -> u8 {
+        match self {
+            Failure::Usage(_) => exit::USAGE,
+            Failure::Busy | Failure::TimedOut(_) => conflict,
+            Failure::Refused { .. } => exit::REFUSED,
+            Failure::CannotOpen { .. } => exit::CANNOT_CREATE,
+            Failure::System { .. } => exit::OS_ERROR,
+            Failure::CannotRun { errno } if matches!(errno.0, libc::ENOENT | libc::ENOTDIR) => {
+                exit::NOT_FOUND
+            }
+            Failure::CannotRun { .. } => exit::CANNOT_EXECUTE,
+        }
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Failure::Busy | Failure::TimedOut(_))
+    }
+
+    /// Write the one-line explanation (plus the usage summary for usage
+    /// errors) to stderr. `shown` is where the walk to LOCK stopped.
+    pub fn report(&self, lock: &[u8], command: &[u8], shown: &[u8]) {
+        let mut line = Line::diagnostic();
+        match self {
+            Failure::Usage(UsageError { problem, culprit }) => {
+                line.push(problem.as_bytes());
+                if let Some(culprit) = culprit {
+                    line.push(b": '").push_quoted(culprit).push(b"'");
+                }
+                line.emit();
+                crate::help::usage_hint();
+                return;
+            }
+            Failure::Busy => {
+                line.push_quoted(lock);
+                line.push(b" is busy: another process holds the lock (use -w DURATION to wait for it, or -q to skip quietly)");
+            }
+            Failure::TimedOut(waited) => {
+                line.push_quoted(lock)
+                    .push(b" is still busy after waiting ")
+                    .push_duration(*waited);
+                line.push(b"; giving up (use a longer -w, or -w forever)");
+            }
+            Failure::Refused { why } => {
+                line.push(b"refusing lock ").push_quoted(lock).push(b": ");
+                describe_unsafe(&mut line, shown, why);
+            }
+            Failure::CannotOpen { errno, on_path } => {
+                line.push(b"cannot open lock file ").push_quoted(lock);
+                if *on_path {
+                    line.push(b" (at ").push_quoted(shown).push(b")");
+                }
+                line.push(b": ").push(errno.text());
+                line.push(match errno.0 {
+                    libc::ENOENT => b" (create the directory first)",
+                    libc::EACCES | libc::EPERM => {
+                        b" (choose a directory you can write, or run as a user who can)"
+                    }
+                    libc::EISDIR => b" (LOCK must name a file, not a directory)",
+                    libc::ENOTDIR => b" (a part of the path is not a directory)",
+                    libc::EROFS => b" (choose a lock file on a writable file system)",
+                    _ => b"",
+                });
+            }
+            Failure::System { call, errno } => {
+                line.push(call.as_bytes())
+                    .push(b" failed on ")
+                    .push_quoted(lock)
+                    .push(b": ")
+                    .push(errno.text());
+            }
+            Failure::CannotRun { errno } => {
+                line.push(b"cannot run ")
+                    .push_quoted(command)
+                    .push(b": ")
+                    .push(errno.text());
+                if matches!(errno.0, libc::ENOENT | libc::ENOTDIR) {
+                    line.push(b" (is it installed, and in PATH?)");
+                } else if errno.0 == libc::ENOEXEC {
+                    line.push(b" (a script needs a #! line)");
+                }
+            }
+        }
+        line.emit();
+    }
+}
+
+const INSECURE_HINT: &[u8] = b"; use a directory that only you or root can write, or --insecure if you trust everyone who can";
+
+fn describe_unsafe(line: &mut Line, culprit: &[u8], why: &Unsafe) {
+    match why {
+        Unsafe::DirectoryOwner { uid } => {
+            line.push(b"directory ")
+                .push_quoted(culprit)
+                .push(b" is owned by uid ")
+                .push_u64(u64::from(*uid));
+            line.push(b", who could replace what it holds")
+                .push(INSECURE_HINT);
+        }
+        Unsafe::DirectoryWritable { mode } => {
+            line.push(b"directory ")
+                .push_quoted(culprit)
+                .push(b" (mode ")
+                .push_mode(*mode);
+            line.push(b") is writable by group or others, who could plant or hold the lock file")
+                .push(INSECURE_HINT);
+        }
+        Unsafe::PathWritable { mode } => {
+            line.push(b"directory ")
+                .push_quoted(culprit)
+                .push(b" (mode ")
+                .push_mode(*mode);
+            line.push(
+                b") is writable by group or others and not sticky, so its entries can be replaced",
+            )
+            .push(INSECURE_HINT);
+        }
+        Unsafe::SymlinkOwner { uid } => {
+            line.push(b"symbolic link ")
+                .push_quoted(culprit)
+                .push(b" in a shared directory is owned by uid ");
+            line.push_u64(u64::from(*uid)).push(INSECURE_HINT);
+        }
+        Unsafe::LockIsSymlink => {
+            line.push(
+                b"it is a symbolic link, which withlock never follows (name the real file instead)",
+            );
+        }
+        Unsafe::LockKind(kind) => {
+            line.push(b"it is ")
+                .push(kind.described())
+                .push(b", not a regular file");
+        }
+        Unsafe::LockOwner { uid } => {
+            line.push(b"the lock file is owned by uid ")
+                .push_u64(u64::from(*uid));
+            line.push(b", who could hold it forever (remove it, or use --insecure)");
+        }
+        Unsafe::LockLinks { links } => {
+            line.push(b"the lock file has ").push_u64(*links);
+            line.push(b" hard links; another name for it could be anywhere (remove the extra links, or use --insecure)");
+        }
+    }
+}

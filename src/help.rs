@@ -1,0 +1,78 @@
+//! `--help`, `--version`, and the short usage hint after a usage error.
+
+use crate::sys;
+
+pub const USAGE: &str = "Usage: withlock [OPTIONS] LOCK COMMAND [ARGS...]\n";
+
+pub const HELP: &str = concat!(
+    "withlock ",
+    env!("CARGO_PKG_VERSION"),
+    ": run COMMAND only if no other process holds LOCK.\n",
+    "\n",
+    "Usage: withlock [OPTIONS] LOCK COMMAND [ARGS...]\n",
+    "\n",
+    "Takes an exclusive flock(2) lock on the file LOCK (created, mode 0600, if\n",
+    "missing) and then becomes COMMAND, which keeps the lock until it and\n",
+    "everything it started with the lock's descriptor have exited. COMMAND and\n",
+    "its arguments are run as given, without a shell. Options are read only\n",
+    "before LOCK; '--' ends them.\n",
+    "\n",
+    "Options:\n",
+    "  -w, --wait DURATION       wait at most DURATION for a busy lock; DURATION is\n",
+    "                            seconds (0.5, 10) or has a unit (250ms, 5m, 2h);\n",
+    "                            'forever' waits without limit. Default: do not wait\n",
+    "  -q, --quiet               a busy lock (or expired wait) exits 0, silently\n",
+    "  -v, --verbose             say what withlock does, on stderr\n",
+    "  -E, --conflict-exit-code N\n",
+    "                            exit with N (0-255) when the lock is busy\n",
+    "      --insecure            allow a lock file in a directory others can write\n",
+    "                            or owned by someone else (symlinks are still\n",
+    "                            refused, nothing is ever truncated)\n",
+    "  -h, --help                show this help\n",
+    "  -V, --version             show the version\n",
+    "\n",
+    "Exit status:\n",
+    "  COMMAND's own    COMMAND ran (a death by signal is passed on as the same signal)\n",
+    "  75               the lock is busy, or -w expired (0 with -q, N with -E N)\n",
+    "  64               usage error\n",
+    "  73               the lock file cannot be opened or created\n",
+    "  77               the lock file or its location is unsafe (see --insecure)\n",
+    "  126              COMMAND cannot be executed\n",
+    "  127              COMMAND not found\n",
+    "  71               other system error\n",
+    "\n",
+    "Safety: the lock's directory must be writable only by its owner (you or root),\n",
+    "every directory above it must be owned by you or root and not writable by\n",
+    "others unless sticky, and the lock file must be a regular file with one link,\n",
+    "owned by you or root. Symlinks are never followed to the lock file.\n",
+    "\n",
+    "Examples:\n",
+    "  withlock -q /run/lock/jobs/backup.lock rsync -a /srv/ /backup/\n",
+    "  withlock -w 10m ~/.cache/mirror.lock ./sync-mirror --full\n",
+    "  withlock -w 30 /run/lock/jobs/db.lock sh -c 'cd /srv/db && ./vacuum'\n",
+    "\n",
+    "See withlock(1) for more.\n",
+);
+
+pub fn print_help() {
+    sys::write_all(1, HELP.as_bytes());
+}
+
+pub fn print_version() {
+    sys::write_all(
+        1,
+        concat!("withlock ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
+    );
+}
+
+/// After a usage error: the synopsis and where to read more.
+pub fn usage_hint() {
+    sys::write_all(
+        2,
+        concat!(
+            "Usage: withlock [OPTIONS] LOCK COMMAND [ARGS...]\n",
+            "Try 'withlock --help' for more information.\n"
+        )
+        .as_bytes(),
+    );
+}

@@ -1,0 +1,128 @@
+//! withlock: run a command only if no other copy of it is running.
+//!
+//! `withlock [OPTIONS] LOCK COMMAND [ARGS...]` opens (or creates) the file
+//! LOCK, takes an exclusive `flock(2)` lock on it, and then *becomes*
+//! COMMAND with `execvp`. That one decision shapes the rest:
+//!
+//! * The job holds the lock itself, through the inherited descriptor. Killing
+//!   withlock is killing the job; nothing can let a second job in while the
+//!   first (or anything it started that kept the descriptor) still runs.
+//! * Signals and exit status are the job's own: there is no wrapper left to
+//!   forward or translate them, and Ctrl-C reaches one process once.
+//! * The cost is "open, lock, exec": no fork, no wait, no allocator. The
+//!   crate is `no_std` and speaks to the kernel through the `libc` crate
+//!   only; the binary is built static against musl.
+//!
+//! The path from argv to exec, in order: [`cli`] parses options (indices into
+//! argv only), [`locate`] walks to the lock's directory judging each one,
+//! [`lock`] opens, checks, locks and re-checks the file (with a [`timer`]
+//! deadline only if it has to wait), and [`run`] execs. Every failure is an
+//! [`error::Failure`] that knows its message and its [`exit`] code.
+
+#![cfg_attr(not(test), no_std)]
+
+pub mod cli;
+pub mod duration;
+pub mod error;
+pub mod exit;
+pub mod help;
+pub mod locate;
+pub mod lock;
+pub mod sys;
+pub mod text;
+pub mod timer;
+
+use core::ffi::{CStr, c_char, c_int};
+use error::Failure;
+use text::Line;
+
+/// The process's arguments, as `main` received them.
+struct Args {
+    argv: *const *const c_char,
+    count: usize,
+}
+
+impl Args {
+    fn get(&self, index: usize) -> &'static CStr {
+        assert!(index < self.count);
+        // SAFETY: `Args` is built only from main's argc/argv (see `main`):
+        // argv[0..argc] are valid C strings that live as long as the process.
+        unsafe { CStr::from_ptr(*self.argv.add(index)) }
+    }
+}
+
+/// The whole program. Returns only if the command did not run.
+///
+/// # Safety
+/// `argv` must point to `argc` valid NUL-terminated strings followed by a
+/// null pointer, as the C runtime passes them to `main`.
+pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    let args = Args {
+        argv,
+        count: usize::try_from(argc).unwrap_or(0),
+    };
+    let request = cli::parse(&|i| args.get(i).to_bytes(), args.count);
+    let (options, lock, command) = match request {
+        Ok(cli::Request::Help) => {
+            help::print_help();
+            return 0;
+        }
+        Ok(cli::Request::Version) => {
+            help::print_version();
+            return 0;
+        }
+        Ok(cli::Request::Run {
+            options,
+            lock,
+            command,
+        }) => (options, lock, command),
+        Err(usage) => {
+            Failure::Usage(usage).report(b"", b"", b"");
+            return c_int::from(exit::USAGE);
+        }
+    };
+
+    let lock_path = args.get(lock).to_bytes();
+    let mut shown = locate::Shown::new();
+    let failure = match locate::locate(lock_path, options.insecure, &mut shown)
+        .and_then(|at| lock::acquire(&at, &options, lock_path))
+    {
+        // SAFETY: argv[command..argc] are valid C strings and argv[argc] is
+        // null, per this function's contract.
+        Ok(locked) => unsafe { run(locked, argv.add(command), options.verbose) },
+        Err(failure) => failure,
+    };
+
+    let conflict = options
+        .conflict_exit_code
+        .unwrap_or(if options.quiet { 0 } else { exit::BUSY });
+    if !(options.quiet && failure.is_conflict()) {
+        failure.report(lock_path, args.get(command).to_bytes(), shown.as_bytes());
+    }
+    c_int::from(failure.exit_code(conflict))
+}
+
+/// Become the command, keeping the locked descriptor open for it. Returns
+/// only if `execvp` fails.
+///
+/// # Safety
+/// `command` must be a null-terminated array of valid C strings.
+unsafe fn run(locked: sys::Fd, command: *const *const c_char, verbose: bool) -> Failure<'static> {
+    // SAFETY: per this function's contract, command[0] is a valid C string.
+    let name = unsafe { CStr::from_ptr(*command) };
+    if verbose {
+        let mut line = Line::diagnostic();
+        line.push(b"locked (descriptor ")
+            .push_u64(u64::try_from(locked.raw()).unwrap_or(0));
+        line.push(b"); running ").push_quoted(name.to_bytes());
+        line.emit();
+    }
+    // The descriptor must outlive us: it is the job's now.
+    let _ = locked.into_raw();
+    // SAFETY: `name` and `command` are valid per this function's contract;
+    // execvp only returns on failure.
+    unsafe { libc::execvp(name.as_ptr(), command) };
+    Failure::CannotRun {
+        errno: sys::errno(),
+    }
+}

@@ -1,0 +1,233 @@
+//! Thin, checked wrappers over the handful of system calls withlock makes.
+//!
+//! Every `unsafe` block in the crate that talks to the kernel lives here or in
+//! `timer.rs`, so the rest of the code reads as plain Rust: results instead of
+//! `-1` and `errno`, borrowed C strings instead of raw pointers. Nothing here
+//! allocates; nothing here retries except where `EINTR` has only one meaning.
+
+use core::ffi::{CStr, c_int};
+use core::mem::MaybeUninit;
+
+/// An `errno` value, as returned by a failed call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub c_int);
+
+impl Errno {
+    /// The C library's text for this error ("No such file or directory").
+    pub fn text(self) -> &'static [u8] {
+        // SAFETY: strerror returns a pointer to a NUL-terminated string that
+        // lives for the whole process (musl and glibc keep a static table;
+        // for unknown values they return a static "Unknown error" text).
+        let text = unsafe { CStr::from_ptr(libc::strerror(self.0)) };
+        text.to_bytes()
+    }
+}
+
+/// The calling thread's current `errno`.
+pub fn errno() -> Errno {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: __errno_location always returns a valid pointer to this
+    // thread's errno.
+    let value = unsafe { *libc::__errno_location() };
+    #[cfg(any(target_os = "macos", target_os = "freebsd"))]
+    // SAFETY: __error always returns a valid pointer to this thread's errno.
+    let value = unsafe { *libc::__error() };
+    Errno(value)
+}
+
+/// Turn a `-1`-on-error return value into a `Result`.
+fn check(ret: c_int) -> Result<c_int, Errno> {
+    if ret == -1 { Err(errno()) } else { Ok(ret) }
+}
+
+/// An owned file descriptor, closed when dropped. The lock descriptor leaves
+/// this type through [`Fd::into_raw`] because it must outlive withlock: it is
+/// handed to the job across `execve`.
+#[derive(Debug)]
+pub struct Fd(c_int);
+
+impl Fd {
+    /// Take ownership of a descriptor (one handed back by `timer.rs`).
+    pub fn from_raw(fd: c_int) -> Fd {
+        Fd(fd)
+    }
+
+    pub fn raw(&self) -> c_int {
+        self.0
+    }
+
+    pub fn into_raw(self) -> c_int {
+        let fd = self.0;
+        core::mem::forget(self);
+        fd
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        close(self.0);
+    }
+}
+
+/// Close a descriptor, ignoring the result: on Linux the descriptor is gone
+/// even when close reports an error, and a lock file has nothing to flush.
+pub fn close(fd: c_int) {
+    // SAFETY: closing an integer has no memory-safety preconditions; callers
+    // own the descriptor they pass.
+    unsafe { libc::close(fd) };
+}
+
+/// `openat(2)`. `dir` is `None` for the working directory (or an absolute path).
+pub fn openat(
+    dir: Option<&Fd>,
+    path: &CStr,
+    flags: c_int,
+    mode: libc::mode_t,
+) -> Result<Fd, Errno> {
+    let dirfd = dir.map_or(libc::AT_FDCWD, Fd::raw);
+    loop {
+        // SAFETY: `path` is a valid NUL-terminated string for the duration of
+        // the call; the mode is passed as the variadic third argument, as the
+        // C prototype expects (promoted to an unsigned int).
+        let ret = unsafe { libc::openat(dirfd, path.as_ptr(), flags, libc::c_uint::from(mode)) };
+        match check(ret) {
+            Ok(fd) => return Ok(Fd(fd)),
+            // An open blocked by a stopped-and-continued process: try again.
+            Err(Errno(libc::EINTR)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `fstat(2)`.
+pub fn fstat(fd: c_int) -> Result<libc::stat, Errno> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a valid, writable buffer of the right size; fstat fills
+    // it completely on success, which is the only case we read it.
+    check(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so the buffer is initialized.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `fstatat(2)` without following a final symbolic link.
+pub fn lstatat(dir: &Fd, name: &CStr) -> Result<libc::stat, Errno> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated and `st` is a valid, writable buffer;
+    // it is read only when the call succeeds.
+    check(unsafe {
+        libc::fstatat(
+            dir.raw(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: fstatat succeeded, so the buffer is initialized.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `readlinkat(2)` into `buf`; returns the length of the target.
+/// A target that fills the whole buffer may be truncated and is refused.
+pub fn readlinkat(dir: &Fd, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes and `name` is
+    // NUL-terminated.
+    let n =
+        unsafe { libc::readlinkat(dir.raw(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    match usize::try_from(n) {
+        Ok(len) if len < buf.len() => Ok(len),
+        Ok(_) => Err(Errno(libc::ENAMETOOLONG)),
+        Err(_) => Err(errno()),
+    }
+}
+
+/// `flock(2)`, reporting `EINTR` to the caller: an interrupted wait is how a
+/// deadline ends it (see `timer.rs`).
+pub fn flock(fd: c_int, operation: c_int) -> Result<(), Errno> {
+    // SAFETY: flock takes plain integers.
+    check(unsafe { libc::flock(fd, operation) }).map(drop)
+}
+
+/// The effective user id: the owner withlock trusts besides root.
+pub fn geteuid() -> libc::uid_t {
+    // SAFETY: geteuid cannot fail and takes no arguments.
+    unsafe { libc::geteuid() }
+}
+
+/// Write all of `bytes` to `fd`, giving up silently on errors: there is no
+/// better place to report that stderr itself is broken.
+pub fn write_all(fd: c_int, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(n) {
+            Ok(0) => return,
+            Ok(written) => bytes = &bytes[written..],
+            Err(_) if errno() == Errno(libc::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// What kind of file a `stat` describes; only regular files are locked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Regular,
+    Directory,
+    Symlink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+    Socket,
+    Unknown,
+}
+
+impl Kind {
+    pub fn of(st: &libc::stat) -> Kind {
+        let bits = st.st_mode & libc::S_IFMT;
+        let is = |t: libc::mode_t| bits == t;
+        if is(libc::S_IFREG) {
+            Kind::Regular
+        } else if is(libc::S_IFDIR) {
+            Kind::Directory
+        } else if is(libc::S_IFLNK) {
+            Kind::Symlink
+        } else if is(libc::S_IFIFO) {
+            Kind::Fifo
+        } else if is(libc::S_IFCHR) {
+            Kind::CharDevice
+        } else if is(libc::S_IFBLK) {
+            Kind::BlockDevice
+        } else if is(libc::S_IFSOCK) {
+            Kind::Socket
+        } else {
+            Kind::Unknown
+        }
+    }
+
+    /// "a FIFO", "a directory": for messages.
+    pub fn described(self) -> &'static [u8] {
+        match self {
+            Kind::Regular => b"a regular file",
+            Kind::Directory => b"a directory",
+            Kind::Symlink => b"a symbolic link",
+            Kind::Fifo => b"a FIFO",
+            Kind::CharDevice => b"a character device",
+            Kind::BlockDevice => b"a block device",
+            Kind::Socket => b"a socket",
+            Kind::Unknown => b"a file of unknown type",
+        }
+    }
+}
+
+/// The permission bits (including setuid, setgid and sticky) of a `stat`.
+// mode_t is u32 on Linux but u16 on macOS and FreeBSD.
+#[allow(clippy::useless_conversion)]
+pub fn permissions(st: &libc::stat) -> u32 {
+    u32::from(st.st_mode) & 0o7777
+}
+
+/// The link count of a `stat` (nlink_t is u64 on Linux, u16 on macOS).
+#[allow(clippy::useless_conversion)]
+pub fn links(st: &libc::stat) -> u64 {
+    u64::from(st.st_nlink)
+}

@@ -1,0 +1,183 @@
+//! Building messages without an allocator or `core::fmt`.
+//!
+//! Every line withlock prints is assembled in a fixed buffer on the stack and
+//! written with one `write(2)`, so lines from many concurrent withlocks never
+//! interleave mid-line. `core::fmt` would cost several kilobytes of binary for
+//! the few numbers we print; this is the whole of what we need.
+
+use crate::sys;
+use core::time::Duration;
+
+/// Longest line we build; longer text is cut and marked with "...".
+const CAPACITY: usize = 3 * 4096;
+
+pub struct Line {
+    buf: [u8; CAPACITY],
+    len: usize,
+    truncated: bool,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Line {
+    pub const fn new() -> Line {
+        Line {
+            buf: [0; CAPACITY],
+            len: 0,
+            truncated: false,
+        }
+    }
+
+    /// A line that starts with "withlock: ", as every diagnostic does.
+    pub fn diagnostic() -> Line {
+        let mut line = Line::new();
+        line.push(b"withlock: ");
+        line
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> &mut Line {
+        // Keep room for "...\n" so a cut line still ends properly.
+        let room = CAPACITY - 4 - self.len;
+        let take = bytes.len().min(room);
+        self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
+        self.len += take;
+        self.truncated |= take < bytes.len();
+        self
+    }
+
+    /// A path or argument from the user, shown so that control characters
+    /// cannot forge extra lines or terminal escapes: bytes below 0x20 and
+    /// DEL are written as `\xNN`, and a backslash as `\\`.
+    pub fn push_quoted(&mut self, bytes: &[u8]) -> &mut Line {
+        for &b in bytes {
+            if b < 0x20 || b == 0x7f || b == b'\\' {
+                let hex = b"0123456789abcdef";
+                if b == b'\\' {
+                    self.push(b"\\\\");
+                } else {
+                    self.push(&[
+                        b'\\',
+                        b'x',
+                        hex[usize::from(b >> 4)],
+                        hex[usize::from(b & 15)],
+                    ]);
+                }
+            } else {
+                self.push(&[b]);
+            }
+        }
+        self
+    }
+
+    pub fn push_u64(&mut self, mut n: u64) -> &mut Line {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[at..])
+    }
+
+    /// An octal permission mode such as "0777".
+    pub fn push_mode(&mut self, mode: u32) -> &mut Line {
+        let mut digits = [b'0'; 4];
+        for (i, d) in digits.iter_mut().enumerate() {
+            *d = b'0' + ((mode >> (3 * (3 - i))) & 7) as u8;
+        }
+        self.push(&digits)
+    }
+
+    /// A duration as a user would write it for `-w`: "5s", "2.5s", "0.25s".
+    pub fn push_duration(&mut self, d: Duration) -> &mut Line {
+        self.push_u64(d.as_secs());
+        let millis = d.subsec_millis();
+        if millis != 0 {
+            let frac = [
+                b'.',
+                b'0' + (millis / 100) as u8,
+                b'0' + (millis / 10 % 10) as u8,
+                b'0' + (millis % 10) as u8,
+            ];
+            let mut end = frac.len();
+            while frac[end - 1] == b'0' {
+                end -= 1;
+            }
+            self.push(&frac[..end]);
+        }
+        self.push(b"s")
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// End the line and write it to `fd` in one call.
+    pub fn write_to(&mut self, fd: i32) {
+        if self.truncated {
+            self.buf[self.len..self.len + 3].copy_from_slice(b"...");
+            self.len += 3;
+        }
+        self.buf[self.len] = b'\n';
+        sys::write_all(fd, &self.buf[..=self.len]);
+    }
+
+    /// End the line and write it to standard error.
+    pub fn emit(&mut self) {
+        self.write_to(2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn text(f: impl FnOnce(&mut Line) -> &mut Line) -> Vec<u8> {
+        let mut line = Line::new();
+        f(&mut line).as_bytes().to_vec()
+    }
+
+    #[test]
+    fn numbers_and_modes() {
+        assert_eq!(text(|l| l.push_u64(0)), b"0");
+        assert_eq!(text(|l| l.push_u64(u64::MAX)), b"18446744073709551615");
+        assert_eq!(text(|l| l.push_mode(0o1777)), b"1777");
+        assert_eq!(text(|l| l.push_mode(0o644)), b"0644");
+    }
+
+    #[test]
+    fn durations_read_like_user_input() {
+        let d = |ms| text(|l| l.push_duration(Duration::from_millis(ms)));
+        assert_eq!(d(5000), b"5s");
+        assert_eq!(d(2500), b"2.5s");
+        assert_eq!(d(250), b"0.25s");
+        assert_eq!(d(1), b"0.001s");
+    }
+
+    #[test]
+    fn control_bytes_are_escaped() {
+        assert_eq!(
+            text(|l| l.push_quoted(b"a\nb\\c\x1b")),
+            b"a\\x0ab\\\\c\\x1b"
+        );
+    }
+
+    #[test]
+    fn overlong_text_is_cut_not_overflowed() {
+        let mut line = Line::new();
+        for _ in 0..10 {
+            line.push(&[b'x'; 4096]);
+        }
+        assert_eq!(line.as_bytes().len(), CAPACITY - 4);
+        assert!(line.truncated);
+    }
+}

@@ -1,0 +1,169 @@
+//! A deadline for a blocking `flock`: no polling, and no lost wake-up.
+//!
+//! Waiting for a busy lock is one blocking `flock(LOCK_EX)`: the kernel wakes
+//! the waiter the moment the holder lets go. To give up after `-w DURATION`,
+//! a one-shot `ITIMER_REAL` raises SIGALRM, whose handler is installed
+//! without `SA_RESTART` so the blocked call returns `EINTR`.
+//!
+//! A flag alone would leave a race: the alarm could land after the flag is
+//! checked but before `flock` starts to block, and the wait would never end.
+//! So the handler also *closes the descriptor being locked*. Wherever the
+//! alarm lands, the wait ends: a `flock` not yet started fails with `EBADF`,
+//! one in progress fails with `EINTR`, and one that had just succeeded loses
+//! its lock with the descriptor, which the waiter notices when it takes the
+//! descriptor back. The descriptor is shared with the handler through an
+//! atomic, and whoever swaps it out owns it.
+//!
+//! Dropping the [`Deadline`] cancels the timer and restores SIGALRM's
+//! disposition and the signal mask, because all three survive `execve` and
+//! the job must not inherit them.
+
+use crate::sys::{self, Errno, Fd};
+use core::ffi::c_int;
+use core::mem::MaybeUninit;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use core::time::Duration;
+
+/// The descriptor being waited on, or -1.
+static WATCHED: AtomicI32 = AtomicI32::new(-1);
+static EXPIRED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_alarm(_signal: c_int) {
+    EXPIRED.store(true, SeqCst);
+    let fd = WATCHED.swap(-1, SeqCst);
+    if fd >= 0 {
+        // close(2) is async-signal-safe.
+        sys::close(fd);
+    }
+}
+
+/// Why a wait with a deadline ended without the lock.
+pub enum Missed {
+    Expired,
+    Failed(Errno),
+}
+
+/// An armed deadline; see the module docs.
+pub struct Deadline {
+    old_action: libc::sigaction,
+    old_mask: libc::sigset_t,
+}
+
+fn empty_set() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initializes the whole set it is given.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        set.assume_init()
+    }
+}
+
+impl Deadline {
+    /// Arm a deadline `after` from now.
+    pub fn start(after: Duration) -> Result<Deadline, Errno> {
+        EXPIRED.store(false, SeqCst);
+
+        let mut action = MaybeUninit::<libc::sigaction>::zeroed();
+        let mut old_action = MaybeUninit::<libc::sigaction>::uninit();
+        // SAFETY: an all-zero sigaction is a valid value (no flags, empty
+        // mask on every supported system) which we then fill in; the handler
+        // only touches atomics and calls close, both async-signal-safe. No
+        // SA_RESTART: the blocked flock must return EINTR.
+        let old_action = unsafe {
+            let action = action.as_mut_ptr();
+            (*action).sa_sigaction = on_alarm as extern "C" fn(c_int) as libc::sighandler_t;
+            (*action).sa_mask = empty_set();
+            if libc::sigaction(libc::SIGALRM, action, old_action.as_mut_ptr()) == -1 {
+                return Err(sys::errno());
+            }
+            old_action.assume_init()
+        };
+
+        // The caller may have blocked SIGALRM; the deadline needs it.
+        let mut alarm_only = empty_set();
+        let mut old_mask = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: both sets are valid; sigprocmask fills old_mask.
+        let old_mask = unsafe {
+            libc::sigaddset(&mut alarm_only, libc::SIGALRM);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &alarm_only, old_mask.as_mut_ptr());
+            old_mask.assume_init()
+        };
+        let deadline = Deadline {
+            old_action,
+            old_mask,
+        };
+
+        // A zero it_value would disarm the timer: round up to 1 µs.
+        let micros = after.subsec_micros().max(u32::from(after.as_secs() == 0));
+        // suseconds_t is i64 on Linux, i32 on macOS.
+        #[allow(clippy::unnecessary_fallible_conversions)]
+        let timer = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: after.as_secs().try_into().unwrap_or(i32::MAX.into()),
+                tv_usec: micros.try_into().unwrap_or(0),
+            },
+        };
+        // SAFETY: `timer` is a valid itimerval; the old value is not wanted.
+        if unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, ptr::null_mut()) } == -1 {
+            return Err(sys::errno());
+        }
+        Ok(deadline)
+    }
+
+    /// Block until `fd` is locked exclusively or the deadline passes. On
+    /// success the descriptor comes back; otherwise it is closed.
+    pub fn lock(&self, fd: Fd, operation: c_int) -> Result<Fd, Missed> {
+        let fd = fd.into_raw();
+        WATCHED.store(fd, SeqCst);
+        let outcome = loop {
+            if EXPIRED.load(SeqCst) {
+                break Err(Missed::Expired);
+            }
+            match sys::flock(fd, operation) {
+                Ok(()) => break Ok(()),
+                // EINTR: the alarm or another signal; EBADF: the alarm closed
+                // the descriptor before flock began. The loop's check decides.
+                Err(Errno(libc::EINTR)) => {}
+                Err(Errno(libc::EBADF)) if EXPIRED.load(SeqCst) => {}
+                Err(errno) => break Err(Missed::Failed(errno)),
+            }
+        };
+        // Take the descriptor back; if the handler took it first, it closed
+        // it, and with it any lock we had just gained.
+        match (WATCHED.swap(-1, SeqCst), outcome) {
+            (-1, _) => Err(Missed::Expired),
+            (fd, Ok(())) => Ok(Fd::from_raw(fd)),
+            (fd, Err(missed)) => {
+                sys::close(fd);
+                Err(missed)
+            }
+        }
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        let off = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+        };
+        // SAFETY: valid pointers to initialized values saved by `start`;
+        // restoring them cannot fail in a way we could act on.
+        unsafe {
+            libc::setitimer(libc::ITIMER_REAL, &off, ptr::null_mut());
+            libc::sigaction(libc::SIGALRM, &self.old_action, ptr::null_mut());
+            libc::sigprocmask(libc::SIG_SETMASK, &self.old_mask, ptr::null_mut());
+        }
+    }
+}
