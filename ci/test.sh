@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite (`make test`): installs what the tests need on a fresh
+# Debian machine, builds the static binary, and runs every test against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target=x86_64-unknown-linux-musl
+step() { printf '\n== %s\n' "$*"; }
+
+step "setup"
+sh ci/ensure-target.sh "$target"
+# Debian packages the tests and benchmark use: util-linux's flock and setpriv
+# (interoperability, running as another user), musl-gcc for the C floor.
+need=()
+command -v flock >/dev/null || need+=(util-linux)
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v musl-gcc >/dev/null || need+=(musl-tools)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing: ${need[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null ||
+            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null; }
+    else
+        echo "missing: ${need[*]} (install them; as root this script uses apt-get)" >&2
+        exit 1
+    fi
+fi
+
+step "build the static binary"
+cargo build --release --locked --target "$target"
+bin=$PWD/target/$target/release/withlock
+file "$bin" 2>/dev/null || true
+size=$(stat -c %s "$bin")
+echo "size: $size bytes (goal: at most 65536)"
+if [ "$size" -gt 65536 ]; then
+    echo "FAIL: the static binary grew past 64 KB" >&2
+    exit 1
+fi
+
+step "unit and integration tests (against $bin)"
+WITHLOCK_BIN=$bin cargo test --locked
+
+step "portability: the code must compile for macOS and FreeBSD"
+for other in x86_64-apple-darwin x86_64-unknown-freebsd; do
+    if sh ci/ensure-target.sh "$other" 2>/dev/null; then
+        cargo check --locked --quiet --target "$other" --lib --bins && echo "$other: ok"
+    else
+        echo "$other: SKIPPED (rustup cannot add this target here)"
+    fi
+done
+
+step "all tests passed"
