@@ -1,0 +1,27 @@
+//! End-to-end tests of the `withlock` binary: every test spawns the real executable
+//! (`$WITHLOCK_BIN`, else the one Cargo built) and checks what a user would see: exit
+//! status, output, files, and who holds the lock when.
+//!
+//! One test binary, grouped by topic; `support` is the small harness they share.
+
+#[path = "cli/support.rs"]
+mod support;
+
+#[path = "cli/args.rs"]
+mod args;
+#[path = "cli/exit_codes.rs"]
+mod exit_codes;
+#[path = "cli/interop.rs"]
+mod interop;
+#[path = "cli/job_env.rs"]
+mod job_env;
+#[path = "cli/options.rs"]
+mod options;
+#[path = "cli/safety.rs"]
+mod safety;
+#[path = "cli/signals.rs"]
+mod signals;
+#[path = "cli/torture.rs"]
+mod torture;
+#[path = "cli/waiting.rs"]
+mod waiting;

@@ -1,0 +1,665 @@
+//! The harness: a private temporary directory, a runner that captures a child's status,
+//! output and run time (with a hard timeout so no test can hang), background holders that
+//! keep a lock until told to let go, and thin wrappers over the few system calls std lacks.
+//!
+//! Output is captured in unlinked temporary files, not pipes: a job's background children
+//! may keep the descriptors open long after the job itself is gone, and the runner must not
+//! wait for them.
+
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest any single withlock run may take before the runner kills it and fails the test.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The binary under test: `$WITHLOCK_BIN` (the Makefile points it at the static musl build),
+/// else the one Cargo built for this test run.
+pub fn bin() -> PathBuf {
+    match std::env::var_os("WITHLOCK_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_withlock")),
+    }
+}
+
+/// A `Command` for withlock with stdin from /dev/null; add the arguments with `.arg(s)`.
+pub fn withlock() -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A unique name prefix for this process, for files created outside a `TempDir`.
+pub fn unique_name(what: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "withlock-test-{}-{}-{nanos}-{what}",
+        std::process::id(),
+        unique()
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serialising timing-sensitive tests against the CPU-hungry torture tests.
+
+static LOAD: RwLock<()> = RwLock::new(());
+
+/// Held by tests that assert a (coarse) time bound: they may run together, but not while a
+/// torture test saturates the machine.
+pub fn timing() -> RwLockReadGuard<'static, ()> {
+    LOAD.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Held by the torture tests: they run alone.
+pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    LOAD.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporary directories.
+
+/// A fresh directory under the system temp dir, mode 0700 (so it passes withlock's safety
+/// checks), removed with everything in it on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> Self {
+        let base = std::env::temp_dir();
+        loop {
+            let path = base.join(unique_name("dir"));
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => {
+                    // The umask may have removed bits we need; set the mode exactly.
+                    set_mode(&path, 0o700);
+                    return TempDir { path };
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => panic!("cannot create a temp dir in {}: {e}", base.display()),
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The conventional lock path for a test: `DIR/x.lock`.
+    pub fn lock(&self) -> PathBuf {
+        self.join("x.lock")
+    }
+
+    /// Creates `DIR/name` (parents must exist) and sets its mode exactly (umask ignored).
+    pub fn mkdir(&self, name: impl AsRef<Path>, mode: u32) -> PathBuf {
+        let path = self.join(name);
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        set_mode(&path, mode);
+        path
+    }
+
+    /// Writes `DIR/name` with `content` and sets its mode exactly.
+    pub fn write(&self, name: impl AsRef<Path>, content: &[u8], mode: u32) -> PathBuf {
+        let path = self.join(name);
+        fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        set_mode(&path, mode);
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // As non-root, a test may have left a directory without write or search permission.
+        fn open_up(dir: &Path) {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+            if let Ok(entries) = fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        open_up(&entry.path());
+                    }
+                }
+            }
+        }
+        if fs::remove_dir_all(&self.path).is_err() {
+            open_up(&self.path);
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+pub fn mode_of(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()))
+        .mode()
+}
+
+pub fn inode_of(path: &Path) -> u64 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .ino()
+}
+
+pub fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+pub fn read_string(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Reads a file holding `date +%s%N` output: nanoseconds since the epoch.
+pub fn read_epoch_ns(path: &Path) -> i128 {
+    let text = read_string(path);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: not a timestamp {text:?}: {e}", path.display()))
+}
+
+pub fn now_epoch_ns() -> i128 {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    i128::try_from(d.as_nanos()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running withlock.
+
+/// What a finished child did.
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+impl Out {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Everything about the run, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "status: {:?}\nelapsed: {:?}\nstdout: {:?}\nstderr: {:?}",
+            self.status,
+            self.elapsed,
+            self.stdout_str(),
+            self.stderr_str()
+        )
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "expected exit code {code}\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_signal(&self, signal: i32) -> &Self {
+        assert_eq!(
+            self.signal(),
+            Some(signal),
+            "expected death by signal {signal}\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_stdout(&self, expected: &str) -> &Self {
+        assert_eq!(self.stdout_str(), expected, "stdout\n{}", self.describe());
+        self
+    }
+
+    /// stderr mentions `text` (a path is compared as its bytes).
+    #[track_caller]
+    pub fn assert_stderr_mentions(&self, text: impl AsRef<OsStr>) -> &Self {
+        let needle = text.as_ref().as_bytes();
+        assert!(
+            self.stderr.windows(needle.len()).any(|w| w == needle),
+            "stderr should mention {:?}\n{}",
+            text.as_ref(),
+            self.describe()
+        );
+        self
+    }
+
+    /// withlock's own failure: one line on stderr, prefixed `withlock: `, naming `what`.
+    #[track_caller]
+    pub fn assert_one_message_naming(&self, what: impl AsRef<OsStr>) -> &Self {
+        let err = self.stderr_str();
+        assert!(
+            err.starts_with("withlock: ") && err.ends_with('\n') && err.lines().count() == 1,
+            "expected exactly one stderr line starting `withlock: `\n{}",
+            self.describe()
+        );
+        self.assert_stderr_mentions(what)
+    }
+
+    #[track_caller]
+    pub fn assert_silent(&self) -> &Self {
+        assert!(
+            self.stdout.is_empty() && self.stderr.is_empty(),
+            "expected no output at all\n{}",
+            self.describe()
+        );
+        self
+    }
+}
+
+/// An anonymous (already unlinked) file to receive a child's output.
+fn capture_file() -> File {
+    let path = std::env::temp_dir().join(unique_name("out"));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    fs::remove_file(&path).unwrap();
+    file
+}
+
+fn slurp(mut file: &File) -> Vec<u8> {
+    let mut buf = Vec::new();
+    file.seek(SeekFrom::Start(0)).unwrap();
+    file.read_to_end(&mut buf).unwrap();
+    buf
+}
+
+/// A child running in the background with its output captured.
+pub struct Running {
+    child: Child,
+    out: File,
+    err: File,
+    started: Instant,
+    reaped: bool,
+    what: String,
+}
+
+/// Starts `cmd` with stdout and stderr captured (stdin is whatever `cmd` says; `withlock()`
+/// sets /dev/null).
+pub fn start(cmd: &mut Command) -> Running {
+    let out = capture_file();
+    let err = capture_file();
+    cmd.stdout(out.try_clone().unwrap());
+    cmd.stderr(err.try_clone().unwrap());
+    let what = format!("{cmd:?}");
+    let started = Instant::now();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    Running {
+        child,
+        out,
+        err,
+        started,
+        reaped: false,
+        what,
+    }
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    /// The status if the child has exited (it is then reaped).
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().unwrap();
+        if status.is_some() {
+            self.reaped = true;
+        }
+        status
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.try_status().is_none()
+    }
+
+    /// Output so far, for diagnostics.
+    pub fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&slurp(&self.err)).into_owned()
+    }
+
+    /// Waits for the child; if it is still running `timeout` from now it is killed and
+    /// the test fails.
+    #[track_caller]
+    pub fn wait(mut self, timeout: Duration) -> Out {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.try_status() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                self.reaped = true;
+                panic!(
+                    "timed out after {timeout:?}: {}\nstdout: {:?}\nstderr: {:?}",
+                    self.what,
+                    String::from_utf8_lossy(&slurp(&self.out)),
+                    String::from_utf8_lossy(&slurp(&self.err)),
+                );
+            }
+            thread::sleep(Duration::from_millis(2));
+        };
+        let elapsed = self.started.elapsed();
+        Out {
+            status,
+            stdout: slurp(&self.out),
+            stderr: slurp(&self.err),
+            elapsed,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to completion (at most `DEFAULT_TIMEOUT`).
+#[track_caller]
+pub fn run(cmd: &mut Command) -> Out {
+    start(cmd).wait(DEFAULT_TIMEOUT)
+}
+
+/// Runs `cmd` to completion, failing the test if it takes longer than `timeout`.
+#[track_caller]
+pub fn run_within(cmd: &mut Command, timeout: Duration) -> Out {
+    start(cmd).wait(timeout)
+}
+
+/// `withlock [opts] LOCK touch MARKER`: the standard "would it have run?" probe.
+pub fn run_touch(opts: &[&str], lock: &Path, marker: &Path) -> Out {
+    run(withlock().args(opts).arg(lock).arg("touch").arg(marker))
+}
+
+/// Polls `cond` every few milliseconds until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(3));
+    }
+}
+
+/// Waits (setup only, not a timing assertion) until `pid` has `path` open: a waiter that
+/// has opened the lock file is about to block on it, or already blocks.
+#[track_caller]
+pub fn wait_until_has_open(pid: i32, path: &Path) {
+    let target = fs::canonicalize(path).unwrap();
+    let fd_dir = PathBuf::from(format!("/proc/{pid}/fd"));
+    let found = wait_until(Duration::from_secs(10), || {
+        fs::read_dir(&fd_dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == target))
+        })
+    });
+    assert!(found, "process {pid} never opened {}", path.display());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holders: a process that has the lock until released.
+
+/// A background locker (withlock or flock(1)) whose job has signalled that it runs.
+pub struct Holder {
+    run: Running,
+    release: PathBuf,
+}
+
+/// The holder job: announce, then idle until the release file appears.
+const HOLD_SCRIPT: &str =
+    r#": > "$1"; while [ ! -e "$2" ]; do sleep 0.01; done; [ -z "$3" ] || date +%s%N > "$3""#;
+
+/// Starts `locker` (a command ending with the lock path, e.g. `withlock L` or `flock L`)
+/// running the holder job, and returns once the job runs, that is, holds the lock.
+#[track_caller]
+pub fn hold_using(dir: &TempDir, mut locker: Command, done_stamp: Option<&Path>) -> Holder {
+    let n = unique();
+    let ready = dir.join(format!("holder-{n}.ready"));
+    let release = dir.join(format!("holder-{n}.release"));
+    locker
+        .stdin(Stdio::null())
+        .args(["sh", "-c", HOLD_SCRIPT, "sh"])
+        .arg(&ready)
+        .arg(&release)
+        .arg(done_stamp.map_or(OsStr::new(""), Path::as_os_str));
+    let mut run = start(&mut locker);
+    let ok = wait_until(Duration::from_secs(10), || {
+        exists(&ready) || !run.is_running()
+    });
+    assert!(
+        ok && exists(&ready),
+        "holder never got the lock: {}\nstderr: {:?}",
+        run.what,
+        run.stderr_so_far()
+    );
+    Holder { run, release }
+}
+
+/// `withlock LOCK <idle job>`, returned once it holds the lock.
+#[track_caller]
+pub fn hold(dir: &TempDir, lock: &Path) -> Holder {
+    let mut cmd = withlock();
+    cmd.arg(lock);
+    hold_using(dir, cmd, None)
+}
+
+/// `withlock LOCK sh -c '...; exec sleep 300'`: a holder that is one process with no
+/// children (so killing it leaves no other copy of the lock descriptor). End it with
+/// `Holder::kill`.
+#[track_caller]
+pub fn hold_until_killed(dir: &TempDir, lock: &Path) -> Holder {
+    let ready = dir.join(format!("holder-{}.ready", unique()));
+    let mut run = start(
+        withlock()
+            .arg(lock)
+            .args(["sh", "-c", r#": > "$1"; exec sleep 300"#, "sh"])
+            .arg(&ready),
+    );
+    let ok = wait_until(Duration::from_secs(10), || {
+        exists(&ready) || !run.is_running()
+    });
+    assert!(
+        ok && exists(&ready),
+        "holder never got the lock: {}\nstderr: {:?}",
+        run.what,
+        run.stderr_so_far()
+    );
+    Holder {
+        run,
+        release: dir.join("never-released"),
+    }
+}
+
+/// `flock LOCK <idle job>` (util-linux), returned once it holds the lock.
+#[track_caller]
+pub fn hold_with_flock(dir: &TempDir, lock: &Path) -> Holder {
+    let mut cmd = Command::new("flock");
+    cmd.arg(lock);
+    hold_using(dir, cmd, None)
+}
+
+impl Holder {
+    pub fn pid(&self) -> i32 {
+        self.run.pid()
+    }
+
+    /// Tells the job to finish and waits for it; returns its outcome.
+    #[track_caller]
+    pub fn release(self) -> Out {
+        fs::write(&self.release, b"").unwrap();
+        self.run.wait(Duration::from_secs(10))
+    }
+
+    /// Sends a signal and waits for the holder to end. (The idle loop of `hold` may have a
+    /// `sleep` child that briefly keeps the lock; use `hold_until_killed` to avoid that.)
+    #[track_caller]
+    pub fn kill(self, sig: i32) -> Out {
+        send_signal(self.pid(), sig);
+        self.run.wait(Duration::from_secs(10))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// System calls std does not offer.
+
+fn cstring(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_bytes()).unwrap()
+}
+
+/// kill(2); `pid` may be negative to name a process group.
+pub fn send_signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}): {}", io::Error::last_os_error());
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and has no arguments.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skips (returns false after saying so) unless the tests run as root.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        true
+    } else {
+        eprintln!("skipping {test}: needs root");
+        false
+    }
+}
+
+/// uid and gid of the `nobody` account, from /etc/passwd.
+pub fn nobody() -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() > 3 && fields[0] == "nobody" {
+            Some((fields[2].parse().ok()?, fields[3].parse().ok()?))
+        } else {
+            None
+        }
+    })
+}
+
+/// Root and a `nobody` account, or skip.
+pub fn require_root_and_nobody(test: &str) -> Option<(u32, u32)> {
+    if !require_root(test) {
+        return None;
+    }
+    let ids = nobody();
+    if ids.is_none() {
+        eprintln!("skipping {test}: no `nobody` user in /etc/passwd");
+    }
+    ids
+}
+
+pub fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+}
+
+pub fn mkfifo(path: &Path, mode: u32) {
+    let c = cstring(path);
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), mode) };
+    assert_eq!(
+        rc,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        io::Error::last_os_error()
+    );
+}
+
+/// Creates a character device node like /dev/null (1,3); fails where mknod is not allowed.
+pub fn mknod_null(path: &Path) -> io::Result<()> {
+    let c = cstring(path);
+    let dev = libc::makedev(1, 3);
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, dev) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether this test process has `sig` ignored (inherited by every child we spawn, and a
+/// non-interactive sh cannot trap a signal that was ignored when it started).
+pub fn signal_ignored_here(sig: i32) -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("SigIgn:"))
+        .expect("SigIgn line in /proc/self/status");
+    let mask = u64::from_str_radix(line["SigIgn:".len()..].trim(), 16).unwrap();
+    mask & (1 << (sig - 1)) != 0
+}
+
+/// Skips (returns false after saying so) when `sig` is ignored in this test process.
+pub fn require_catchable(test: &str, sig: i32) -> bool {
+    if signal_ignored_here(sig) {
+        eprintln!("skipping {test}: signal {sig} is ignored by the test process itself");
+        false
+    } else {
+        true
+    }
+}

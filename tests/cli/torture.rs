@@ -1,0 +1,155 @@
+//! Contention torture: many concurrent workers run a critical section that detects overlap
+//! (an atomic mkdir) and lost updates (a read-increment-write counter). Also with lock files
+//! deleted during the run (by processes that hold the lock, the documented safe way), and
+//! with util-linux flock(1) workers mixed in. These tests take the machine to themselves.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::{TempDir, exclusive, run_within, withlock};
+
+/// $1: work dir, $2: lock path, $3: `delete` to remove the lock file at the end (the last
+/// thing done while holding the lock).
+const CRITICAL: &str = r#"d=$1
+mkdir "$d/in" 2>/dev/null || echo OVERLAP >> "$d/log"
+read n < "$d/counter"
+sleep 0.001
+echo $((n + 1)) > "$d/counter"
+rmdir "$d/in" 2>/dev/null || echo OVERLAP >> "$d/log"
+if [ "$3" = delete ] && [ $((n % 3)) = 0 ]; then rm -f "$2"; fi"#;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Locker {
+    Withlock,
+    Flock,
+}
+
+struct Plan {
+    workers: usize,
+    flock_workers: usize,
+    rounds: usize,
+    delete: bool,
+}
+
+fn torture(plan: &Plan) {
+    let _alone = exclusive();
+    let t = TempDir::new();
+    let work = t.mkdir("work", 0o700);
+    fs::write(work.join("counter"), "0\n").unwrap();
+    let lock = t.lock();
+    let done = AtomicBool::new(false);
+    let deletions = AtomicUsize::new(0);
+    let began = Instant::now();
+    let mode = if plan.delete { "delete" } else { "keep" };
+    thread::scope(|s| {
+        let mut handles = Vec::new();
+        for w in 0..plan.workers {
+            let locker = if w < plan.flock_workers {
+                Locker::Flock
+            } else {
+                Locker::Withlock
+            };
+            let (work, lock) = (&work, &lock);
+            handles.push(s.spawn(move || worker(locker, plan.rounds, work, lock, mode)));
+        }
+        if plan.delete {
+            let (lock, done, deletions) = (&lock, &done, &deletions);
+            s.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let out = run_within(
+                        withlock()
+                            .args(["-w", "forever"])
+                            .arg(lock)
+                            .args(["rm", "-f"])
+                            .arg(lock),
+                        Duration::from_secs(60),
+                    );
+                    out.assert_code(0);
+                    deletions.fetch_add(1, Ordering::Relaxed);
+                    thread::sleep(Duration::from_millis(2));
+                }
+            });
+        }
+        for h in handles {
+            h.join().expect("a worker failed");
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let expected = plan.workers * plan.rounds;
+    let log = fs::read_to_string(work.join("log")).unwrap_or_default();
+    let counter = fs::read_to_string(work.join("counter")).unwrap();
+    eprintln!(
+        "torture: {} workers ({} flock) x {} rounds, delete: {}, {} deleter runs, {:?}",
+        plan.workers,
+        plan.flock_workers,
+        plan.rounds,
+        plan.delete,
+        deletions.load(Ordering::Relaxed),
+        began.elapsed()
+    );
+    assert!(
+        !log.contains("OVERLAP"),
+        "critical sections overlapped {} times",
+        log.matches("OVERLAP").count()
+    );
+    assert_eq!(
+        counter.trim(),
+        expected.to_string(),
+        "lost updates: counter {} after {expected} rounds",
+        counter.trim()
+    );
+}
+
+fn worker(locker: Locker, rounds: usize, work: &Path, lock: &Path, mode: &str) {
+    for _ in 0..rounds {
+        let mut cmd = match locker {
+            Locker::Withlock => {
+                let mut c = withlock();
+                c.args(["-w", "forever"]);
+                c
+            }
+            Locker::Flock => Command::new("flock"),
+        };
+        cmd.arg(lock)
+            .args(["sh", "-c", CRITICAL, "sh"])
+            .arg(work)
+            .arg(lock)
+            .arg(mode);
+        let out = run_within(&mut cmd, Duration::from_secs(60));
+        out.assert_code(0);
+    }
+}
+
+#[test]
+fn torture_concurrent_waiters_never_overlap_or_lose_updates() {
+    torture(&Plan {
+        workers: 16,
+        flock_workers: 0,
+        rounds: 20,
+        delete: false,
+    });
+}
+
+#[test]
+fn torture_with_lock_files_deleted_during_the_run() {
+    torture(&Plan {
+        workers: 16,
+        flock_workers: 0,
+        rounds: 20,
+        delete: true,
+    });
+}
+
+#[test]
+fn torture_mixed_with_flock_holders() {
+    torture(&Plan {
+        workers: 12,
+        flock_workers: 4,
+        rounds: 15,
+        delete: false,
+    });
+}
