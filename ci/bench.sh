@@ -174,7 +174,7 @@ echo "machine:  ${CPU:-unknown CPU}, $NCPU CPUs, $KERNEL"
 WL_VERSION=$("$WL" -V 2>/dev/null || echo '(no -V)')
 echo "withlock: $WL ($WL_VERSION)"
 echo "flock:    $FLOCK ($("$FLOCK" -V 2>/dev/null | head -n 1 || echo '?'))"
-echo "floor:    $FLOOR (ci/bench/floor.c: open + flock(LOCK_EX|LOCK_NB) + execvp, $CC -static -O2)"
+echo "floor:    $FLOOR (ci/bench/floor.c: open + flock(LOCK_EX|LOCK_NB) + execvp, $CC -static -O2 -s)"
 echo "job:      $TRUE_BIN"
 if command -v readelf >/dev/null && readelf -l "$WL" 2>/dev/null | grep -q 'INTERP'; then
     echo "warning:  $WL is dynamically linked; make bench means the static musl build"
@@ -205,6 +205,7 @@ echo
 echo "== 1. Cost of one run =="
 echo "$SPAWNLOOP: posix_spawn + waitpid, each run timed alone (CLOCK_MONOTONIC);"
 echo "the four candidates interleaved run by run, rotating order; $ROUNDS round(s) x $RUNS runs each."
+echo "faults/run: page faults of the whole process (wrapper + the job it became), from wait4."
 NAMES=(bare withlock floor flock)
 LABELS=("$TRUE_BIN (bare exec)" "withlock L $TRUE_BIN" "floor L $TRUE_BIN" "flock L $TRUE_BIN")
 "$SPAWNLOOP" "$ROUNDS" "$RUNS" \
@@ -214,8 +215,8 @@ LABELS=("$TRUE_BIN (bare exec)" "withlock L $TRUE_BIN" "floor L $TRUE_BIN" "floc
     :: "$FLOCK" "$LOCKS/run-flock" "$TRUE_BIN" \
     >"$WORK/spawnloop.out" || die "the spawn loop failed (see above)"
 
-declare -A MED MIN P10 P90 BEST ROUNDLIST RMED
-while read -r kind c a b c2 d _; do
+declare -A MED MIN P10 P90 BEST ROUNDLIST RMED FAULTS
+while read -r kind c a b c2 d _ f; do
     name=${NAMES[$c]}
     case $kind in
         round) # round CAND ROUND MEAN MEDIAN
@@ -224,13 +225,16 @@ while read -r kind c a b c2 d _; do
             if [[ -z ${BEST[$name]:-} ]] || ((b < BEST[$name])); then BEST[$name]=$b; fi
             ;;
         stats)
-            MED[$name]=$a MIN[$name]=$b P10[$name]=$c2 P90[$name]=$d
+            MED[$name]=$a MIN[$name]=$b P10[$name]=$c2 P90[$name]=$d FAULTS[$name]=$f
             ;;
     esac
 done <"$WORK/spawnloop.out"
 
-printf '\n%-26s %9s %9s %9s %9s %10s %12s %12s\n' candidate 'median' 'p10' 'p90' 'min' 'best rnd' 'overhead' 'overhead'
-printf '%-26s %9s %9s %9s %9s %10s %12s %12s\n' '' 'µs' 'µs' 'µs' 'µs' 'mean µs' 'median µs' 'best rnd µs'
+row() { printf '%-24s %8s %8s %8s %8s %9s %11s %11s %7s\n' "$@"; }
+echo
+row candidate median p10 p90 min 'best rnd' overhead overhead faults
+# (printf pads bytes, and µ is two: one more column for each µ.)
+printf '%-24s %9s %9s %9s %9s %10s %12s %12s %7s\n' '' µs µs µs µs 'mean µs' 'median µs' 'best rnd µs' '/run'
 for i in "${!NAMES[@]}"; do
     n=${NAMES[$i]}
     if [[ $n == bare ]]; then
@@ -239,9 +243,8 @@ for i in "${!NAMES[@]}"; do
         ovm=$(us $((MED[$n] - MED[bare])))
         ovb=$(us $((BEST[$n] - BEST[bare])))
     fi
-    printf '%-26s %9s %9s %9s %9s %10s %12s %12s\n' "${LABELS[$i]}" \
-        "$(us "${MED[$n]}")" "$(us "${P10[$n]}")" "$(us "${P90[$n]}")" "$(us "${MIN[$n]}")" \
-        "$(us "${BEST[$n]}")" "$ovm" "$ovb"
+    row "${LABELS[$i]}" "$(us "${MED[$n]}")" "$(us "${P10[$n]}")" "$(us "${P90[$n]}")" \
+        "$(us "${MIN[$n]}")" "$(us "${BEST[$n]}")" "$ovm" "$ovb" "${FAULTS[$n]}"
 done
 echo
 echo "each round, mean/median (µs):"
@@ -458,7 +461,7 @@ BLOCKED_SECS=$(calc '%.1f' 'n / 1e9' "n=${BLOCKED_NS[withlock]}")
 goal V_CPU 'c < 1000000' "c=${CPU_BLOCKED[withlock]}"
 echo
 printf '%-10s %16s %18s %14s %16s %16s\n' tool 'CPU while' 'CPU incl. start-up' 'utime+stime' 'first job after' 'all jobs done'
-printf '%-10s %16s %18s %14s %16s %16s\n' '' 'blocked µs' 'µs (schedstat)' 'ticks' 'release ms' 'after release ms'
+printf '%-10s %17s %19s %14s %16s %16s\n' '' 'blocked µs' 'µs (schedstat)' 'ticks' 'release ms' 'after release ms'
 for tag in withlock flock; do
     printf '%-10s %16s %18s %14s %16s %16s\n' "$tag" "$(us "${CPU_BLOCKED[$tag]}")" "$(us "${CPU_TOTAL[$tag]}")" \
         "${CPU_TICKS[$tag]}" "$(ms "${WAIT_FIRST[$tag]}")" "$(ms "${WAIT_LAST[$tag]}")"

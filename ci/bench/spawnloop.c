@@ -13,7 +13,9 @@
  *
  * Output, one line per fact, for the script to parse (times in ns per run):
  *   round CAND ROUND MEAN MEDIAN
- *   stats CAND MEDIAN MIN P10 P90 MEAN
+ *   stats CAND MEDIAN MIN P10 P90 MEAN FAULTS
+ * FAULTS is the mean count of page faults per run (minor + major, from
+ * wait4's rusage: the whole process, wrapper and the job it became).
  * CAND counts from 0 in command-line order.
  */
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -42,8 +45,9 @@ static int cmp_ll(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Run argv once; return its wall time in ns, or -1 after saying why. */
-static long long run_once(char **argv)
+/* Run argv once; return its wall time in ns, or -1 after saying why.
+ * Adds its page faults to *faults. */
+static long long run_once(char **argv, long long *faults)
 {
     pid_t pid;
     long long t0 = now_ns();
@@ -53,13 +57,15 @@ static long long run_once(char **argv)
         return -1;
     }
     int status;
-    while (waitpid(pid, &status, 0) < 0) {
+    struct rusage ru;
+    while (wait4(pid, &status, 0, &ru) < 0) {
         if (errno != EINTR) {
-            perror("spawnloop: waitpid");
+            perror("spawnloop: wait4");
             return -1;
         }
     }
     long long t1 = now_ns();
+    *faults += ru.ru_minflt + ru.ru_majflt;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         if (WIFEXITED(status))
             fprintf(stderr, "spawnloop: %s ... exited %d\n", argv[0],
@@ -117,9 +123,10 @@ int main(int argc, char **argv)
         }
     }
 
+    long long faults[MAXCAND] = { 0 }, ignored = 0;
     for (int w = 0; w < WARMUP; w++)
         for (int c = 0; c < ncand; c++)
-            if (run_once(cand[c]) < 0)
+            if (run_once(cand[c], &ignored) < 0)
                 return 1;
 
     long k = 0;
@@ -128,7 +135,7 @@ int main(int argc, char **argv)
         for (long i = 0; i < runs; i++, k++) {
             for (int j = 0; j < ncand; j++) {
                 int c = (int)((k + j) % ncand);
-                long long ns = run_once(cand[c]);
+                long long ns = run_once(cand[c], &faults[c]);
                 if (ns < 0)
                     return 1;
                 samples[c][k] = ns;
@@ -148,8 +155,9 @@ int main(int argc, char **argv)
         for (long i = 0; i < total; i++)
             sum += s[i];
         qsort(s, (size_t)total, sizeof *s, cmp_ll);
-        printf("stats %d %lld %lld %lld %lld %lld\n", c, s[total / 2], s[0],
-               s[total / 10], s[total * 9 / 10], sum / total);
+        printf("stats %d %lld %lld %lld %lld %lld %.2f\n", c, s[total / 2], s[0],
+               s[total / 10], s[total * 9 / 10], sum / total,
+               (double)faults[c] / (double)total);
     }
     return 0;
 }
