@@ -84,6 +84,11 @@ impl Failure<'_> {
 
     /// Write the one-line explanation (plus the usage summary for usage
     /// errors) to stderr. `shown` is where the walk to LOCK stopped.
+    ///
+    /// Kept out of line: its message buffer must not enlarge the stack
+    /// frame of the path that runs the command (see `locate::Scratch`).
+    #[cold]
+    #[inline(never)]
     pub fn report(&self, lock: &[u8], command: &[u8], shown: &[u8]) {
         let mut line = Line::diagnostic();
         match self {

@@ -83,8 +83,10 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     };
 
     let lock_path = args.get(lock).to_bytes();
-    let mut shown = locate::Shown::new();
-    let failure = match locate::locate(lock_path, options.insecure, &mut shown)
+    let Some(scratch) = locate::Scratch::take() else {
+        unreachable!("main runs once");
+    };
+    let failure = match locate::locate(lock_path, options.insecure, scratch)
         .and_then(|at| lock::acquire(&at, &options, lock_path))
     {
         // SAFETY: argv[command..argc] are valid C strings and argv[argc] is
@@ -97,9 +99,24 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         .conflict_exit_code
         .unwrap_or(if options.quiet { 0 } else { exit::BUSY });
     if !(options.quiet && failure.is_conflict()) {
-        failure.report(lock_path, args.get(command).to_bytes(), shown.as_bytes());
+        failure.report(
+            lock_path,
+            args.get(command).to_bytes(),
+            scratch.shown.as_bytes(),
+        );
     }
     c_int::from(failure.exit_code(conflict))
+}
+
+/// Out of line, so the message buffer stays off the fast path's stack.
+#[cold]
+#[inline(never)]
+fn say_running(locked: &sys::Fd, command: &[u8]) {
+    let mut line = Line::diagnostic();
+    line.push(b"locked (descriptor ")
+        .push_u64(u64::try_from(locked.raw()).unwrap_or(0));
+    line.push(b"); running ").push_quoted(command);
+    line.emit();
 }
 
 /// Become the command, keeping the locked descriptor open for it. Returns
@@ -111,11 +128,7 @@ unsafe fn run(locked: sys::Fd, command: *const *const c_char, verbose: bool) -> 
     // SAFETY: per this function's contract, command[0] is a valid C string.
     let name = unsafe { CStr::from_ptr(*command) };
     if verbose {
-        let mut line = Line::diagnostic();
-        line.push(b"locked (descriptor ")
-            .push_u64(u64::try_from(locked.raw()).unwrap_or(0));
-        line.push(b"); running ").push_quoted(name.to_bytes());
-        line.emit();
+        say_running(&locked, name.to_bytes());
     }
     // The descriptor must outlive us: it is the job's now.
     let _ = locked.into_raw();

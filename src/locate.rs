@@ -27,6 +27,7 @@
 use crate::error::{Failure, Unsafe};
 use crate::sys::{self, Errno, Fd, Kind};
 use core::ffi::CStr;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// How directories on the way are opened: without following a final
 /// symlink, and (on Linux) as a path handle, which needs only search
@@ -43,25 +44,13 @@ const NAME_MAX: usize = 255;
 
 /// The path withlock shows in messages: the directory it is judging (or the
 /// link or directory it failed on), as reached from LOCK.
+#[repr(C)]
 pub struct Shown {
     buf: [u8; PATH_MAX],
     len: usize,
 }
 
-impl Default for Shown {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Shown {
-    pub const fn new() -> Shown {
-        Shown {
-            buf: [0; PATH_MAX],
-            len: 0,
-        }
-    }
-
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -113,27 +102,34 @@ impl Name {
 
 /// The part of the path still to walk, kept at the end of a buffer so a
 /// symlink's target can be put in front of it.
+#[repr(C)]
 struct Remaining {
-    buf: [u8; 2 * PATH_MAX],
+    buf: [u8; PATH_MAX],
     start: usize,
 }
 
 impl Remaining {
-    fn new(path: &[u8]) -> Result<Remaining, Errno> {
-        let mut rest = Remaining {
-            buf: [0; 2 * PATH_MAX],
-            start: 2 * PATH_MAX,
-        };
-        rest.prepend(path)?;
-        Ok(rest)
-    }
-
-    fn prepend(&mut self, bytes: &[u8]) -> Result<(), Errno> {
-        if bytes.len() > self.start {
+    fn set(&mut self, path: &[u8]) -> Result<(), Errno> {
+        if path.len() > PATH_MAX {
             return Err(Errno(libc::ENAMETOOLONG));
         }
-        self.start -= bytes.len();
-        self.buf[self.start..self.start + bytes.len()].copy_from_slice(bytes);
+        self.start = PATH_MAX - path.len();
+        self.buf[self.start..].copy_from_slice(path);
+        Ok(())
+    }
+
+    /// Replace the symlink `name` in `dir` (just taken off the front) by its
+    /// target: read the target into the free space before the rest, then
+    /// move it to sit right before it, joined by a slash.
+    fn follow(&mut self, dir: &Fd, name: &Name) -> Result<(), Errno> {
+        let len = sys::readlinkat(dir, name.as_cstr(), &mut self.buf[..self.start])?;
+        if len + 1 > self.start {
+            return Err(Errno(libc::ENAMETOOLONG));
+        }
+        let at = self.start - 1 - len;
+        self.buf.copy_within(..len, at);
+        self.buf[self.start - 1] = b'/';
+        self.start = at;
         Ok(())
     }
 
@@ -165,14 +161,58 @@ pub struct LockDir {
     pub name: Name,
 }
 
-/// Walk to LOCK's directory (see the module docs).
-pub fn locate(lock: &[u8], insecure: bool, shown: &mut Shown) -> Result<LockDir, Failure<'static>> {
+/// The walk's buffers. They are large (a path each), so they live in static
+/// memory rather than on the stack: a large stack frame is probed page by
+/// page on entry, and those page faults were most of withlock's cost above
+/// a bare exec. Static pages are touched only where a path is written.
+///
+/// The remaining path is kept at the end of its buffer and the shown path
+/// at the start of its own, so laid out in this order the bytes in use sit
+/// together, usually on one page.
+#[repr(C)]
+pub struct Scratch {
+    rest: Remaining,
+    pub shown: Shown,
+}
+
+static mut SCRATCH: Scratch = Scratch {
+    rest: Remaining {
+        buf: [0; PATH_MAX],
+        start: 0,
+    },
+    shown: Shown {
+        buf: [0; PATH_MAX],
+        len: 0,
+    },
+};
+static SCRATCH_TAKEN: AtomicBool = AtomicBool::new(false);
+
+impl Scratch {
+    /// The one scratch space of the process; `None` if already taken.
+    pub fn take() -> Option<&'static mut Scratch> {
+        if SCRATCH_TAKEN.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        // SAFETY: the flag above lets this line run at most once in the
+        // process's life, so this is the only reference ever made to SCRATCH.
+        Some(unsafe { &mut *(&raw mut SCRATCH) })
+    }
+}
+
+/// Walk to LOCK's directory (see the module docs). `scratch.shown` is left
+/// naming the directory or link the walk stopped at, for messages.
+pub fn locate(
+    lock: &[u8],
+    insecure: bool,
+    scratch: &mut Scratch,
+) -> Result<LockDir, Failure<'static>> {
+    let Scratch { shown, rest } = scratch;
     let cannot_open = |errno| Failure::CannotOpen {
         errno,
         on_path: true,
     };
     let euid = sys::geteuid();
-    let mut rest = Remaining::new(lock).map_err(cannot_open)?;
+    rest.set(lock).map_err(cannot_open)?;
     let mut dir = open_start(&rest, shown)?;
     let mut links_followed = 0;
     loop {
@@ -217,14 +257,10 @@ pub fn locate(lock: &[u8], insecure: bool, shown: &mut Shown) -> Result<LockDir,
                     return Err(fail_at(shown, &name, Failure::Refused { why }));
                 }
                 links_followed += 1;
-                let mut target = [0u8; PATH_MAX];
                 let followed = if links_followed > MAX_SYMLINKS {
                     Err(Errno(libc::ELOOP))
                 } else {
-                    sys::readlinkat(&dir, name.as_cstr(), &mut target).and_then(|len| {
-                        rest.prepend(b"/")
-                            .and_then(|()| rest.prepend(&target[..len]))
-                    })
+                    rest.follow(&dir, &name)
                 };
                 if let Err(errno) = followed {
                     return Err(fail_at(shown, &name, cannot_open(errno)));

@@ -84,10 +84,7 @@ pub fn acquire(at: &LockDir, options: &Options, lock: &[u8]) -> Result<Fd, Failu
             Ok(now) if now.st_dev == opened.st_dev && now.st_ino == opened.st_ino => return Ok(fd),
             Ok(_) | Err(Errno(libc::ENOENT)) => {
                 if options.verbose {
-                    let mut line = Line::diagnostic();
-                    line.push_quoted(lock)
-                        .push(b" was removed or replaced while we waited; locking the new one");
-                    line.emit();
+                    say_replaced(lock);
                 }
             }
             Err(errno) => {
@@ -153,6 +150,19 @@ fn block(fd: Fd) -> Result<Fd, Failure<'static>> {
     }
 }
 
+// Messages are out of line, so their buffers stay off the fast path's stack.
+
+#[cold]
+#[inline(never)]
+fn say_replaced(lock: &[u8]) {
+    let mut line = Line::diagnostic();
+    line.push_quoted(lock)
+        .push(b" was removed or replaced while we waited; locking the new one");
+    line.emit();
+}
+
+#[cold]
+#[inline(never)]
 fn announce_wait(lock: &[u8], wait: Wait) {
     let mut line = Line::diagnostic();
     line.push_quoted(lock).push(b" is busy; ");
