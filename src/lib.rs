@@ -14,7 +14,7 @@
 //!   only; the binary is built static against musl.
 //!
 //! The path from argv to exec, in order: [`cli`] parses options (indices into
-//! argv only), [`locate`] walks to the lock's directory judging each one,
+//! argv only), [`locate`] walks to the lock file judging each directory,
 //! [`lock`] opens, checks, locks and re-checks the file (with a [`timer`]
 //! deadline only if it has to wait), and [`run`] execs. Every failure is an
 //! [`error::Failure`] that knows its message and its [`exit`] code.
@@ -87,7 +87,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         unreachable!("main runs once");
     };
     let failure = match locate::locate(lock_path, options.insecure, scratch)
-        .and_then(|at| lock::acquire(&at, &options, lock_path))
+        .and_then(|()| lock::acquire(scratch.resolved.as_cstr(), &options, lock_path))
     {
         // SAFETY: argv[command..argc] are valid C strings and argv[argc] is
         // null, per this function's contract.
@@ -102,7 +102,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         failure.report(
             lock_path,
             args.get(command).to_bytes(),
-            scratch.shown.as_bytes(),
+            scratch.resolved.as_bytes(),
         );
     }
     c_int::from(failure.exit_code(conflict))

@@ -1,102 +1,92 @@
-//! Walking to the lock file's directory, one directory at a time, refusing
-//! any place where someone else could plant a symlink or hold the file
-//! hostage.
+//! Walking to the lock file, one directory at a time, refusing any place
+//! where someone else could plant a symlink or hold the file hostage.
 //!
 //! The kernel resolves a path in one go and tells us nothing about who could
 //! have arranged the answer, so withlock resolves it itself: starting at `/`
-//! (absolute LOCK) or at the working directory (relative LOCK), it opens each
-//! directory with `openat(O_NOFOLLOW)` relative to the last one and judges
-//! it before looking anything up in it (OpenSSH's StrictModes idea):
+//! (absolute LOCK) or at the working directory (relative LOCK), it looks at
+//! each component with `lstat` and judges every directory before it looks
+//! anything up in it (OpenSSH's StrictModes idea):
 //!
 //! * every directory passed through must belong to root or the caller and
 //!   must not be writable by group or others, unless it is sticky (`/tmp`),
-//!   where others can add entries but cannot replace ours;
+//!   where others can add entries but cannot rename or remove ours;
 //! * the lock file's own directory must belong to root or the caller and be
 //!   writable by nobody else, sticky or not: in a shared directory anyone can
 //!   create the lock file first and hold it forever;
 //! * a symlink on the way (`/var/lock -> /run/lock`) is followed only from a
 //!   directory that passed, and in a sticky directory only if root or the
-//!   caller owns the link. The lock file itself is never a symlink.
+//!   caller owns the link; withlock replaces it by its target itself. The
+//!   lock file itself is never a symlink (`O_NOFOLLOW`).
 //!
-//! Because every lookup happens in a directory that only trusted users can
-//! change, what the walk finds is what they arranged, and there is no window
-//! between check and use for anyone else. For a relative LOCK the directories
-//! above the working directory are not looked at: the kernel does not pass
-//! through them either. `--insecure` skips the judging, not the walk.
+//! The result is a path with no symlink left in it, every directory of which
+//! only trusted users can change: whoever else acts between our checks and
+//! our `open` cannot change what it names. (Checking by path costs one
+//! `lstat` per directory, about half the system calls of opening each
+//! directory and needs no `O_PATH`, so it works alike on every system.) For
+//! a relative LOCK the directories above the working directory are not
+//! looked at: the kernel does not pass through them either.
+//!
+//! `--insecure` skips the walk: the kernel resolves LOCK, and only the
+//! checks on the lock file that keep withlock itself safe remain.
 
 use crate::error::{Failure, Unsafe};
-use crate::sys::{self, Errno, Fd, Kind};
+use crate::sys::{self, Errno, Kind};
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, Ordering};
-
-/// How directories on the way are opened: without following a final
-/// symlink, and (on Linux) as a path handle, which needs only search
-/// permission, just like the kernel's own walk.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const DIR_FLAGS: i32 = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const DIR_FLAGS: i32 = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
 
 /// At most this many symlinks on the way, as the kernel's own limit.
 const MAX_SYMLINKS: u32 = 40;
 const PATH_MAX: usize = 4096;
-const NAME_MAX: usize = 255;
 
-/// The path withlock shows in messages: the directory it is judging (or the
-/// link or directory it failed on), as reached from LOCK.
+/// The path as resolved so far, NUL-terminated for the system calls. After
+/// a successful walk it names the lock file; after a failure, the directory
+/// or link at fault, for the message.
 #[repr(C)]
-pub struct Shown {
-    buf: [u8; PATH_MAX],
+pub struct Resolved {
+    buf: [u8; PATH_MAX + 1],
     len: usize,
 }
 
-impl Shown {
+impl Resolved {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 
-    fn set(&mut self, path: &[u8]) {
+    pub fn as_cstr(&self) -> &CStr {
+        // Components come from C strings (no NUL inside), and every change
+        // below writes the terminating NUL.
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"")
+    }
+
+    fn set(&mut self, path: &[u8]) -> Result<(), Errno> {
         self.len = 0;
-        self.append(path);
+        self.append(path)
     }
 
-    fn append(&mut self, bytes: &[u8]) {
-        let take = bytes.len().min(PATH_MAX - self.len);
-        self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
-        self.len += take;
-    }
-
-    fn push_component(&mut self, name: &[u8]) {
-        if self.as_bytes() != b"/" {
-            self.append(b"/");
-        }
-        self.append(name);
-    }
-}
-
-/// A file name, NUL-terminated for the system calls.
-pub struct Name {
-    buf: [u8; NAME_MAX + 1],
-    len: usize,
-}
-
-impl Name {
-    fn new(bytes: &[u8]) -> Result<Name, Errno> {
-        if bytes.len() > NAME_MAX {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), Errno> {
+        if self.len + bytes.len() > PATH_MAX {
             return Err(Errno(libc::ENAMETOOLONG));
         }
-        let mut buf = [0; NAME_MAX + 1];
-        buf[..bytes.len()].copy_from_slice(bytes);
-        Ok(Name {
-            buf,
-            len: bytes.len(),
-        })
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        self.buf[self.len] = 0;
+        Ok(())
     }
 
-    pub fn as_cstr(&self) -> &CStr {
-        // A path component from a C string holds no NUL, and the byte after
-        // it is the buffer's zero: a valid C string.
-        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"")
+    fn push_component(&mut self, name: &[u8]) -> Result<(), Errno> {
+        if self.as_bytes().last() != Some(&b'/') {
+            self.append(b"/")?;
+        }
+        self.append(name)
+    }
+
+    /// Undo `push_component` of a name `name_len` long.
+    fn pop_component(&mut self, name_len: usize) {
+        self.len -= name_len;
+        if self.len > 1 {
+            self.len -= 1; // The slash before it.
+        }
+        self.buf[self.len] = 0;
     }
 }
 
@@ -118,11 +108,36 @@ impl Remaining {
         Ok(())
     }
 
-    /// Replace the symlink `name` in `dir` (just taken off the front) by its
-    /// target: read the target into the free space before the rest, then
-    /// move it to sit right before it, joined by a slash.
-    fn follow(&mut self, dir: &Fd, name: &Name) -> Result<(), Errno> {
-        let len = sys::readlinkat(dir, name.as_cstr(), &mut self.buf[..self.start])?;
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn is_absolute(&self) -> bool {
+        self.as_bytes().first() == Some(&b'/')
+    }
+
+    /// Take the next component off the front, skipping slashes before it.
+    /// Returns it and whether it was the last one (nothing, not even a
+    /// slash, follows).
+    fn next_component(&mut self) -> (&[u8], bool) {
+        while self.as_bytes().first() == Some(&b'/') {
+            self.start += 1;
+        }
+        let len = self
+            .as_bytes()
+            .iter()
+            .position(|&b| b == b'/')
+            .unwrap_or(self.as_bytes().len());
+        let from = self.start;
+        self.start += len;
+        (&self.buf[from..from + len], self.start == PATH_MAX)
+    }
+
+    /// Put the target of the symlink `link` (the component just taken off
+    /// the front) in its place: read it into the free space before the
+    /// rest, then move it to sit right before it, joined by a slash.
+    fn follow(&mut self, link: &CStr) -> Result<(), Errno> {
+        let len = sys::readlink(link, &mut self.buf[..self.start])?;
         if len + 1 > self.start {
             return Err(Errno(libc::ENAMETOOLONG));
         }
@@ -132,33 +147,6 @@ impl Remaining {
         self.start = at;
         Ok(())
     }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-
-    fn is_absolute(&self) -> bool {
-        self.as_bytes().first() == Some(&b'/')
-    }
-
-    /// Take the next component, skipping slashes before it. Returns it and
-    /// whether it was the last one (nothing, not even a slash, follows).
-    fn next_component(&mut self) -> Result<(Name, bool), Errno> {
-        while self.as_bytes().first() == Some(&b'/') {
-            self.start += 1;
-        }
-        let rest = self.as_bytes();
-        let len = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-        let name = Name::new(&rest[..len])?;
-        self.start += len;
-        Ok((name, self.as_bytes().is_empty()))
-    }
-}
-
-/// Where the lock file is: its directory, open, and its name in it.
-pub struct LockDir {
-    pub dir: Fd,
-    pub name: Name,
 }
 
 /// The walk's buffers. They are large (a path each), so they live in static
@@ -166,13 +154,13 @@ pub struct LockDir {
 /// page on entry, and those page faults were most of withlock's cost above
 /// a bare exec. Static pages are touched only where a path is written.
 ///
-/// The remaining path is kept at the end of its buffer and the shown path
-/// at the start of its own, so laid out in this order the bytes in use sit
-/// together, usually on one page.
+/// The remaining path is kept at the end of its buffer and the resolved
+/// path at the start of its own, so laid out in this order the bytes in use
+/// sit together, usually on one page.
 #[repr(C)]
 pub struct Scratch {
     rest: Remaining,
-    pub shown: Shown,
+    pub resolved: Resolved,
 }
 
 static mut SCRATCH: Scratch = Scratch {
@@ -180,8 +168,8 @@ static mut SCRATCH: Scratch = Scratch {
         buf: [0; PATH_MAX],
         start: 0,
     },
-    shown: Shown {
-        buf: [0; PATH_MAX],
+    resolved: Resolved {
+        buf: [0; PATH_MAX + 1],
         len: 0,
     },
 };
@@ -195,106 +183,75 @@ impl Scratch {
         }
         // SAFETY: the flag above lets this line run at most once in the
         // process's life, so this is the only reference ever made to SCRATCH.
-        Some(unsafe { &mut *(&raw mut SCRATCH) })
+        unsafe { (&raw mut SCRATCH).as_mut() }
     }
 }
 
-/// Walk to LOCK's directory (see the module docs). `scratch.shown` is left
-/// naming the directory or link the walk stopped at, for messages.
-pub fn locate(
-    lock: &[u8],
-    insecure: bool,
-    scratch: &mut Scratch,
-) -> Result<LockDir, Failure<'static>> {
-    let Scratch { shown, rest } = scratch;
+/// Walk to LOCK (see the module docs), leaving in `scratch.resolved` the
+/// path to open, or on failure the directory or link at fault.
+pub fn locate(lock: &[u8], insecure: bool, scratch: &mut Scratch) -> Result<(), Failure<'static>> {
+    let Scratch { rest, resolved } = scratch;
     let cannot_open = |errno| Failure::CannotOpen {
         errno,
         on_path: true,
     };
+    if insecure {
+        return resolved.set(lock).map_err(cannot_open);
+    }
     let euid = sys::geteuid();
     rest.set(lock).map_err(cannot_open)?;
-    let mut dir = open_start(&rest, shown)?;
+    let mut dir = start(rest, resolved)?;
     let mut links_followed = 0;
     loop {
-        let dir_stat = if insecure {
-            None
-        } else {
-            Some(sys::fstat(dir.raw()).map_err(cannot_open)?)
-        };
-        let (name, last) = rest.next_component().map_err(cannot_open)?;
-        if name.len == 0 {
-            // LOCK ends with a slash (or is "/"): it names a directory.
+        let (name, last) = rest.next_component();
+        let name_len = name.len();
+        if name.is_empty() || last && (name == b"." || name == b"..") {
+            // LOCK ends with a slash, a dot or two, or is "/": a directory.
             return Err(Failure::CannotOpen {
                 errno: Errno(libc::EISDIR),
                 on_path: false,
             });
         }
-        if let Some(st) = &dir_stat {
-            judge_directory(st, euid, last).map_err(|why| Failure::Refused { why })?;
-        }
-        if last {
-            return Ok(LockDir { dir, name });
-        }
-        if name.as_cstr() == c"." {
+        judge_directory(&dir, euid, last).map_err(|why| Failure::Refused { why })?;
+        if name == b"." {
             continue;
         }
-
-        match sys::openat(Some(&dir), name.as_cstr(), DIR_FLAGS, 0) {
-            Ok(next) => {
-                shown.push_component(&name.buf[..name.len]);
-                dir = next;
-            }
-            Err(errno @ Errno(libc::ELOOP | libc::EMLINK | libc::ENOTDIR)) => {
-                // Either a symlink (O_NOFOLLOW said no) or truly not a directory.
-                let link = match sys::lstatat(&dir, name.as_cstr()) {
-                    Ok(st) if Kind::of(&st) == Kind::Symlink => st,
-                    Ok(_) => return Err(fail_at(shown, &name, cannot_open(errno))),
-                    Err(other) => return Err(fail_at(shown, &name, cannot_open(other))),
-                };
-                if let Some(st) = &dir_stat
-                    && let Err(why) = judge_symlink(st, &link, euid)
-                {
-                    return Err(fail_at(shown, &name, Failure::Refused { why }));
-                }
+        resolved.push_component(name).map_err(cannot_open)?;
+        if last {
+            return Ok(());
+        }
+        let st = sys::lstat(resolved.as_cstr()).map_err(cannot_open)?;
+        match Kind::of(&st) {
+            Kind::Directory => dir = st,
+            Kind::Symlink => {
+                judge_symlink(&dir, &st, euid).map_err(|why| Failure::Refused { why })?;
                 links_followed += 1;
-                let followed = if links_followed > MAX_SYMLINKS {
-                    Err(Errno(libc::ELOOP))
-                } else {
-                    rest.follow(&dir, &name)
-                };
-                if let Err(errno) = followed {
-                    return Err(fail_at(shown, &name, cannot_open(errno)));
+                if links_followed > MAX_SYMLINKS {
+                    return Err(cannot_open(Errno(libc::ELOOP)));
                 }
-                // A relative target goes on from this directory; an absolute
-                // one starts again at the root.
+                rest.follow(resolved.as_cstr()).map_err(cannot_open)?;
+                resolved.pop_component(name_len);
+                // A relative target goes on from this directory (whose
+                // judgement `dir` still holds); an absolute one from the root.
                 if rest.is_absolute() {
-                    dir = open_start(&rest, shown)?;
+                    dir = start(rest, resolved)?;
                 }
             }
-            Err(errno) => return Err(fail_at(shown, &name, cannot_open(errno))),
+            _ => return Err(cannot_open(Errno(libc::ENOTDIR))),
         }
     }
 }
 
-/// Record in `shown` the name the walk failed on, and pass the failure on.
-fn fail_at(shown: &mut Shown, name: &Name, failure: Failure<'static>) -> Failure<'static> {
-    shown.push_component(&name.buf[..name.len]);
-    failure
-}
-
-/// Open where the walk starts: `/` for an absolute path, else the working
-/// directory.
-fn open_start(rest: &Remaining, shown: &mut Shown) -> Result<Fd, Failure<'static>> {
-    let (path, start): (&CStr, &[u8]) = if rest.is_absolute() {
-        (c"/", b"/")
-    } else {
-        (c".", b".")
-    };
-    shown.set(start);
-    sys::openat(None, path, DIR_FLAGS, 0).map_err(|errno| Failure::CannotOpen {
+/// Where the walk starts: `/` for an absolute path, else the working
+/// directory. Returns its status, to be judged.
+fn start(rest: &Remaining, resolved: &mut Resolved) -> Result<libc::stat, Failure<'static>> {
+    let root: &[u8] = if rest.is_absolute() { b"/" } else { b"." };
+    let cannot_open = |errno| Failure::CannotOpen {
         errno,
         on_path: true,
-    })
+    };
+    resolved.set(root).map_err(cannot_open)?;
+    sys::lstat(resolved.as_cstr()).map_err(cannot_open)
 }
 
 const SHARED_WRITE: u32 = 0o022;

@@ -17,10 +17,11 @@
 use crate::cli::Options;
 use crate::duration::Wait;
 use crate::error::{Failure, Unsafe};
-use crate::locate::{self, LockDir};
+use crate::locate;
 use crate::sys::{self, Errno, Fd, Kind};
 use crate::text::Line;
 use crate::timer::{Deadline, Missed};
+use core::ffi::CStr;
 
 /// How the lock file is opened. Read-only is enough for `flock`; creating
 /// gives 0600, because anyone who can open the file could hold its lock.
@@ -32,14 +33,15 @@ const LOCK_FILE_FLAGS: i32 =
     libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
 const LOCK_FILE_MODE: libc::mode_t = 0o600;
 
-/// Take the lock on `at` as `options` say. Returns the locked descriptor.
-pub fn acquire(at: &LockDir, options: &Options, lock: &[u8]) -> Result<Fd, Failure<'static>> {
+/// Take the lock on the file at `path` (resolved by `locate`) as `options`
+/// say. Returns the locked descriptor.
+pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Fd, Failure<'static>> {
     // Armed only once the lock turns out busy: an uncontended run pays for
     // no timer. Dropping it (on return) disarms it before the job starts.
     let mut deadline: Option<Deadline> = None;
     let mut announced = false;
     loop {
-        let (fd, opened) = open_lock_file(at, options.insecure)?;
+        let (fd, opened) = open_lock_file(path, options.insecure)?;
         let fd = match sys::flock(fd.raw(), libc::LOCK_EX | libc::LOCK_NB) {
             Ok(()) => fd,
             Err(Errno(libc::EWOULDBLOCK)) => {
@@ -80,7 +82,7 @@ pub fn acquire(at: &LockDir, options: &Options, lock: &[u8]) -> Result<Fd, Failu
             }
         };
 
-        match sys::lstatat(&at.dir, at.name.as_cstr()) {
+        match sys::lstat(path) {
             Ok(now) if now.st_dev == opened.st_dev && now.st_ino == opened.st_ino => return Ok(fd),
             Ok(_) | Err(Errno(libc::ENOENT)) => {
                 if options.verbose {
@@ -89,7 +91,7 @@ pub fn acquire(at: &LockDir, options: &Options, lock: &[u8]) -> Result<Fd, Failu
             }
             Err(errno) => {
                 return Err(Failure::System {
-                    call: "fstatat",
+                    call: "lstat",
                     errno,
                 });
             }
@@ -98,17 +100,12 @@ pub fn acquire(at: &LockDir, options: &Options, lock: &[u8]) -> Result<Fd, Failu
 }
 
 /// Open or create the lock file and refuse it if it is unsafe.
-fn open_lock_file(at: &LockDir, insecure: bool) -> Result<(Fd, libc::stat), Failure<'static>> {
-    let fd = match sys::openat(
-        Some(&at.dir),
-        at.name.as_cstr(),
-        LOCK_FILE_FLAGS,
-        LOCK_FILE_MODE,
-    ) {
+fn open_lock_file(path: &CStr, insecure: bool) -> Result<(Fd, libc::stat), Failure<'static>> {
+    let fd = match sys::open(path, LOCK_FILE_FLAGS, LOCK_FILE_MODE) {
         Ok(fd) => fd,
         // O_NOFOLLOW met a symlink (FreeBSD says EMLINK).
         Err(errno @ Errno(libc::ELOOP | libc::EMLINK)) => {
-            return Err(match sys::lstatat(&at.dir, at.name.as_cstr()) {
+            return Err(match sys::lstat(path) {
                 Ok(st) if Kind::of(&st) == Kind::Symlink => Failure::Refused {
                     why: Unsafe::LockIsSymlink,
                 },

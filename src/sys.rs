@@ -7,6 +7,7 @@
 
 use core::ffi::{CStr, c_int};
 use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// An `errno` value, as returned by a failed call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,22 +78,15 @@ pub fn close(fd: c_int) {
     unsafe { libc::close(fd) };
 }
 
-/// `openat(2)`. `dir` is `None` for the working directory (or an absolute path).
-pub fn openat(
-    dir: Option<&Fd>,
-    path: &CStr,
-    flags: c_int,
-    mode: libc::mode_t,
-) -> Result<Fd, Errno> {
-    let dirfd = dir.map_or(libc::AT_FDCWD, Fd::raw);
+/// `open(2)`, retried if a signal interrupts it.
+pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<Fd, Errno> {
     loop {
         // SAFETY: `path` is a valid NUL-terminated string for the duration of
         // the call; the mode is passed as the variadic third argument, as the
         // C prototype expects (promoted to an unsigned int).
-        let ret = unsafe { libc::openat(dirfd, path.as_ptr(), flags, libc::c_uint::from(mode)) };
+        let ret = unsafe { libc::open(path.as_ptr(), flags, libc::c_uint::from(mode)) };
         match check(ret) {
             Ok(fd) => return Ok(Fd(fd)),
-            // An open blocked by a stopped-and-continued process: try again.
             Err(Errno(libc::EINTR)) => {}
             Err(e) => return Err(e),
         }
@@ -109,30 +103,22 @@ pub fn fstat(fd: c_int) -> Result<libc::stat, Errno> {
     Ok(unsafe { st.assume_init() })
 }
 
-/// `fstatat(2)` without following a final symbolic link.
-pub fn lstatat(dir: &Fd, name: &CStr) -> Result<libc::stat, Errno> {
+/// `lstat(2)`: the status of `path` itself, not of what a symlink names.
+pub fn lstat(path: &CStr) -> Result<libc::stat, Errno> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `name` is NUL-terminated and `st` is a valid, writable buffer;
+    // SAFETY: `path` is NUL-terminated and `st` is a valid, writable buffer;
     // it is read only when the call succeeds.
-    check(unsafe {
-        libc::fstatat(
-            dir.raw(),
-            name.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    // SAFETY: fstatat succeeded, so the buffer is initialized.
+    check(unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: lstat succeeded, so the buffer is initialized.
     Ok(unsafe { st.assume_init() })
 }
 
-/// `readlinkat(2)` into `buf`; returns the length of the target.
-/// A target that fills the whole buffer may be truncated and is refused.
-pub fn readlinkat(dir: &Fd, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes and `name` is
+/// `readlink(2)` into `buf`; returns the length of the target. A target
+/// that fills the whole buffer may have been cut short, and is refused.
+pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes and `path` is
     // NUL-terminated.
-    let n =
-        unsafe { libc::readlinkat(dir.raw(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe { libc::readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     match usize::try_from(n) {
         Ok(len) if len < buf.len() => Ok(len),
         Ok(_) => Err(Errno(libc::ENAMETOOLONG)),
@@ -147,10 +133,19 @@ pub fn flock(fd: c_int, operation: c_int) -> Result<(), Errno> {
     check(unsafe { libc::flock(fd, operation) }).map(drop)
 }
 
-/// The effective user id: the owner withlock trusts besides root.
+/// The effective user id: the owner withlock trusts besides root. Asked
+/// once; the walk and the lock file's check both need it.
 pub fn geteuid() -> libc::uid_t {
+    // uid_t's all-ones value is not a user: (uid_t)-1 means "none".
+    static EUID: AtomicU32 = AtomicU32::new(u32::MAX);
+    let cached = EUID.load(Relaxed);
+    if cached != u32::MAX {
+        return cached;
+    }
     // SAFETY: geteuid cannot fail and takes no arguments.
-    unsafe { libc::geteuid() }
+    let euid = unsafe { libc::geteuid() };
+    EUID.store(euid, Relaxed);
+    euid
 }
 
 /// Write all of `bytes` to `fd`, giving up silently on errors: there is no
