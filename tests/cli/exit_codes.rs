@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::{
-    TempDir, exists, hold, is_root, require_catchable, require_root_and_nobody, run, run_touch,
-    run_within, set_mode, timing, withlock,
+    TempDir, chown, exists, hold, is_root, require_catchable, require_root_and_nobody, run,
+    run_touch, run_within, set_mode, timing, withlock,
 };
 
 #[test]
@@ -347,6 +347,46 @@ fn command_missing_from_an_empty_path_exits_127() {
     run(withlock().env("PATH", &empty).arg(t.lock()).arg("echo"))
         .assert_code(127)
         .assert_one_message_naming("echo");
+}
+
+/// A PATH directory the user cannot search does not hold the command: "not found" (127),
+/// as the contract defines 126 as "found but cannot be executed". (execvp(3) reports EACCES
+/// here, which is easy to pass on as 126 by mistake; bash says 127.)
+#[test]
+fn unsearchable_path_directory_does_not_turn_not_found_into_126() {
+    let t = TempDir::new();
+    let secret = t.mkdir("secret", 0o700);
+    let path = format!("{}:{}", secret.display(), crate::support::TEST_PATH);
+    let cmd = "withlock-test-no-such-command";
+    if is_root() {
+        let Some((uid, gid)) =
+            require_root_and_nobody("unsearchable_path_directory_does_not_turn_not_found_into_126")
+        else {
+            return;
+        };
+        // Run as nobody: t (0711) and the binary copy are reachable, `secret` is not.
+        set_mode(t.path(), 0o711);
+        let bin_dir = t.mkdir("bin", 0o755);
+        let bin = bin_dir.join("withlock");
+        fs::copy(crate::support::bin(), &bin).unwrap();
+        set_mode(&bin, 0o755);
+        let locks = t.mkdir("locks", 0o755);
+        chown(&locks, uid, gid);
+        let out = run(std::process::Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .env("PATH", &path)
+            .arg(&bin)
+            .arg(locks.join("x.lock"))
+            .arg(cmd));
+        out.assert_code(127).assert_one_message_naming(cmd);
+    } else {
+        set_mode(&secret, 0o000);
+        let out = run(withlock().env("PATH", &path).arg(t.lock()).arg(cmd));
+        set_mode(&secret, 0o700);
+        out.assert_code(127).assert_one_message_naming(cmd);
+    }
 }
 
 /// -E and -q change only the busy / expired outcome, never withlock's other failures.

@@ -17,6 +17,7 @@ use crate::support::{
 #[track_caller]
 fn assert_refused(t: &TempDir, opts: &[&str], lock: &Path, culprit: &Path) -> String {
     let marker = t.join("ran");
+    let _ = fs::remove_file(&marker);
     let out = run_within(
         withlock().args(opts).arg(lock).arg("touch").arg(&marker),
         Duration::from_secs(10),
@@ -356,4 +357,29 @@ fn refused_lock_file_is_left_alone() {
     assert_refused(&t, &[], &lock, &dir);
     assert_eq!(read_string(&lock), "content");
     assert_eq!(mode_of(&lock) & 0o7777, 0o644);
+}
+
+/// In a sticky shared directory anyone can create a symlink: one planted by another user
+/// must not be followed (the man page: "links planted by others do not" work), while the
+/// caller's own link there is fine.
+#[test]
+fn symlink_planted_by_another_user_in_a_sticky_directory_is_not_followed() {
+    let Some((uid, gid)) = require_root_and_nobody(
+        "symlink_planted_by_another_user_in_a_sticky_directory_is_not_followed",
+    ) else {
+        return;
+    };
+    let t = TempDir::new();
+    let real = t.mkdir("real", 0o700);
+    let sticky = t.mkdir("sticky", 0o1777);
+    symlink(&real, sticky.join("mine")).unwrap();
+    assert_runs(&t, &[], &sticky.join("mine/x.lock"));
+    let planted = sticky.join("planted");
+    symlink(&real, &planted).unwrap();
+    chown(&planted, uid, gid);
+    assert_refused(&t, &[], &planted.join("y.lock"), &planted);
+    assert!(
+        !exists(&real.join("y.lock")),
+        "a lock file was created through the planted link"
+    );
 }

@@ -31,10 +31,16 @@ pub fn bin() -> PathBuf {
     }
 }
 
-/// A `Command` for withlock with stdin from /dev/null; add the arguments with `.arg(s)`.
+/// The PATH every withlock run gets unless a test sets its own: the tests' helpers
+/// (sh, printf, flock, ...) are all there, and the caller's PATH may hold directories this
+/// user cannot search, which would make "not found" cases depend on the environment.
+pub const TEST_PATH: &str = "/usr/bin:/bin";
+
+/// A `Command` for withlock with stdin from /dev/null and PATH set to `TEST_PATH`; add the
+/// arguments with `.arg(s)`.
 pub fn withlock() -> Command {
     let mut cmd = Command::new(bin());
-    cmd.stdin(Stdio::null());
+    cmd.stdin(Stdio::null()).env("PATH", TEST_PATH);
     cmd
 }
 
@@ -642,22 +648,26 @@ pub fn mknod_null(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Whether this test process has `sig` ignored (inherited by every child we spawn, and a
-/// non-interactive sh cannot trap a signal that was ignored when it started).
-pub fn signal_ignored_here(sig: i32) -> bool {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("SigIgn:"))
-        .expect("SigIgn line in /proc/self/status");
-    let mask = u64::from_str_radix(line["SigIgn:".len()..].trim(), 16).unwrap();
+/// Whether the children this test process spawns start with `sig` ignored (a
+/// non-interactive sh cannot trap a signal that was ignored when it started). std resets
+/// SIGPIPE for children, so ask a child rather than look at ourselves.
+pub fn signal_ignored_in_children(sig: i32) -> bool {
+    static MASK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let mask = *MASK.get_or_init(|| {
+        let out = run(Command::new("grep")
+            .args(["^SigIgn:", "/proc/self/status"])
+            .stdin(Stdio::null()));
+        out.assert_code(0);
+        let text = out.stdout_str();
+        u64::from_str_radix(text["SigIgn:".len()..].trim(), 16).unwrap()
+    });
     mask & (1 << (sig - 1)) != 0
 }
 
 /// Skips (returns false after saying so) when `sig` is ignored in this test process.
 pub fn require_catchable(test: &str, sig: i32) -> bool {
-    if signal_ignored_here(sig) {
-        eprintln!("skipping {test}: signal {sig} is ignored by the test process itself");
+    if signal_ignored_in_children(sig) {
+        eprintln!("skipping {test}: signal {sig} is ignored in the children of this test process");
         false
     } else {
         true

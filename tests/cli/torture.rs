@@ -74,10 +74,14 @@ fn torture(plan: &Plan) {
                 }
             });
         }
-        for h in handles {
-            h.join().expect("a worker failed");
-        }
+        let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
+        // Stop the deleter before reporting a failed worker, or the scope never ends.
         done.store(true, Ordering::Relaxed);
+        for r in results {
+            if let Err(panic) = r {
+                std::panic::resume_unwind(panic);
+            }
+        }
     });
     let expected = plan.workers * plan.rounds;
     let log = fs::read_to_string(work.join("log")).unwrap_or_default();
