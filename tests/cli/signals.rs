@@ -16,6 +16,7 @@ use crate::support::{
 /// that inherited the lock descriptor keeps the lock until it exits.
 #[test]
 fn sigkill_of_withlock_leaves_the_lock_with_a_background_child_that_inherited_it() {
+    let _load = timing();
     let t = TempDir::new();
     let lock = t.lock();
     let ready = t.join("ready");

@@ -570,6 +570,32 @@ fn cstring(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).unwrap()
 }
 
+/// Removes the lock file the documented safe way: lock it (flock, as withlock does), check
+/// the path still names the file we locked, unlink it, and only then let go. Returns
+/// whether a file was removed.
+pub fn remove_while_holding(lock: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(file) = File::open(lock) else {
+        return false;
+    };
+    // SAFETY: flock(2) on a descriptor owned by `file`, which outlives the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(
+        rc,
+        0,
+        "flock {}: {}",
+        lock.display(),
+        io::Error::last_os_error()
+    );
+    let held = file.metadata().unwrap();
+    let same =
+        fs::symlink_metadata(lock).is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino());
+    if same {
+        fs::remove_file(lock).unwrap();
+    }
+    same
+}
+
 /// kill(2); `pid` may be negative to name a process group.
 pub fn send_signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, exclusive, run_within, withlock};
+use crate::support::{TempDir, exclusive, remove_while_holding, run_within, withlock};
 
 /// $1: work dir, $2: lock path, $3: `delete` to remove the lock file at the end (the last
 /// thing done while holding the lock).
@@ -156,4 +156,65 @@ fn torture_mixed_with_flock_holders() {
         rounds: 15,
         delete: false,
     });
+}
+
+/// Lock files removed at any moment by processes that hold the lock (the documented safe
+/// way) must never make withlock fail: a file that vanishes between withlock's open and its
+/// checks is a file to start over with, not an unsafe one (it has 0 links at that point).
+#[test]
+fn torture_lock_files_removed_by_holders_never_cause_a_failure() {
+    let _alone = exclusive();
+    let t = TempDir::new();
+    let lock = t.lock();
+    let done = AtomicBool::new(false);
+    let removed = AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let began = Instant::now();
+    thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if remove_while_holding(&lock) {
+                        removed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    thread::yield_now();
+                }
+            });
+        }
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..250 {
+                        let out = run_within(
+                            withlock().args(["-w", "forever"]).arg(&lock).arg("true"),
+                            Duration::from_secs(60),
+                        );
+                        if out.code() != Some(0) {
+                            failures.lock().unwrap().push(out.describe());
+                        }
+                    }
+                })
+            })
+            .collect();
+        let results: Vec<_> = workers.into_iter().map(|h| h.join()).collect();
+        done.store(true, Ordering::Relaxed);
+        for r in results {
+            if let Err(panic) = r {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    eprintln!(
+        "removal torture: 1000 runs, {} files removed, {} failures, {:?}",
+        removed.load(Ordering::Relaxed),
+        failures.len(),
+        began.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of 1000 runs failed while lock files were being removed; first:\n{}",
+        failures.len(),
+        failures[0]
+    );
 }

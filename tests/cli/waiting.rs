@@ -145,6 +145,7 @@ fn wait_forever_waits_until_the_lock_is_free() {
 /// are all still waiting after 2 s, and each gets the lock in turn.
 #[test]
 fn long_and_suffixed_durations_wait_long_enough() {
+    let _load = timing();
     let t = TempDir::new();
     let lock = t.lock();
     let holder = hold(&t, &lock);
