@@ -37,13 +37,8 @@ pub struct Options {
 }
 
 impl Options {
-    pub const DEFAULT: Options = Options {
-        wait: Wait::No,
-        quiet: false,
-        verbose: false,
-        conflict_exit_code: None,
-        insecure: false,
-    };
+    pub const DEFAULT: Options =
+        Options { wait: Wait::No, quiet: false, verbose: false, conflict_exit_code: None, insecure: false };
 }
 
 /// A usage error: what is wrong, and the argument at fault if there is one.
@@ -103,10 +98,7 @@ fn short_option(letter: u8) -> Option<Opt> {
 }
 
 /// Parse `args` (argv, with the program name at index 0).
-pub fn parse<'a>(
-    args: &impl Fn(usize) -> &'a [u8],
-    count: usize,
-) -> Result<Request, UsageError<'a>> {
+pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Request, UsageError<'a>> {
     let mut options = Options::DEFAULT;
     let mut i = 1;
     while i < count {
@@ -183,11 +175,7 @@ pub fn parse<'a>(
     if lock + 1 >= count {
         return usage("missing COMMAND to run", None);
     }
-    Ok(Request::Run {
-        options,
-        lock,
-        command: lock + 1,
-    })
+    Ok(Request::Run { options, lock, command: lock + 1 })
 }
 
 fn set_flag(options: &mut Options, flag: Flag) {
@@ -199,19 +187,12 @@ fn set_flag(options: &mut Options, flag: Flag) {
     }
 }
 
-fn set_value<'a>(
-    options: &mut Options,
-    which: Valued,
-    value: &'a [u8],
-) -> Result<(), UsageError<'a>> {
+fn set_value<'a>(options: &mut Options, which: Valued, value: &'a [u8]) -> Result<(), UsageError<'a>> {
     match which {
         Valued::Wait => match duration::parse_wait(value) {
             Some(wait) => options.wait = wait,
             None => {
-                return usage(
-                    "bad duration for -w (examples: 10, 0.5, 250ms, 5m, 2h, forever)",
-                    Some(value),
-                );
+                return usage("bad duration for -w (examples: 10, 0.5, 250ms, 5m, 2h, forever)", Some(value));
             }
         },
         Valued::ConflictExitCode => match parse_exit_code(value) {
@@ -238,66 +219,37 @@ mod tests {
     use std::vec::Vec;
 
     fn parse_strs(argv: &[&str]) -> Result<Request, UsageError<'static>> {
-        let owned: Vec<&'static [u8]> = argv
-            .iter()
-            .map(|s| &*std::boxed::Box::leak(std::boxed::Box::from(s.as_bytes())))
-            .collect();
+        let owned: Vec<&'static [u8]> =
+            argv.iter().map(|s| &*std::boxed::Box::leak(std::boxed::Box::from(s.as_bytes()))).collect();
         let owned: &'static [&'static [u8]] = std::boxed::Box::leak(owned.into_boxed_slice());
         parse(&|i| owned[i], owned.len())
     }
 
     fn run(options: Options, lock: usize) -> Result<Request, UsageError<'static>> {
-        Ok(Request::Run {
-            options,
-            lock,
-            command: lock + 1,
-        })
+        Ok(Request::Run { options, lock, command: lock + 1 })
     }
 
     fn problem(argv: &[&str]) -> &'static str {
-        parse_strs(argv)
-            .expect_err("should be a usage error")
-            .problem
+        parse_strs(argv).expect_err("should be a usage error").problem
     }
 
     #[test]
     fn plain_lock_and_command() {
-        assert_eq!(
-            parse_strs(&["withlock", "L", "echo", "-v", "--help"]),
-            run(Options::DEFAULT, 1)
-        );
+        assert_eq!(parse_strs(&["withlock", "L", "echo", "-v", "--help"]), run(Options::DEFAULT, 1));
     }
 
     #[test]
     fn options_only_before_lock() {
-        let quiet = Options {
-            quiet: true,
-            ..Options::DEFAULT
-        };
-        assert_eq!(
-            parse_strs(&["withlock", "-q", "L", "-v", "x"]),
-            run(quiet, 2)
-        );
-        assert_eq!(
-            parse_strs(&["withlock", "--", "-L", "cmd"]),
-            run(Options::DEFAULT, 2)
-        );
-        assert_eq!(
-            parse_strs(&["withlock", "-q", "--", "--", "cmd"]),
-            run(quiet, 3)
-        );
-        assert_eq!(
-            parse_strs(&["withlock", "-", "cmd"]),
-            run(Options::DEFAULT, 1)
-        );
+        let quiet = Options { quiet: true, ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "-q", "L", "-v", "x"]), run(quiet, 2));
+        assert_eq!(parse_strs(&["withlock", "--", "-L", "cmd"]), run(Options::DEFAULT, 2));
+        assert_eq!(parse_strs(&["withlock", "-q", "--", "--", "cmd"]), run(quiet, 3));
+        assert_eq!(parse_strs(&["withlock", "-", "cmd"]), run(Options::DEFAULT, 1));
     }
 
     #[test]
     fn values_inline_and_separate() {
-        let five = Options {
-            wait: Wait::For(Duration::from_secs(5)),
-            ..Options::DEFAULT
-        };
+        let five = Options { wait: Wait::For(Duration::from_secs(5)), ..Options::DEFAULT };
         for argv in [
             &["withlock", "-w", "5", "L", "c"][..],
             &["withlock", "-w5", "L", "c"],
@@ -308,49 +260,23 @@ mod tests {
             let lock = argv.len() - 2;
             assert_eq!(parse_strs(argv), run(five, lock), "{argv:?}");
         }
-        let bundled = Options {
-            quiet: true,
-            verbose: true,
-            wait: Wait::Forever,
-            ..Options::DEFAULT
-        };
-        assert_eq!(
-            parse_strs(&["withlock", "-qvwforever", "L", "c"]),
-            run(bundled, 2)
-        );
-        let code = Options {
-            conflict_exit_code: Some(3),
-            ..Options::DEFAULT
-        };
+        let bundled = Options { quiet: true, verbose: true, wait: Wait::Forever, ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "-qvwforever", "L", "c"]), run(bundled, 2));
+        let code = Options { conflict_exit_code: Some(3), ..Options::DEFAULT };
         assert_eq!(parse_strs(&["withlock", "-E3", "L", "c"]), run(code, 2));
-        assert_eq!(
-            parse_strs(&["withlock", "--conflict-exit-code", "3", "L", "c"]),
-            run(code, 3)
-        );
-        let insecure = Options {
-            insecure: true,
-            ..Options::DEFAULT
-        };
-        assert_eq!(
-            parse_strs(&["withlock", "--insecure", "L", "c"]),
-            run(insecure, 2)
-        );
+        assert_eq!(parse_strs(&["withlock", "--conflict-exit-code", "3", "L", "c"]), run(code, 3));
+        let insecure = Options { insecure: true, ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "--insecure", "L", "c"]), run(insecure, 2));
     }
 
     #[test]
     fn help_and_version_win() {
         assert_eq!(parse_strs(&["withlock", "-h"]), Ok(Request::Help));
-        assert_eq!(
-            parse_strs(&["withlock", "-q", "--help", "--bogus"]),
-            Ok(Request::Help)
-        );
+        assert_eq!(parse_strs(&["withlock", "-q", "--help", "--bogus"]), Ok(Request::Help));
         assert_eq!(parse_strs(&["withlock", "-V"]), Ok(Request::Version));
         assert_eq!(parse_strs(&["withlock", "--version"]), Ok(Request::Version));
         // After LOCK, --help belongs to the command.
-        assert_eq!(
-            parse_strs(&["withlock", "L", "--help"]),
-            run(Options::DEFAULT, 1)
-        );
+        assert_eq!(parse_strs(&["withlock", "L", "--help"]), run(Options::DEFAULT, 1));
     }
 
     #[test]
@@ -359,22 +285,13 @@ mod tests {
         assert_eq!(problem(&[]), "missing LOCK and COMMAND");
         assert_eq!(problem(&["withlock", "L"]), "missing COMMAND to run");
         assert_eq!(problem(&["withlock", "", "c"]), "LOCK is an empty path");
-        assert_eq!(
-            problem(&["withlock", "--bogus", "L", "c"]),
-            "unknown option"
-        );
-        assert_eq!(
-            problem(&["withlock", "--wai", "5", "L", "c"]),
-            "unknown option"
-        );
+        assert_eq!(problem(&["withlock", "--bogus", "L", "c"]), "unknown option");
+        assert_eq!(problem(&["withlock", "--wai", "5", "L", "c"]), "unknown option");
         assert_eq!(problem(&["withlock", "-Z", "L", "c"]), "unknown option");
         assert_eq!(problem(&["withlock", "-qZ", "L", "c"]), "unknown option");
         assert_eq!(problem(&["withlock", "-w"]), "option needs a value");
         assert_eq!(problem(&["withlock", "--wait"]), "option needs a value");
-        assert_eq!(
-            problem(&["withlock", "--quiet=yes", "L", "c"]),
-            "option takes no value"
-        );
+        assert_eq!(problem(&["withlock", "--quiet=yes", "L", "c"]), "option takes no value");
         assert!(problem(&["withlock", "-w", "soon", "L", "c"]).starts_with("bad duration"));
         assert!(problem(&["withlock", "-w", "-1", "L", "c"]).starts_with("bad duration"));
         assert!(problem(&["withlock", "-E", "256", "L", "c"]).starts_with("bad exit code"));

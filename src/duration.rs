@@ -38,10 +38,7 @@ pub fn parse_wait(text: &[u8]) -> Option<Wait> {
 /// Parse a finite duration: digits with an optional fraction, then an
 /// optional unit (`ms`, `s`, `m`, `h`; none means seconds).
 pub fn parse(text: &[u8]) -> Option<Duration> {
-    let number_len = text
-        .iter()
-        .take_while(|b| b.is_ascii_digit() || **b == b'.')
-        .count();
+    let number_len = text.iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
     let (number, unit) = text.split_at(number_len);
     let nanos_per_unit: u128 = match unit {
         b"" | b"s" => 1_000_000_000,
@@ -62,9 +59,7 @@ pub fn parse(text: &[u8]) -> Option<Duration> {
 
     let mut total: u128 = 0;
     for &digit in whole {
-        total = total
-            .checked_mul(10)?
-            .checked_add(u128::from(digit - b'0'))?;
+        total = total.checked_mul(10)?.checked_add(u128::from(digit - b'0'))?;
         if total > u128::from(MAX.as_secs()) * 3600 {
             return None; // Far beyond MAX whatever the unit; stop before overflow.
         }
@@ -205,15 +200,10 @@ mod tests {
             let expected_nanos = u128::from(whole) * unit_nanos
                 + u128::from(frac) * unit_nanos / 10u128.pow(frac_digits as u32);
             if expected_nanos > MAX.as_nanos() {
-                assert_eq!(
-                    parse(text.as_bytes()),
-                    None,
-                    "seed {seed:#x}: {text:?} is beyond MAX"
-                );
+                assert_eq!(parse(text.as_bytes()), None, "seed {seed:#x}: {text:?} is beyond MAX");
                 continue;
             }
-            let got = parse(text.as_bytes())
-                .unwrap_or_else(|| panic!("seed {seed:#x}: {text:?} rejected"));
+            let got = parse(text.as_bytes()).unwrap_or_else(|| panic!("seed {seed:#x}: {text:?} rejected"));
             // Dropping sub-nanosecond digits digit by digit may differ from
             // exact division by at most one nanosecond per fraction digit.
             let diff = got.as_nanos().abs_diff(expected_nanos);
@@ -232,15 +222,12 @@ mod tests {
         let alphabet = b"0123456789.smh -+exyz\xff\0";
         for _ in 0..50_000 {
             let len = rng.below(12) as usize;
-            let text: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-                .collect();
+            let text: Vec<u8> =
+                (0..len).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
             if let Some(d) = parse(&text) {
                 assert!(d <= MAX);
-                let digits_end = text
-                    .iter()
-                    .position(|b| !b.is_ascii_digit() && *b != b'.')
-                    .unwrap_or(text.len());
+                let digits_end =
+                    text.iter().position(|b| !b.is_ascii_digit() && *b != b'.').unwrap_or(text.len());
                 let unit = &text[digits_end..];
                 assert!(
                     matches!(unit, b"" | b"s" | b"ms" | b"m" | b"h"),

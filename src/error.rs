@@ -59,6 +59,11 @@ pub enum Failure<'a> {
     CannotRun {
         errno: Errno,
     },
+    /// The command is in no PATH directory we could search (`unsearchable`:
+    /// some could not be searched).
+    NotInPath {
+        unsearchable: bool,
+    },
 }
 
 impl Failure<'_> {
@@ -75,6 +80,7 @@ impl Failure<'_> {
                 exit::NOT_FOUND
             }
             Failure::CannotRun { .. } => exit::CANNOT_EXECUTE,
+            Failure::NotInPath { .. } => exit::NOT_FOUND,
         }
     }
 
@@ -106,9 +112,7 @@ impl Failure<'_> {
                 line.push(b" is busy: another process holds the lock (use -w DURATION to wait for it, or -q to skip quietly)");
             }
             Failure::TimedOut(waited) => {
-                line.push_quoted(lock)
-                    .push(b" is still busy after waiting ")
-                    .push_duration(*waited);
+                line.push_quoted(lock).push(b" is still busy after waiting ").push_duration(*waited);
                 line.push(b"; giving up (use a longer -w, or -w forever)");
             }
             Failure::Refused { why } => {
@@ -139,11 +143,14 @@ impl Failure<'_> {
                     .push(b": ")
                     .push(errno.text());
             }
+            Failure::NotInPath { unsearchable } => {
+                line.push(b"cannot run ").push_quoted(command).push(b": not found in PATH");
+                if *unsearchable {
+                    line.push(b" (some of its directories could not be searched: permission denied)");
+                }
+            }
             Failure::CannotRun { errno } => {
-                line.push(b"cannot run ")
-                    .push_quoted(command)
-                    .push(b": ")
-                    .push(errno.text());
+                line.push(b"cannot run ").push_quoted(command).push(b": ").push(errno.text());
                 if matches!(errno.0, libc::ENOENT | libc::ENOTDIR) {
                     line.push(b" (is it installed, and in PATH?)");
                 } else if errno.0 == libc::ENOEXEC {
@@ -155,7 +162,8 @@ impl Failure<'_> {
     }
 }
 
-const INSECURE_HINT: &[u8] = b"; use a directory that only you or root can write, or --insecure if you trust everyone who can";
+const INSECURE_HINT: &[u8] =
+    b"; use a directory that only you or root can write, or --insecure if you trust everyone who can";
 
 fn describe_unsafe(line: &mut Line, culprit: &[u8], why: &Unsafe) {
     match why {
@@ -164,26 +172,17 @@ fn describe_unsafe(line: &mut Line, culprit: &[u8], why: &Unsafe) {
                 .push_quoted(culprit)
                 .push(b" is owned by uid ")
                 .push_u64(u64::from(*uid));
-            line.push(b", who could replace what it holds")
-                .push(INSECURE_HINT);
+            line.push(b", who could replace what it holds").push(INSECURE_HINT);
         }
         Unsafe::DirectoryWritable { mode } => {
-            line.push(b"directory ")
-                .push_quoted(culprit)
-                .push(b" (mode ")
-                .push_mode(*mode);
+            line.push(b"directory ").push_quoted(culprit).push(b" (mode ").push_mode(*mode);
             line.push(b") is writable by group or others, who could plant or hold the lock file")
                 .push(INSECURE_HINT);
         }
         Unsafe::PathWritable { mode } => {
-            line.push(b"directory ")
-                .push_quoted(culprit)
-                .push(b" (mode ")
-                .push_mode(*mode);
-            line.push(
-                b") is writable by group or others and not sticky, so its entries can be replaced",
-            )
-            .push(INSECURE_HINT);
+            line.push(b"directory ").push_quoted(culprit).push(b" (mode ").push_mode(*mode);
+            line.push(b") is writable by group or others and not sticky, so its entries can be replaced")
+                .push(INSECURE_HINT);
         }
         Unsafe::SymlinkOwner { uid } => {
             line.push(b"symbolic link ")
@@ -192,18 +191,13 @@ fn describe_unsafe(line: &mut Line, culprit: &[u8], why: &Unsafe) {
             line.push_u64(u64::from(*uid)).push(INSECURE_HINT);
         }
         Unsafe::LockIsSymlink => {
-            line.push(
-                b"it is a symbolic link, which withlock never follows (name the real file instead)",
-            );
+            line.push(b"it is a symbolic link, which withlock never follows (name the real file instead)");
         }
         Unsafe::LockKind(kind) => {
-            line.push(b"it is ")
-                .push(kind.described())
-                .push(b", not a regular file");
+            line.push(b"it is ").push(kind.described()).push(b", not a regular file");
         }
         Unsafe::LockOwner { uid } => {
-            line.push(b"the lock file is owned by uid ")
-                .push_u64(u64::from(*uid));
+            line.push(b"the lock file is owned by uid ").push_u64(u64::from(*uid));
             line.push(b", who could hold it forever (remove it, or use --insecure)");
         }
         Unsafe::LockLinks { links } => {

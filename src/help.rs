@@ -60,10 +60,7 @@ pub fn print_help() {
 }
 
 pub fn print_version() {
-    sys::write_all(
-        1,
-        concat!("withlock ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
-    );
+    sys::write_all(1, concat!("withlock ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
 }
 
 /// After a usage error: the synopsis and where to read more.

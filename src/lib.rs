@@ -16,7 +16,7 @@
 //! The path from argv to exec, in order: [`cli`] parses options (indices into
 //! argv only), [`locate`] walks to the lock file judging each directory,
 //! [`lock`] opens, checks, locks and re-checks the file (with a [`timer`]
-//! deadline only if it has to wait), and [`run`] execs. Every failure is an
+//! deadline only if it has to wait), and [`exec`] becomes the command. Every failure is an
 //! [`error::Failure`] that knows its message and its [`exit`] code.
 
 #![cfg_attr(not(test), no_std)]
@@ -24,6 +24,7 @@
 pub mod cli;
 pub mod duration;
 pub mod error;
+pub mod exec;
 pub mod exit;
 pub mod help;
 pub mod locate;
@@ -34,7 +35,6 @@ pub mod timer;
 
 use core::ffi::{CStr, c_char, c_int};
 use error::Failure;
-use text::Line;
 
 /// The process's arguments, as `main` received them.
 struct Args {
@@ -57,10 +57,7 @@ impl Args {
 /// `argv` must point to `argc` valid NUL-terminated strings followed by a
 /// null pointer, as the C runtime passes them to `main`.
 pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    let args = Args {
-        argv,
-        count: usize::try_from(argc).unwrap_or(0),
-    };
+    let args = Args { argv, count: usize::try_from(argc).unwrap_or(0) };
     let request = cli::parse(&|i| args.get(i).to_bytes(), args.count);
     let (options, lock, command) = match request {
         Ok(cli::Request::Help) => {
@@ -71,11 +68,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             help::print_version();
             return 0;
         }
-        Ok(cli::Request::Run {
-            options,
-            lock,
-            command,
-        }) => (options, lock, command),
+        Ok(cli::Request::Run { options, lock, command }) => (options, lock, command),
         Err(usage) => {
             Failure::Usage(usage).report(b"", b"", b"");
             return c_int::from(exit::USAGE);
@@ -91,51 +84,13 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     {
         // SAFETY: argv[command..argc] are valid C strings and argv[argc] is
         // null, per this function's contract.
-        Ok(locked) => unsafe { run(locked, argv.add(command), options.verbose) },
+        Ok(locked) => unsafe { exec::become_command(locked, argv.add(command), options.verbose) },
         Err(failure) => failure,
     };
 
-    let conflict = options
-        .conflict_exit_code
-        .unwrap_or(if options.quiet { 0 } else { exit::BUSY });
+    let conflict = options.conflict_exit_code.unwrap_or(if options.quiet { 0 } else { exit::BUSY });
     if !(options.quiet && failure.is_conflict()) {
-        failure.report(
-            lock_path,
-            args.get(command).to_bytes(),
-            scratch.resolved.as_bytes(),
-        );
+        failure.report(lock_path, args.get(command).to_bytes(), scratch.resolved.as_bytes());
     }
     c_int::from(failure.exit_code(conflict))
-}
-
-/// Out of line, so the message buffer stays off the fast path's stack.
-#[cold]
-#[inline(never)]
-fn say_running(locked: &sys::Fd, command: &[u8]) {
-    let mut line = Line::diagnostic();
-    line.push(b"locked (descriptor ")
-        .push_u64(u64::try_from(locked.raw()).unwrap_or(0));
-    line.push(b"); running ").push_quoted(command);
-    line.emit();
-}
-
-/// Become the command, keeping the locked descriptor open for it. Returns
-/// only if `execvp` fails.
-///
-/// # Safety
-/// `command` must be a null-terminated array of valid C strings.
-unsafe fn run(locked: sys::Fd, command: *const *const c_char, verbose: bool) -> Failure<'static> {
-    // SAFETY: per this function's contract, command[0] is a valid C string.
-    let name = unsafe { CStr::from_ptr(*command) };
-    if verbose {
-        say_running(&locked, name.to_bytes());
-    }
-    // The descriptor must outlive us: it is the job's now.
-    let _ = locked.into_raw();
-    // SAFETY: `name` and `command` are valid per this function's contract;
-    // execvp only returns on failure.
-    unsafe { libc::execvp(name.as_ptr(), command) };
-    Failure::CannotRun {
-        errno: sys::errno(),
-    }
 }

@@ -123,11 +123,7 @@ impl Remaining {
         while self.as_bytes().first() == Some(&b'/') {
             self.start += 1;
         }
-        let len = self
-            .as_bytes()
-            .iter()
-            .position(|&b| b == b'/')
-            .unwrap_or(self.as_bytes().len());
+        let len = self.as_bytes().iter().position(|&b| b == b'/').unwrap_or(self.as_bytes().len());
         let from = self.start;
         self.start += len;
         (&self.buf[from..from + len], self.start == PATH_MAX)
@@ -164,14 +160,8 @@ pub struct Scratch {
 }
 
 static mut SCRATCH: Scratch = Scratch {
-    rest: Remaining {
-        buf: [0; PATH_MAX],
-        start: 0,
-    },
-    resolved: Resolved {
-        buf: [0; PATH_MAX + 1],
-        len: 0,
-    },
+    rest: Remaining { buf: [0; PATH_MAX], start: 0 },
+    resolved: Resolved { buf: [0; PATH_MAX + 1], len: 0 },
 };
 static SCRATCH_TAKEN: AtomicBool = AtomicBool::new(false);
 
@@ -191,10 +181,7 @@ impl Scratch {
 /// path to open, or on failure the directory or link at fault.
 pub fn locate(lock: &[u8], insecure: bool, scratch: &mut Scratch) -> Result<(), Failure<'static>> {
     let Scratch { rest, resolved } = scratch;
-    let cannot_open = |errno| Failure::CannotOpen {
-        errno,
-        on_path: true,
-    };
+    let cannot_open = |errno| Failure::CannotOpen { errno, on_path: true };
     if insecure {
         return resolved.set(lock).map_err(cannot_open);
     }
@@ -207,10 +194,7 @@ pub fn locate(lock: &[u8], insecure: bool, scratch: &mut Scratch) -> Result<(), 
         let name_len = name.len();
         if name.is_empty() || last && (name == b"." || name == b"..") {
             // LOCK ends with a slash, a dot or two, or is "/": a directory.
-            return Err(Failure::CannotOpen {
-                errno: Errno(libc::EISDIR),
-                on_path: false,
-            });
+            return Err(Failure::CannotOpen { errno: Errno(libc::EISDIR), on_path: false });
         }
         judge_directory(&dir, euid, last).map_err(|why| Failure::Refused { why })?;
         if name == b"." {
@@ -246,10 +230,7 @@ pub fn locate(lock: &[u8], insecure: bool, scratch: &mut Scratch) -> Result<(), 
 /// directory. Returns its status, to be judged.
 fn start(rest: &Remaining, resolved: &mut Resolved) -> Result<libc::stat, Failure<'static>> {
     let root: &[u8] = if rest.is_absolute() { b"/" } else { b"." };
-    let cannot_open = |errno| Failure::CannotOpen {
-        errno,
-        on_path: true,
-    };
+    let cannot_open = |errno| Failure::CannotOpen { errno, on_path: true };
     resolved.set(root).map_err(cannot_open)?;
     sys::lstat(resolved.as_cstr()).map_err(cannot_open)
 }

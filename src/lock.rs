@@ -41,7 +41,9 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Fd, Failur
     let mut deadline: Option<Deadline> = None;
     let mut announced = false;
     loop {
-        let (fd, opened) = open_lock_file(path, options.insecure)?;
+        let Some((fd, opened)) = open_lock_file(path, options.insecure)? else {
+            continue; // Removed as we opened it: open the name afresh.
+        };
         let fd = match sys::flock(fd.raw(), libc::LOCK_EX | libc::LOCK_NB) {
             Ok(()) => fd,
             Err(Errno(libc::EWOULDBLOCK)) => {
@@ -55,30 +57,20 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Fd, Failur
                     Wait::For(limit) => {
                         let armed = match deadline {
                             Some(ref armed) => armed,
-                            None => deadline.insert(Deadline::start(limit).map_err(|errno| {
-                                Failure::System {
-                                    call: "setitimer",
-                                    errno,
-                                }
-                            })?),
+                            None => deadline.insert(
+                                Deadline::start(limit)
+                                    .map_err(|errno| Failure::System { call: "setitimer", errno })?,
+                            ),
                         };
-                        armed
-                            .lock(fd, libc::LOCK_EX)
-                            .map_err(|missed| match missed {
-                                Missed::Expired => Failure::TimedOut(limit),
-                                Missed::Failed(errno) => Failure::System {
-                                    call: "flock",
-                                    errno,
-                                },
-                            })?
+                        armed.lock(fd, libc::LOCK_EX).map_err(|missed| match missed {
+                            Missed::Expired => Failure::TimedOut(limit),
+                            Missed::Failed(errno) => Failure::System { call: "flock", errno },
+                        })?
                     }
                 }
             }
             Err(errno) => {
-                return Err(Failure::System {
-                    call: "flock",
-                    errno,
-                });
+                return Err(Failure::System { call: "flock", errno });
             }
         };
 
@@ -90,44 +82,35 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Fd, Failur
                 }
             }
             Err(errno) => {
-                return Err(Failure::System {
-                    call: "lstat",
-                    errno,
-                });
+                return Err(Failure::System { call: "lstat", errno });
             }
         }
     }
 }
 
-/// Open or create the lock file and refuse it if it is unsafe.
-fn open_lock_file(path: &CStr, insecure: bool) -> Result<(Fd, libc::stat), Failure<'static>> {
+/// Open or create the lock file and refuse it if it is unsafe. `None` if
+/// the file was removed between our open and our look at it (it has no
+/// name left, so there is nothing to judge or lock: start over).
+fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat)>, Failure<'static>> {
     let fd = match sys::open(path, LOCK_FILE_FLAGS, LOCK_FILE_MODE) {
         Ok(fd) => fd,
         // O_NOFOLLOW met a symlink (FreeBSD says EMLINK).
         Err(errno @ Errno(libc::ELOOP | libc::EMLINK)) => {
             return Err(match sys::lstat(path) {
-                Ok(st) if Kind::of(&st) == Kind::Symlink => Failure::Refused {
-                    why: Unsafe::LockIsSymlink,
-                },
-                _ => Failure::CannotOpen {
-                    errno,
-                    on_path: false,
-                },
+                Ok(st) if Kind::of(&st) == Kind::Symlink => Failure::Refused { why: Unsafe::LockIsSymlink },
+                _ => Failure::CannotOpen { errno, on_path: false },
             });
         }
         Err(errno) => {
-            return Err(Failure::CannotOpen {
-                errno,
-                on_path: false,
-            });
+            return Err(Failure::CannotOpen { errno, on_path: false });
         }
     };
-    let st = sys::fstat(fd.raw()).map_err(|errno| Failure::System {
-        call: "fstat",
-        errno,
-    })?;
+    let st = sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno })?;
+    if sys::links(&st) == 0 {
+        return Ok(None);
+    }
     locate::judge_lock_file(&st, insecure).map_err(|why| Failure::Refused { why })?;
-    Ok((fd, st))
+    Ok(Some((fd, st)))
 }
 
 /// Wait without limit. `EINTR` can only come from a stop and continue
@@ -138,10 +121,7 @@ fn block(fd: Fd) -> Result<Fd, Failure<'static>> {
             Ok(()) => return Ok(fd),
             Err(Errno(libc::EINTR)) => {}
             Err(errno) => {
-                return Err(Failure::System {
-                    call: "flock",
-                    errno,
-                });
+                return Err(Failure::System { call: "flock", errno });
             }
         }
     }
@@ -153,8 +133,7 @@ fn block(fd: Fd) -> Result<Fd, Failure<'static>> {
 #[inline(never)]
 fn say_replaced(lock: &[u8]) {
     let mut line = Line::diagnostic();
-    line.push_quoted(lock)
-        .push(b" was removed or replaced while we waited; locking the new one");
+    line.push_quoted(lock).push(b" was removed or replaced while we waited; locking the new one");
     line.emit();
 }
 

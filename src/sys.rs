@@ -113,6 +113,16 @@ pub fn lstat(path: &CStr) -> Result<libc::stat, Errno> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `stat(2)`, following symlinks.
+pub fn stat(path: &CStr) -> Result<libc::stat, Errno> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `path` is NUL-terminated and `st` is a valid, writable buffer;
+    // it is read only when the call succeeds.
+    check(unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: stat succeeded, so the buffer is initialized.
+    Ok(unsafe { st.assume_init() })
+}
+
 /// `readlink(2)` into `buf`; returns the length of the target. A target
 /// that fills the whole buffer may have been cut short, and is refused.
 pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {

@@ -25,11 +25,7 @@ impl Default for Line {
 
 impl Line {
     pub const fn new() -> Line {
-        Line {
-            buf: [0; CAPACITY],
-            len: 0,
-            truncated: false,
-        }
+        Line { buf: [0; CAPACITY], len: 0, truncated: false }
     }
 
     /// A line that starts with "withlock: ", as every diagnostic does.
@@ -59,12 +55,7 @@ impl Line {
                 if b == b'\\' {
                     self.push(b"\\\\");
                 } else {
-                    self.push(&[
-                        b'\\',
-                        b'x',
-                        hex[usize::from(b >> 4)],
-                        hex[usize::from(b & 15)],
-                    ]);
+                    self.push(&[b'\\', b'x', hex[usize::from(b >> 4)], hex[usize::from(b & 15)]]);
                 }
             } else {
                 self.push(&[b]);
@@ -165,10 +156,7 @@ mod tests {
 
     #[test]
     fn control_bytes_are_escaped() {
-        assert_eq!(
-            text(|l| l.push_quoted(b"a\nb\\c\x1b")),
-            b"a\\x0ab\\\\c\\x1b"
-        );
+        assert_eq!(text(|l| l.push_quoted(b"a\nb\\c\x1b")), b"a\\x0ab\\\\c\\x1b");
     }
 
     #[test]

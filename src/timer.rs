@@ -89,20 +89,14 @@ impl Deadline {
             libc::sigprocmask(libc::SIG_UNBLOCK, &alarm_only, old_mask.as_mut_ptr());
             old_mask.assume_init()
         };
-        let deadline = Deadline {
-            old_action,
-            old_mask,
-        };
+        let deadline = Deadline { old_action, old_mask };
 
         // A zero it_value would disarm the timer: round up to 1 µs.
         let micros = after.subsec_micros().max(u32::from(after.as_secs() == 0));
         // suseconds_t is i64 on Linux, i32 on macOS.
         #[allow(clippy::unnecessary_fallible_conversions)]
         let timer = libc::itimerval {
-            it_interval: libc::timeval {
-                tv_sec: 0,
-                tv_usec: 0,
-            },
+            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
             it_value: libc::timeval {
                 tv_sec: after.as_secs().try_into().unwrap_or(i32::MAX.into()),
                 tv_usec: micros.try_into().unwrap_or(0),
@@ -149,14 +143,8 @@ impl Deadline {
 impl Drop for Deadline {
     fn drop(&mut self) {
         let off = libc::itimerval {
-            it_interval: libc::timeval {
-                tv_sec: 0,
-                tv_usec: 0,
-            },
-            it_value: libc::timeval {
-                tv_sec: 0,
-                tv_usec: 0,
-            },
+            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
+            it_value: libc::timeval { tv_sec: 0, tv_usec: 0 },
         };
         // SAFETY: valid pointers to initialized values saved by `start`;
         // restoring them cannot fail in a way we could act on.

@@ -10,10 +10,7 @@ use crate::support::{TempDir, exists, run, withlock};
 /// `ARGS` (the sentinel keeps printf's output well-defined for an empty list).
 #[track_caller]
 fn assert_args_arrive(dir: &TempDir, args: &[OsString]) {
-    let out = run(withlock()
-        .arg(dir.lock())
-        .args(["printf", "%s\\0", "SENTINEL"])
-        .args(args));
+    let out = run(withlock().arg(dir.lock()).args(["printf", "%s\\0", "SENTINEL"]).args(args));
     out.assert_code(0);
     let mut expected = b"SENTINEL\0".to_vec();
     for a in args {
@@ -31,9 +28,7 @@ fn assert_args_arrive(dir: &TempDir, args: &[OsString]) {
 #[test]
 fn options_after_the_command_belong_to_the_command() {
     let t = TempDir::new();
-    run(withlock().arg(t.lock()).args(["echo", "-v", "--help"]))
-        .assert_code(0)
-        .assert_stdout("-v --help\n");
+    run(withlock().arg(t.lock()).args(["echo", "-v", "--help"])).assert_code(0).assert_stdout("-v --help\n");
 }
 
 #[test]
@@ -49,47 +44,31 @@ fn help_after_lock_is_a_command_not_the_help_option() {
     let t = TempDir::new();
     let out = run(withlock().arg(t.lock()).arg("--help"));
     out.assert_code(127).assert_stderr_mentions("--help");
-    assert!(
-        out.stdout.is_empty(),
-        "usage was printed:\n{}",
-        out.describe()
-    );
+    assert!(out.stdout.is_empty(), "usage was printed:\n{}", out.describe());
 }
 
 #[test]
 fn double_dash_ends_options() {
     let t = TempDir::new();
-    run(withlock().arg("--").arg(t.lock()).args(["echo", "hi"]))
+    run(withlock().arg("--").arg(t.lock()).args(["echo", "hi"])).assert_code(0).assert_stdout("hi\n");
+    run(withlock().args(["-q", "--"]).arg(t.lock()).args(["echo", "hi"]))
         .assert_code(0)
         .assert_stdout("hi\n");
-    run(withlock()
-        .args(["-q", "--"])
-        .arg(t.lock())
-        .args(["echo", "hi"]))
-    .assert_code(0)
-    .assert_stdout("hi\n");
 }
 
 #[test]
 fn double_dash_allows_a_lock_path_starting_with_a_dash() {
     let t = TempDir::new();
-    run(withlock()
-        .current_dir(t.path())
-        .args(["--", "-dash.lock", "echo", "hi"]))
-    .assert_code(0)
-    .assert_stdout("hi\n");
-    assert!(
-        exists(&t.join("-dash.lock")),
-        "lock file `-dash.lock` not created"
-    );
+    run(withlock().current_dir(t.path()).args(["--", "-dash.lock", "echo", "hi"]))
+        .assert_code(0)
+        .assert_stdout("hi\n");
+    assert!(exists(&t.join("-dash.lock")), "lock file `-dash.lock` not created");
 }
 
 #[test]
 fn double_dash_after_the_command_reaches_the_command() {
     let t = TempDir::new();
-    run(withlock().arg(t.lock()).args(["echo", "--", "-q", "x"]))
-        .assert_code(0)
-        .assert_stdout("-- -q x\n");
+    run(withlock().arg(t.lock()).args(["echo", "--", "-q", "x"])).assert_code(0).assert_stdout("-- -q x\n");
 }
 
 #[test]
@@ -126,10 +105,7 @@ fn shell_metacharacters_spaces_and_empty_arguments_arrive_verbatim() {
     .map(OsString::from)
     .collect();
     assert_args_arrive(&t, &args);
-    assert!(
-        !exists(&t.join("pwned")),
-        "an argument was interpreted by a shell"
-    );
+    assert!(!exists(&t.join("pwned")), "an argument was interpreted by a shell");
 }
 
 #[test]
@@ -152,22 +128,15 @@ fn non_utf8_command_name_is_looked_up_as_bytes() {
     let script = bin.join(name);
     std::fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
     crate::support::set_mode(&script, 0o700);
-    run(withlock().arg(t.lock()).arg(&script))
-        .assert_code(0)
-        .assert_stdout("ran\n");
+    run(withlock().arg(t.lock()).arg(&script)).assert_code(0).assert_stdout("ran\n");
 }
 
 #[test]
 fn non_utf8_lock_path_is_used_as_bytes() {
     let t = TempDir::new();
     let lock = t.join(OsStr::from_bytes(b"lock-\xff\xfe.lock"));
-    run(withlock().arg(&lock).args(["echo", "ok"]))
-        .assert_code(0)
-        .assert_stdout("ok\n");
-    assert!(
-        exists(&lock),
-        "the lock file was not created at the exact bytes given"
-    );
+    run(withlock().arg(&lock).args(["echo", "ok"])).assert_code(0).assert_stdout("ok\n");
+    assert!(exists(&lock), "the lock file was not created at the exact bytes given");
 }
 
 #[test]
@@ -177,21 +146,19 @@ fn command_is_found_through_path() {
     std::fs::write(bin.join("my-job"), "#!/bin/sh\necho \"my-job $*\"\n").unwrap();
     crate::support::set_mode(&bin.join("my-job"), 0o700);
     let path = format!("{}:/usr/bin:/bin", bin.display());
-    run(withlock()
-        .env("PATH", path)
-        .arg(t.lock())
-        .args(["my-job", "a", "b"]))
-    .assert_code(0)
-    .assert_stdout("my-job a b\n");
+    run(withlock().env("PATH", path).arg(t.lock()).args(["my-job", "a", "b"]))
+        .assert_code(0)
+        .assert_stdout("my-job a b\n");
 }
 
 #[test]
 fn environment_reaches_the_command_unchanged() {
     let t = TempDir::new();
-    run(withlock()
-        .env("WITHLOCK_TEST_VALUE", "x y $z")
-        .arg(t.lock())
-        .args(["sh", "-c", "printf %s \"$WITHLOCK_TEST_VALUE\""]))
+    run(withlock().env("WITHLOCK_TEST_VALUE", "x y $z").arg(t.lock()).args([
+        "sh",
+        "-c",
+        "printf %s \"$WITHLOCK_TEST_VALUE\"",
+    ]))
     .assert_code(0)
     .assert_stdout("x y $z");
 }

@@ -7,19 +7,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::{
-    TempDir, chown, exists, hold, is_root, require_catchable, require_root_and_nobody, run,
-    run_touch, run_within, set_mode, timing, withlock,
+    TempDir, chown, exists, hold, is_root, require_catchable, require_root_and_nobody, run, run_touch,
+    run_within, set_mode, timing, withlock,
 };
 
 #[test]
 fn command_exit_status_is_passed_through() {
     let t = TempDir::new();
     for code in [0, 1, 2, 42, 64, 75, 126, 127, 255] {
-        run(withlock()
-            .arg(t.lock())
-            .args(["sh", "-c", "exit $1", "sh"])
-            .arg(code.to_string()))
-        .assert_code(code);
+        run(withlock().arg(t.lock()).args(["sh", "-c", "exit $1", "sh"]).arg(code.to_string()))
+            .assert_code(code);
     }
 }
 
@@ -60,13 +57,8 @@ fn busy_lock_exits_75_naming_the_lock_and_does_not_run_the_command() {
     let lock = t.lock();
     let holder = hold(&t, &lock);
     let marker = t.join("ran");
-    run_touch(&[], &lock, &marker)
-        .assert_code(75)
-        .assert_one_message_naming(&lock);
-    assert!(
-        !exists(&marker),
-        "the command ran although the lock was busy"
-    );
+    run_touch(&[], &lock, &marker).assert_code(75).assert_one_message_naming(&lock);
+    assert!(!exists(&marker), "the command ran although the lock was busy");
     holder.release().assert_code(0);
 }
 
@@ -77,13 +69,8 @@ fn expired_wait_exits_75_naming_the_lock() {
     let lock = t.lock();
     let holder = hold(&t, &lock);
     let marker = t.join("ran");
-    run_touch(&["-w", "0.3"], &lock, &marker)
-        .assert_code(75)
-        .assert_one_message_naming(&lock);
-    assert!(
-        !exists(&marker),
-        "the command ran although the wait expired"
-    );
+    run_touch(&["-w", "0.3"], &lock, &marker).assert_code(75).assert_one_message_naming(&lock);
+    assert!(!exists(&marker), "the command ran although the wait expired");
     holder.release();
 }
 
@@ -91,32 +78,17 @@ fn expired_wait_exits_75_naming_the_lock() {
 fn assert_usage_error(t: &TempDir, args: &[&str]) {
     let marker = t.join("ran");
     let out = run_within(
-        withlock()
-            .current_dir(t.path())
-            .args(args)
-            .env("MARKER", &marker),
+        withlock().current_dir(t.path()).args(args).env("MARKER", &marker),
         Duration::from_secs(10),
     );
-    assert_eq!(
-        out.code(),
-        Some(64),
-        "withlock {args:?} should be a usage error\n{}",
-        out.describe()
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "usage error wrote to stdout: {args:?}\n{}",
-        out.describe()
-    );
+    assert_eq!(out.code(), Some(64), "withlock {args:?} should be a usage error\n{}", out.describe());
+    assert!(out.stdout.is_empty(), "usage error wrote to stdout: {args:?}\n{}", out.describe());
     assert!(
         out.stderr_str().starts_with("withlock: "),
         "usage error message should start `withlock: `: {args:?}\n{}",
         out.describe()
     );
-    assert!(
-        !exists(&marker),
-        "the command ran despite a usage error: {args:?}"
-    );
+    assert!(!exists(&marker), "the command ran despite a usage error: {args:?}");
 }
 
 /// The command every usage-error case would run if withlock got that far.
@@ -141,10 +113,7 @@ fn lock_without_command_is_a_usage_error() {
     assert_usage_error(&t, &["x.lock"]);
     assert_usage_error(&t, &["-w", "5", "x.lock"]);
     assert_usage_error(&t, &["--", "x.lock"]);
-    assert!(
-        !exists(&t.join("x.lock")),
-        "a usage error still created the lock file"
-    );
+    assert!(!exists(&t.join("x.lock")), "a usage error still created the lock file");
 }
 
 #[test]
@@ -180,13 +149,7 @@ fn bad_durations_are_usage_errors() {
 #[test]
 fn unknown_options_are_usage_errors() {
     let t = TempDir::new();
-    for bad in [
-        &["--bogus"][..],
-        &["-Z"],
-        &["-qZ"],
-        &["--quiet=yes"],
-        &["---"],
-    ] {
+    for bad in [&["--bogus"][..], &["-Z"], &["-qZ"], &["--quiet=yes"], &["---"]] {
         assert_usage_error(&t, &with_lock_and_touch(bad));
     }
 }
@@ -204,16 +167,7 @@ fn missing_option_values_are_usage_errors() {
 #[test]
 fn bad_conflict_exit_codes_are_usage_errors() {
     let t = TempDir::new();
-    for bad in [
-        "abc",
-        "300",
-        "256",
-        "-1",
-        "",
-        "3x",
-        "1.5",
-        "99999999999999999999",
-    ] {
+    for bad in ["abc", "300", "256", "-1", "", "3x", "1.5", "99999999999999999999"] {
         assert_usage_error(&t, &with_lock_and_touch(&["-E", bad]));
     }
     assert_usage_error(&t, &with_lock_and_touch(&["--conflict-exit-code=300"]));
@@ -225,9 +179,7 @@ fn missing_directory_exits_73_naming_the_lock() {
     let t = TempDir::new();
     let lock = t.join("no-such-dir/x.lock");
     let marker = t.join("ran");
-    run_touch(&[], &lock, &marker)
-        .assert_code(73)
-        .assert_one_message_naming(&lock);
+    run_touch(&[], &lock, &marker).assert_code(73).assert_one_message_naming(&lock);
     assert!(!exists(&marker), "the command ran without a lock");
 }
 
@@ -236,12 +188,8 @@ fn directory_at_the_lock_path_exits_73() {
     let t = TempDir::new();
     let lock = t.mkdir("x.lock", 0o700);
     let marker = t.join("ran");
-    run_touch(&[], &lock, &marker)
-        .assert_code(73)
-        .assert_one_message_naming(&lock);
-    run_touch(&["--insecure"], &lock, &marker)
-        .assert_code(73)
-        .assert_one_message_naming(&lock);
+    run_touch(&[], &lock, &marker).assert_code(73).assert_one_message_naming(&lock);
+    run_touch(&["--insecure"], &lock, &marker).assert_code(73).assert_one_message_naming(&lock);
     assert!(!exists(&marker), "the command ran without a lock");
 }
 
@@ -254,9 +202,7 @@ fn permission_denied_exits_73() {
         let dir = t.mkdir("ro", 0o500);
         let lock = dir.join("x.lock");
         let marker = t.join("ran");
-        run_touch(&[], &lock, &marker)
-            .assert_code(73)
-            .assert_one_message_naming(&lock);
+        run_touch(&[], &lock, &marker).assert_code(73).assert_one_message_naming(&lock);
         assert!(!exists(&marker), "the command ran without a lock");
         return;
     }
@@ -283,11 +229,7 @@ fn permission_denied_exits_73() {
             .arg(&lock)
             .args(["echo", "RAN"]));
         out.assert_code(73).assert_one_message_naming(&lock);
-        assert!(
-            out.stdout.is_empty(),
-            "the command ran:\n{}",
-            out.describe()
-        );
+        assert!(out.stdout.is_empty(), "the command ran:\n{}", out.describe());
     }
 }
 
@@ -295,9 +237,7 @@ fn permission_denied_exits_73() {
 fn non_executable_file_exits_126_naming_the_command() {
     let t = TempDir::new();
     t.write("script", b"#!/bin/sh\necho RAN\n", 0o644);
-    let out = run(withlock()
-        .current_dir(t.path())
-        .args(["x.lock", "./script"]));
+    let out = run(withlock().current_dir(t.path()).args(["x.lock", "./script"]));
     out.assert_code(126).assert_one_message_naming("./script");
     assert!(out.stdout.is_empty(), "{}", out.describe());
 }
@@ -308,12 +248,8 @@ fn non_executable_file_found_through_path_exits_126() {
     let bin = t.mkdir("bin", 0o700);
     fs::write(bin.join("only-readable"), "#!/bin/sh\necho RAN\n").unwrap();
     set_mode(&bin.join("only-readable"), 0o644);
-    let out = run(withlock()
-        .env("PATH", &bin)
-        .arg(t.lock())
-        .arg("only-readable"));
-    out.assert_code(126)
-        .assert_one_message_naming("only-readable");
+    let out = run(withlock().env("PATH", &bin).arg(t.lock()).arg("only-readable"));
+    out.assert_code(126).assert_one_message_naming("only-readable");
     assert!(out.stdout.is_empty(), "{}", out.describe());
 }
 
@@ -321,19 +257,13 @@ fn non_executable_file_found_through_path_exits_126() {
 fn directory_as_command_exits_126() {
     let t = TempDir::new();
     let dir = t.mkdir("subdir", 0o700);
-    run(withlock().arg(t.lock()).arg(&dir))
-        .assert_code(126)
-        .assert_one_message_naming(&dir);
+    run(withlock().arg(t.lock()).arg(&dir)).assert_code(126).assert_one_message_naming(&dir);
 }
 
 #[test]
 fn missing_command_exits_127_naming_the_command() {
     let t = TempDir::new();
-    for cmd in [
-        "withlock-test-no-such-command",
-        "./no-such-file",
-        "/no/such/dir/cmd",
-    ] {
+    for cmd in ["withlock-test-no-such-command", "./no-such-file", "/no/such/dir/cmd"] {
         let out = run(withlock().current_dir(t.path()).args(["x.lock", cmd]));
         out.assert_code(127).assert_one_message_naming(cmd);
         assert!(out.stdout.is_empty(), "{}", out.describe());
@@ -396,24 +326,15 @@ fn conflict_exit_code_and_quiet_do_not_mask_other_failures() {
     let missing_dir = t.join("nope/x.lock");
     let marker = t.join("ran");
     run_touch(&["-E", "3"], &missing_dir, &marker).assert_code(73);
-    run_touch(&["-q"], &missing_dir, &marker)
-        .assert_code(73)
-        .assert_one_message_naming(&missing_dir);
-    run(withlock()
-        .args(["-q", "-E", "0"])
-        .arg(t.lock())
-        .arg("withlock-test-nope"))
-    .assert_code(127)
-    .assert_one_message_naming("withlock-test-nope");
+    run_touch(&["-q"], &missing_dir, &marker).assert_code(73).assert_one_message_naming(&missing_dir);
+    run(withlock().args(["-q", "-E", "0"]).arg(t.lock()).arg("withlock-test-nope"))
+        .assert_code(127)
+        .assert_one_message_naming("withlock-test-nope");
     assert_usage_error(&t, &with_lock_and_touch(&["-q", "-E", "3", "--bogus"]));
     let open = t.mkdir("open", 0o777);
     run_touch(&["-q", "-E", "3"], &open.join("x.lock"), &marker).assert_code(77);
     // And the command's own failures pass through untouched.
-    run(withlock()
-        .args(["-q", "-E", "3"])
-        .arg(t.lock())
-        .args(["sh", "-c", "exit 75"]))
-    .assert_code(75);
+    run(withlock().args(["-q", "-E", "3"]).arg(t.lock()).args(["sh", "-c", "exit 75"])).assert_code(75);
     assert!(!exists(&marker));
 }
 
@@ -421,24 +342,12 @@ fn conflict_exit_code_and_quiet_do_not_mask_other_failures() {
 #[track_caller]
 pub fn assert_busy(lock: &Path) {
     let out = run(withlock().arg(lock).arg("true"));
-    assert_eq!(
-        out.code(),
-        Some(75),
-        "expected the lock {} to be held\n{}",
-        lock.display(),
-        out.describe()
-    );
+    assert_eq!(out.code(), Some(75), "expected the lock {} to be held\n{}", lock.display(), out.describe());
 }
 
 /// Asserts the lock at `lock` is free right now (withlock runs the command at once).
 #[track_caller]
 pub fn assert_free(lock: &Path) {
     let out = run(withlock().arg(lock).arg("true"));
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "expected the lock {} to be free\n{}",
-        lock.display(),
-        out.describe()
-    );
+    assert_eq!(out.code(), Some(0), "expected the lock {} to be free\n{}", lock.display(), out.describe());
 }

@@ -52,10 +52,8 @@ const GREP_FILE: &str = "/proc/self/status";
 
 #[test]
 fn job_inherits_no_blocked_or_ignored_signals_from_withlock() {
-    let baseline = run(Command::new(GREP_MASKS[0])
-        .args(&GREP_MASKS[1..])
-        .arg(GREP_FILE)
-        .stdin(Stdio::null()));
+    let baseline =
+        run(Command::new(GREP_MASKS[0]).args(&GREP_MASKS[1..]).arg(GREP_FILE).stdin(Stdio::null()));
     baseline.assert_code(0);
     let (base_blk, base_ign) = signal_masks(&baseline);
     let alrm = 1u64 << (libc::SIGALRM - 1);
@@ -67,14 +65,8 @@ fn job_inherits_no_blocked_or_ignored_signals_from_withlock() {
         out.assert_code(0);
         let (blk, ign) = signal_masks(&out);
         let mode = format!("{opts:?}, contended: {contended}");
-        assert_eq!(
-            blk, base_blk,
-            "{mode}: job's blocked signals {blk:#x}, expected {base_blk:#x}"
-        );
-        assert_eq!(
-            ign, base_ign,
-            "{mode}: job's ignored signals {ign:#x}, expected {base_ign:#x}"
-        );
+        assert_eq!(blk, base_blk, "{mode}: job's blocked signals {blk:#x}, expected {base_blk:#x}");
+        assert_eq!(ign, base_ign, "{mode}: job's ignored signals {ign:#x}, expected {base_ign:#x}");
         assert_eq!(ign & alrm, 0, "{mode}: SIGALRM is ignored in the job");
         assert_eq!(blk & alrm, 0, "{mode}: SIGALRM is blocked in the job");
     }
@@ -122,10 +114,7 @@ const LS_FDS: [&str; 3] = ["ls", "-l", "/proc/self/fd/"];
 
 #[test]
 fn job_inherits_only_the_standard_descriptors_and_the_lock() {
-    let baseline = run(Command::new(LS_FDS[0])
-        .args(&LS_FDS[1..])
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null()));
+    let baseline = run(Command::new(LS_FDS[0]).args(&LS_FDS[1..]).env("LC_ALL", "C").stdin(Stdio::null()));
     baseline.assert_code(0);
     let base: BTreeSet<u32> = open_fds(&baseline).into_iter().map(|(fd, _)| fd).collect();
     let t = TempDir::new();
@@ -141,11 +130,7 @@ fn job_inherits_only_the_standard_descriptors_and_the_lock() {
             base.is_subset(&have),
             "{mode}: the job lost standard descriptors: {fds:?}, expected {base:?}"
         );
-        assert_eq!(
-            extra.len(),
-            1,
-            "{mode}: expected exactly one extra descriptor (the lock), got {extra:?}"
-        );
+        assert_eq!(extra.len(), 1, "{mode}: expected exactly one extra descriptor (the lock), got {extra:?}");
         assert_eq!(
             Path::new(&extra[0].1),
             lock,

@@ -8,9 +8,7 @@ use crate::support::{TempDir, exists, hold, run, run_touch, timing, withlock};
 #[test]
 fn success_prints_nothing_of_its_own() {
     let t = TempDir::new();
-    run(withlock().arg(t.lock()).arg("true"))
-        .assert_code(0)
-        .assert_silent();
+    run(withlock().arg(t.lock()).arg("true")).assert_code(0).assert_silent();
 }
 
 #[test]
@@ -20,14 +18,9 @@ fn quiet_busy_lock_exits_0_silently_without_running() {
     let holder = hold(&t, &lock);
     let marker = t.join("ran");
     for opt in ["-q", "--quiet"] {
-        run_touch(&[opt], &lock, &marker)
-            .assert_code(0)
-            .assert_silent();
+        run_touch(&[opt], &lock, &marker).assert_code(0).assert_silent();
     }
-    assert!(
-        !exists(&marker),
-        "the command ran although the lock was busy"
-    );
+    assert!(!exists(&marker), "the command ran although the lock was busy");
     holder.release();
 }
 
@@ -40,11 +33,7 @@ fn quiet_expired_wait_exits_0_silently() {
     let marker = t.join("ran");
     let out = run_touch(&["-q", "-w", "0.3"], &lock, &marker);
     out.assert_code(0).assert_silent();
-    assert!(
-        out.elapsed >= Duration::from_millis(250),
-        "-q -w 0.3 did not wait\n{}",
-        out.describe()
-    );
+    assert!(out.elapsed >= Duration::from_millis(250), "-q -w 0.3 did not wait\n{}", out.describe());
     assert!(!exists(&marker));
     holder.release();
 }
@@ -52,13 +41,10 @@ fn quiet_expired_wait_exits_0_silently() {
 #[test]
 fn quiet_does_not_silence_the_command_or_change_its_status() {
     let t = TempDir::new();
-    run(withlock()
-        .arg("-q")
-        .arg(t.lock())
-        .args(["sh", "-c", "echo out; echo err >&2; exit 9"]))
-    .assert_code(9)
-    .assert_stdout("out\n")
-    .assert_stderr_mentions("err\n");
+    run(withlock().arg("-q").arg(t.lock()).args(["sh", "-c", "echo out; echo err >&2; exit 9"]))
+        .assert_code(9)
+        .assert_stdout("out\n")
+        .assert_stderr_mentions("err\n");
 }
 
 #[test]
@@ -80,10 +66,7 @@ fn conflict_exit_code_replaces_75_and_keeps_the_message() {
         assert_eq!(out.code(), Some(code), "{opts:?}\n{}", out.describe());
         out.assert_one_message_naming(&lock);
     }
-    assert!(
-        !exists(&marker),
-        "the command ran although the lock was busy"
-    );
+    assert!(!exists(&marker), "the command ran although the lock was busy");
     holder.release();
 }
 
@@ -115,9 +98,7 @@ fn conflict_exit_code_applies_to_an_expired_wait() {
     let lock = t.lock();
     let holder = hold(&t, &lock);
     let marker = t.join("ran");
-    run_touch(&["-w", "0.2", "-E", "9"], &lock, &marker)
-        .assert_code(9)
-        .assert_one_message_naming(&lock);
+    run_touch(&["-w", "0.2", "-E", "9"], &lock, &marker).assert_code(9).assert_one_message_naming(&lock);
     assert!(!exists(&marker));
     holder.release();
 }
@@ -150,12 +131,7 @@ fn all_option_spellings_are_accepted() {
         &["--"],
     ] {
         let out = run(withlock().args(opts).arg(t.lock()).args(["echo", "ran"]));
-        assert_eq!(
-            out.code(),
-            Some(0),
-            "withlock {opts:?} LOCK echo ran\n{}",
-            out.describe()
-        );
+        assert_eq!(out.code(), Some(0), "withlock {opts:?} LOCK echo ran\n{}", out.describe());
         assert_eq!(out.stdout_str(), "ran\n", "{opts:?}\n{}", out.describe());
     }
 }
@@ -168,13 +144,9 @@ fn bundled_and_attached_values_take_effect() {
     let lock = t.lock();
     let holder = hold(&t, &lock);
     let marker = t.join("ran");
-    for opts in [
-        &["-qw0.3"][..],
-        &["-qw", "0.3"],
-        &["--wait=0.3", "-q"],
-        &["-q", "--wait", "300ms"],
-        &["-vqw0.3"],
-    ] {
+    for opts in
+        [&["-qw0.3"][..], &["-qw", "0.3"], &["--wait=0.3", "-q"], &["-q", "--wait", "300ms"], &["-vqw0.3"]]
+    {
         let out = run_touch(opts, &lock, &marker);
         assert_eq!(out.code(), Some(0), "{opts:?}\n{}", out.describe());
         assert!(
@@ -195,11 +167,7 @@ fn verbose_reports_on_stderr_with_prefix_and_still_runs_the_command() {
         let out = run(withlock().arg(opt).arg(t.lock()).args(["echo", "hi"]));
         out.assert_code(0).assert_stdout("hi\n");
         let err = out.stderr_str();
-        assert!(
-            !err.is_empty(),
-            "{opt} printed nothing on stderr\n{}",
-            out.describe()
-        );
+        assert!(!err.is_empty(), "{opt} printed nothing on stderr\n{}", out.describe());
         for line in err.lines() {
             assert!(
                 line.starts_with("withlock: "),
@@ -219,11 +187,7 @@ fn verbose_busy_lock_still_exits_75_with_prefixed_lines() {
     let out = run_touch(&["-v"], &lock, &marker);
     out.assert_code(75).assert_stderr_mentions(&lock);
     for line in out.stderr_str().lines() {
-        assert!(
-            line.starts_with("withlock: "),
-            "stderr line without prefix: {line:?}\n{}",
-            out.describe()
-        );
+        assert!(line.starts_with("withlock: "), "stderr line without prefix: {line:?}\n{}", out.describe());
     }
     assert!(!exists(&marker));
     holder.release();
@@ -260,10 +224,7 @@ fn help_lists_every_option_and_exit_code() {
             "126",
             "127",
         ] {
-            assert!(
-                help.contains(needle),
-                "{opt} output lacks {needle:?}:\n{help}"
-            );
+            assert!(help.contains(needle), "{opt} output lacks {needle:?}:\n{help}");
         }
     }
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::{
-    TempDir, chown, exists, is_root, mkfifo, mknod_null, mode_of, read_string,
-    require_root_and_nobody, run, run_touch, run_within, set_mode, unique_name, withlock,
+    TempDir, chown, exists, is_root, mkfifo, mknod_null, mode_of, read_string, require_root_and_nobody, run,
+    run_touch, run_within, set_mode, unique_name, withlock,
 };
 
 /// Runs `withlock [opts] LOCK touch MARKER` and checks it was refused with 77, naming the
@@ -18,17 +18,9 @@ use crate::support::{
 fn assert_refused(t: &TempDir, opts: &[&str], lock: &Path, culprit: &Path) -> String {
     let marker = t.join("ran");
     let _ = fs::remove_file(&marker);
-    let out = run_within(
-        withlock().args(opts).arg(lock).arg("touch").arg(&marker),
-        Duration::from_secs(10),
-    );
-    out.assert_code(77)
-        .assert_one_message_naming(lock)
-        .assert_stderr_mentions(culprit);
-    assert!(
-        !exists(&marker),
-        "the command ran although the lock was refused"
-    );
+    let out = run_within(withlock().args(opts).arg(lock).arg("touch").arg(&marker), Duration::from_secs(10));
+    out.assert_code(77).assert_one_message_naming(lock).assert_stderr_mentions(culprit);
+    assert!(!exists(&marker), "the command ran although the lock was refused");
     out.stderr_str()
 }
 
@@ -36,10 +28,7 @@ fn assert_refused(t: &TempDir, opts: &[&str], lock: &Path, culprit: &Path) -> St
 #[track_caller]
 fn assert_refused_suggesting_insecure(t: &TempDir, lock: &Path, culprit: &Path) {
     let err = assert_refused(t, &[], lock, culprit);
-    assert!(
-        err.contains("--insecure"),
-        "the refusal should mention --insecure: {err:?}"
-    );
+    assert!(err.contains("--insecure"), "the refusal should mention --insecure: {err:?}");
 }
 
 #[track_caller]
@@ -58,11 +47,7 @@ fn symlink_as_lock_file_is_refused_even_with_insecure() {
     symlink("target", &lock).unwrap();
     assert_refused(&t, &[], &lock, &lock);
     assert_refused(&t, &["--insecure"], &lock, &lock);
-    assert_eq!(
-        read_string(&target),
-        "precious\n",
-        "the link's target was modified"
-    );
+    assert_eq!(read_string(&target), "precious\n", "the link's target was modified");
     assert_eq!(mode_of(&target) & 0o7777, 0o600);
 }
 
@@ -73,15 +58,9 @@ fn dangling_symlink_is_refused_and_its_target_not_created() {
     let lock = t.lock();
     symlink(&target, &lock).unwrap();
     assert_refused(&t, &[], &lock, &lock);
-    assert!(
-        !exists(&target),
-        "withlock created the dangling link's target"
-    );
+    assert!(!exists(&target), "withlock created the dangling link's target");
     assert_refused(&t, &["--insecure"], &lock, &lock);
-    assert!(
-        !exists(&target),
-        "withlock --insecure created the dangling link's target"
-    );
+    assert!(!exists(&target), "withlock --insecure created the dangling link's target");
 }
 
 #[test]
@@ -119,10 +98,7 @@ fn lock_directly_in_the_system_temp_dir_is_refused() {
     let tmp = std::env::temp_dir();
     let meta = fs::metadata(&tmp).unwrap();
     if meta.mode() & 0o1002 != 0o1002 {
-        eprintln!(
-            "skipping: {} is not a sticky world-writable directory",
-            tmp.display()
-        );
+        eprintln!("skipping: {} is not a sticky world-writable directory", tmp.display());
         return;
     }
     let t = TempDir::new();
@@ -130,9 +106,7 @@ fn lock_directly_in_the_system_temp_dir_is_refused() {
     let marker = t.join("ran");
     let out = run_touch(&[], &lock, &marker);
     let _ = fs::remove_file(&lock);
-    out.assert_code(77)
-        .assert_one_message_naming(&lock)
-        .assert_stderr_mentions("--insecure");
+    out.assert_code(77).assert_one_message_naming(&lock).assert_stderr_mentions("--insecure");
     assert!(!exists(&marker), "the command ran in /tmp");
 }
 
@@ -165,10 +139,7 @@ fn relative_lock_in_an_unsafe_working_directory_is_refused() {
     let t = TempDir::new();
     let open = t.mkdir("open", 0o777);
     let marker = t.join("ran");
-    let out = run(withlock()
-        .current_dir(&open)
-        .args(["x.lock", "touch"])
-        .arg(&marker));
+    let out = run(withlock().current_dir(&open).args(["x.lock", "touch"]).arg(&marker));
     out.assert_code(77).assert_one_message_naming("x.lock");
     assert!(!exists(&marker));
 }
@@ -177,11 +148,7 @@ fn relative_lock_in_an_unsafe_working_directory_is_refused() {
 fn relative_lock_in_a_safe_working_directory_is_accepted() {
     let t = TempDir::new();
     let marker = t.join("ran");
-    run(withlock()
-        .current_dir(t.path())
-        .args(["x.lock", "touch"])
-        .arg(&marker))
-    .assert_code(0);
+    run(withlock().current_dir(t.path()).args(["x.lock", "touch"]).arg(&marker)).assert_code(0);
     assert!(exists(&marker) && exists(&t.lock()));
 }
 
@@ -203,10 +170,7 @@ fn intermediate_symlink_in_a_safe_directory_is_followed() {
     let real = t.mkdir("real", 0o700);
     symlink("real", t.join("link")).unwrap();
     assert_runs(&t, &[], &t.join("link/x.lock"));
-    assert!(
-        exists(&real.join("x.lock")),
-        "the lock file is not in the link's target"
-    );
+    assert!(exists(&real.join("x.lock")), "the lock file is not in the link's target");
     // An absolute link works as well.
     symlink(&real, t.join("abs-link")).unwrap();
     assert_runs(&t, &[], &t.join("abs-link/x.lock"));
@@ -219,9 +183,7 @@ fn intermediate_symlink_to_an_unsafe_directory_is_refused() {
     symlink("sticky", t.join("link")).unwrap();
     let lock = t.join("link/x.lock");
     let marker = t.join("ran");
-    run_touch(&[], &lock, &marker)
-        .assert_code(77)
-        .assert_one_message_naming(&lock);
+    run_touch(&[], &lock, &marker).assert_code(77).assert_one_message_naming(&lock);
     assert!(!exists(&marker));
     assert_runs(&t, &["--insecure"], &lock);
 }
@@ -271,8 +233,7 @@ fn lock_file_with_two_hard_links_is_refused() {
 
 #[test]
 fn lock_file_owned_by_another_user_is_refused() {
-    let Some((uid, gid)) = require_root_and_nobody("lock_file_owned_by_another_user_is_refused")
-    else {
+    let Some((uid, gid)) = require_root_and_nobody("lock_file_owned_by_another_user_is_refused") else {
         return;
     };
     let t = TempDir::new();
@@ -284,9 +245,7 @@ fn lock_file_owned_by_another_user_is_refused() {
 
 #[test]
 fn lock_directory_owned_by_another_user_is_refused() {
-    let Some((uid, gid)) =
-        require_root_and_nobody("lock_directory_owned_by_another_user_is_refused")
-    else {
+    let Some((uid, gid)) = require_root_and_nobody("lock_directory_owned_by_another_user_is_refused") else {
         return;
     };
     let t = TempDir::new();
@@ -298,8 +257,7 @@ fn lock_directory_owned_by_another_user_is_refused() {
 
 #[test]
 fn intermediate_directory_owned_by_another_user_is_refused() {
-    let Some((uid, gid)) =
-        require_root_and_nobody("intermediate_directory_owned_by_another_user_is_refused")
+    let Some((uid, gid)) = require_root_and_nobody("intermediate_directory_owned_by_another_user_is_refused")
     else {
         return;
     };
@@ -324,12 +282,7 @@ fn lock_file_is_created_mode_0600_even_with_umask_0() {
         .assert_code(0);
         let meta = fs::symlink_metadata(&lock).unwrap();
         assert!(meta.file_type().is_file(), "{name}: not a regular file");
-        assert_eq!(
-            meta.mode() & 0o7777,
-            0o600,
-            "{name}: lock file created mode {:o}",
-            meta.mode() & 0o7777
-        );
+        assert_eq!(meta.mode() & 0o7777, 0o600, "{name}: lock file created mode {:o}", meta.mode() & 0o7777);
     }
 }
 
@@ -364,9 +317,9 @@ fn refused_lock_file_is_left_alone() {
 /// caller's own link there is fine.
 #[test]
 fn symlink_planted_by_another_user_in_a_sticky_directory_is_not_followed() {
-    let Some((uid, gid)) = require_root_and_nobody(
-        "symlink_planted_by_another_user_in_a_sticky_directory_is_not_followed",
-    ) else {
+    let Some((uid, gid)) =
+        require_root_and_nobody("symlink_planted_by_another_user_in_a_sticky_directory_is_not_followed")
+    else {
         return;
     };
     let t = TempDir::new();
@@ -378,8 +331,5 @@ fn symlink_planted_by_another_user_in_a_sticky_directory_is_not_followed() {
     symlink(&real, &planted).unwrap();
     chown(&planted, uid, gid);
     assert_refused(&t, &[], &planted.join("y.lock"), &planted);
-    assert!(
-        !exists(&real.join("y.lock")),
-        "a lock file was created through the planted link"
-    );
+    assert!(!exists(&real.join("y.lock")), "a lock file was created through the planted link");
 }

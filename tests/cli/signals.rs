@@ -24,19 +24,13 @@ fn sigkill_of_withlock_leaves_the_lock_with_a_background_child_that_inherited_it
     let job = start(
         withlock()
             .arg(&lock)
-            .args([
-                "sh",
-                "-c",
-                r#"(sleep 1.5; date +%s%N > "$2") & : > "$1"; wait"#,
-                "sh",
-            ])
+            .args(["sh", "-c", r#"(sleep 1.5; date +%s%N > "$2") & : > "$1"; wait"#, "sh"])
             .arg(&ready)
             .arg(&bg_done),
     );
     assert!(wait_until(Duration::from_secs(10), || exists(&ready)));
     send_signal(job.pid(), libc::SIGKILL);
-    job.wait(Duration::from_secs(10))
-        .assert_signal(libc::SIGKILL);
+    job.wait(Duration::from_secs(10)).assert_signal(libc::SIGKILL);
     // The job is dead; its background child still runs and holds the lock.
     assert!(!exists(&bg_done), "the background child finished too early");
     assert_busy(&lock);
@@ -74,11 +68,7 @@ fn sigkill_of_the_job_frees_the_lock_at_once() {
     holder.kill(libc::SIGKILL).assert_signal(libc::SIGKILL);
     waiter.wait(Duration::from_secs(10)).assert_code(0);
     let gap_ns = read_epoch_ns(&started) - killed_at;
-    assert!(
-        gap_ns < 500_000_000,
-        "the waiter started {} ms after the holder was killed",
-        gap_ns / 1_000_000
-    );
+    assert!(gap_ns < 500_000_000, "the waiter started {} ms after the holder was killed", gap_ns / 1_000_000);
 }
 
 /// Each signal sent to withlock's pid reaches the job, which traps it and exits with a
@@ -103,28 +93,15 @@ fn signals_sent_to_withlock_reach_the_job() {
         let job = start(
             withlock()
                 .arg(&lock)
-                .args([
-                    "sh",
-                    "-c",
-                    r#"trap "exit $2" $3; : > "$1"; while :; do sleep 0.02; done"#,
-                    "sh",
-                ])
+                .args(["sh", "-c", r#"trap "exit $2" $3; : > "$1"; while :; do sleep 0.02; done"#, "sh"])
                 .arg(&ready)
                 .arg(code.to_string())
                 .arg(name),
         );
-        assert!(
-            wait_until(Duration::from_secs(10), || exists(&ready)),
-            "{name}: the job never ran"
-        );
+        assert!(wait_until(Duration::from_secs(10), || exists(&ready)), "{name}: the job never ran");
         send_signal(job.pid(), sig);
         let out = job.wait(Duration::from_secs(10));
-        assert_eq!(
-            out.code(),
-            Some(code),
-            "SIG{name} did not reach the job's trap\n{}",
-            out.describe()
-        );
+        assert_eq!(out.code(), Some(code), "SIG{name} did not reach the job's trap\n{}", out.describe());
     }
     assert_free(&lock);
 }
@@ -142,16 +119,11 @@ fn ctrl_c_to_the_process_group_reaches_the_job_exactly_once() {
     let script = r#"n=0; trap 'n=$((n + 1))' INT; sleep 1 & pid=$!; : > "$1"
         while kill -0 "$pid" 2>/dev/null; do wait "$pid"; done; echo "$n""#;
     let mut cmd = withlock();
-    cmd.process_group(0)
-        .arg(&lock)
-        .args(["sh", "-c", script, "sh"])
-        .arg(&ready);
+    cmd.process_group(0).arg(&lock).args(["sh", "-c", script, "sh"]).arg(&ready);
     let job = start(&mut cmd);
     assert!(wait_until(Duration::from_secs(10), || exists(&ready)));
     send_signal(-job.pid(), libc::SIGINT);
-    job.wait(Duration::from_secs(10))
-        .assert_code(0)
-        .assert_stdout("1\n");
+    job.wait(Duration::from_secs(10)).assert_code(0).assert_stdout("1\n");
 }
 
 /// While waiting, withlock has run nothing: a signal simply ends it, and the command
@@ -161,23 +133,14 @@ fn signal_while_waiting_ends_withlock_and_nothing_runs() {
     let t = TempDir::new();
     let lock = t.lock();
     let holder = hold(&t, &lock);
-    for (sig, wait) in [
-        (libc::SIGTERM, "10"),
-        (libc::SIGINT, "forever"),
-        (libc::SIGHUP, "10"),
-        (libc::SIGUSR1, "forever"),
-    ] {
+    for (sig, wait) in
+        [(libc::SIGTERM, "10"), (libc::SIGINT, "forever"), (libc::SIGHUP, "10"), (libc::SIGUSR1, "forever")]
+    {
         if !require_catchable("signal_while_waiting", sig) {
             continue;
         }
         let marker = t.join(format!("ran-{sig}"));
-        let waiter = start(
-            withlock()
-                .args(["-w", wait])
-                .arg(&lock)
-                .arg("touch")
-                .arg(&marker),
-        );
+        let waiter = start(withlock().args(["-w", wait]).arg(&lock).arg("touch").arg(&marker));
         wait_until_has_open(waiter.pid(), &lock);
         send_signal(waiter.pid(), sig);
         waiter.wait(Duration::from_secs(10)).assert_signal(sig);

@@ -51,14 +51,8 @@ fn unique() -> u64 {
 
 /// A unique name prefix for this process, for files created outside a `TempDir`.
 pub fn unique_name(what: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "withlock-test-{}-{}-{nanos}-{what}",
-        std::process::id(),
-        unique()
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("withlock-test-{}-{}-{nanos}-{what}", std::process::id(), unique())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,14 +63,12 @@ static LOAD: RwLock<()> = RwLock::new(());
 /// Held by tests that assert a (coarse) time bound: they may run together, but not while a
 /// torture test saturates the machine.
 pub fn timing() -> RwLockReadGuard<'static, ()> {
-    LOAD.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOAD.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Held by the torture tests: they run alone.
 pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    LOAD.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOAD.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,15 +153,11 @@ pub fn set_mode(path: &Path, mode: u32) {
 }
 
 pub fn mode_of(path: &Path) -> u32 {
-    fs::symlink_metadata(path)
-        .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()))
-        .mode()
+    fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display())).mode()
 }
 
 pub fn inode_of(path: &Path) -> u64 {
-    fs::metadata(path)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-        .ino()
+    fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).ino()
 }
 
 pub fn exists(path: &Path) -> bool {
@@ -183,9 +171,7 @@ pub fn read_string(path: &Path) -> String {
 /// Reads a file holding `date +%s%N` output: nanoseconds since the epoch.
 pub fn read_epoch_ns(path: &Path) -> i128 {
     let text = read_string(path);
-    text.trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{}: not a timestamp {text:?}: {e}", path.display()))
+    text.trim().parse().unwrap_or_else(|e| panic!("{}: not a timestamp {text:?}: {e}", path.display()))
 }
 
 pub fn now_epoch_ns() -> i128 {
@@ -234,23 +220,13 @@ impl Out {
 
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code(),
-            Some(code),
-            "expected exit code {code}\n{}",
-            self.describe()
-        );
+        assert_eq!(self.code(), Some(code), "expected exit code {code}\n{}", self.describe());
         self
     }
 
     #[track_caller]
     pub fn assert_signal(&self, signal: i32) -> &Self {
-        assert_eq!(
-            self.signal(),
-            Some(signal),
-            "expected death by signal {signal}\n{}",
-            self.describe()
-        );
+        assert_eq!(self.signal(), Some(signal), "expected death by signal {signal}\n{}", self.describe());
         self
     }
 
@@ -336,17 +312,8 @@ pub fn start(cmd: &mut Command) -> Running {
     cmd.stderr(err.try_clone().unwrap());
     let what = format!("{cmd:?}");
     let started = Instant::now();
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
-    Running {
-        child,
-        out,
-        err,
-        started,
-        reaped: false,
-        what,
-    }
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    Running { child, out, err, started, reaped: false, what }
 }
 
 impl Running {
@@ -395,12 +362,7 @@ impl Running {
             thread::sleep(Duration::from_millis(2));
         };
         let elapsed = self.started.elapsed();
-        Out {
-            status,
-            stdout: slurp(&self.out),
-            stderr: slurp(&self.err),
-            elapsed,
-        }
+        Out { status, stdout: slurp(&self.out), stderr: slurp(&self.err), elapsed }
     }
 }
 
@@ -452,9 +414,7 @@ pub fn wait_until_has_open(pid: i32, path: &Path) {
     let fd_dir = PathBuf::from(format!("/proc/{pid}/fd"));
     let found = wait_until(Duration::from_secs(10), || {
         fs::read_dir(&fd_dir).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == target))
+            entries.flatten().any(|e| fs::read_link(e.path()).is_ok_and(|l| l == target))
         })
     });
     assert!(found, "process {pid} never opened {}", path.display());
@@ -487,9 +447,7 @@ pub fn hold_using(dir: &TempDir, mut locker: Command, done_stamp: Option<&Path>)
         .arg(&release)
         .arg(done_stamp.map_or(OsStr::new(""), Path::as_os_str));
     let mut run = start(&mut locker);
-    let ok = wait_until(Duration::from_secs(10), || {
-        exists(&ready) || !run.is_running()
-    });
+    let ok = wait_until(Duration::from_secs(10), || exists(&ready) || !run.is_running());
     assert!(
         ok && exists(&ready),
         "holder never got the lock: {}\nstderr: {:?}",
@@ -513,25 +471,16 @@ pub fn hold(dir: &TempDir, lock: &Path) -> Holder {
 #[track_caller]
 pub fn hold_until_killed(dir: &TempDir, lock: &Path) -> Holder {
     let ready = dir.join(format!("holder-{}.ready", unique()));
-    let mut run = start(
-        withlock()
-            .arg(lock)
-            .args(["sh", "-c", r#": > "$1"; exec sleep 300"#, "sh"])
-            .arg(&ready),
-    );
-    let ok = wait_until(Duration::from_secs(10), || {
-        exists(&ready) || !run.is_running()
-    });
+    let mut run =
+        start(withlock().arg(lock).args(["sh", "-c", r#": > "$1"; exec sleep 300"#, "sh"]).arg(&ready));
+    let ok = wait_until(Duration::from_secs(10), || exists(&ready) || !run.is_running());
     assert!(
         ok && exists(&ready),
         "holder never got the lock: {}\nstderr: {:?}",
         run.what,
         run.stderr_so_far()
     );
-    Holder {
-        run,
-        release: dir.join("never-released"),
-    }
+    Holder { run, release: dir.join("never-released") }
 }
 
 /// `flock LOCK <idle job>` (util-linux), returned once it holds the lock.
@@ -580,16 +529,9 @@ pub fn remove_while_holding(lock: &Path) -> bool {
     };
     // SAFETY: flock(2) on a descriptor owned by `file`, which outlives the call.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(
-        rc,
-        0,
-        "flock {}: {}",
-        lock.display(),
-        io::Error::last_os_error()
-    );
+    assert_eq!(rc, 0, "flock {}: {}", lock.display(), io::Error::last_os_error());
     let held = file.metadata().unwrap();
-    let same =
-        fs::symlink_metadata(lock).is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino());
+    let same = fs::symlink_metadata(lock).is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino());
     if same {
         fs::remove_file(lock).unwrap();
     }
@@ -652,13 +594,7 @@ pub fn mkfifo(path: &Path, mode: u32) {
     let c = cstring(path);
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     let rc = unsafe { libc::mkfifo(c.as_ptr(), mode) };
-    assert_eq!(
-        rc,
-        0,
-        "mkfifo {}: {}",
-        path.display(),
-        io::Error::last_os_error()
-    );
+    assert_eq!(rc, 0, "mkfifo {}: {}", path.display(), io::Error::last_os_error());
 }
 
 /// Creates a character device node like /dev/null (1,3); fails where mknod is not allowed.
@@ -667,11 +603,7 @@ pub fn mknod_null(path: &Path) -> io::Result<()> {
     let dev = libc::makedev(1, 3);
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, dev) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// Whether the children this test process spawns start with `sig` ignored (a
@@ -680,9 +612,7 @@ pub fn mknod_null(path: &Path) -> io::Result<()> {
 pub fn signal_ignored_in_children(sig: i32) -> bool {
     static MASK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let mask = *MASK.get_or_init(|| {
-        let out = run(Command::new("grep")
-            .args(["^SigIgn:", "/proc/self/status"])
-            .stdin(Stdio::null()));
+        let out = run(Command::new("grep").args(["^SigIgn:", "/proc/self/status"]).stdin(Stdio::null()));
         out.assert_code(0);
         let text = out.stdout_str();
         u64::from_str_radix(text["SigIgn:".len()..].trim(), 16).unwrap()

@@ -48,11 +48,7 @@ fn torture(plan: &Plan) {
     thread::scope(|s| {
         let mut handles = Vec::new();
         for w in 0..plan.workers {
-            let locker = if w < plan.flock_workers {
-                Locker::Flock
-            } else {
-                Locker::Withlock
-            };
+            let locker = if w < plan.flock_workers { Locker::Flock } else { Locker::Withlock };
             let (work, lock) = (&work, &lock);
             handles.push(s.spawn(move || worker(locker, plan.rounds, work, lock, mode)));
         }
@@ -61,11 +57,7 @@ fn torture(plan: &Plan) {
             s.spawn(move || {
                 while !done.load(Ordering::Relaxed) {
                     let out = run_within(
-                        withlock()
-                            .args(["-w", "forever"])
-                            .arg(lock)
-                            .args(["rm", "-f"])
-                            .arg(lock),
+                        withlock().args(["-w", "forever"]).arg(lock).args(["rm", "-f"]).arg(lock),
                         Duration::from_secs(60),
                     );
                     out.assert_code(0);
@@ -118,11 +110,7 @@ fn worker(locker: Locker, rounds: usize, work: &Path, lock: &Path, mode: &str) {
             }
             Locker::Flock => Command::new("flock"),
         };
-        cmd.arg(lock)
-            .args(["sh", "-c", CRITICAL, "sh"])
-            .arg(work)
-            .arg(lock)
-            .arg(mode);
+        cmd.arg(lock).args(["sh", "-c", CRITICAL, "sh"]).arg(work).arg(lock).arg(mode);
         let out = run_within(&mut cmd, Duration::from_secs(60));
         out.assert_code(0);
     }
@@ -130,32 +118,17 @@ fn worker(locker: Locker, rounds: usize, work: &Path, lock: &Path, mode: &str) {
 
 #[test]
 fn torture_concurrent_waiters_never_overlap_or_lose_updates() {
-    torture(&Plan {
-        workers: 16,
-        flock_workers: 0,
-        rounds: 20,
-        delete: false,
-    });
+    torture(&Plan { workers: 16, flock_workers: 0, rounds: 20, delete: false });
 }
 
 #[test]
 fn torture_with_lock_files_deleted_during_the_run() {
-    torture(&Plan {
-        workers: 16,
-        flock_workers: 0,
-        rounds: 20,
-        delete: true,
-    });
+    torture(&Plan { workers: 16, flock_workers: 0, rounds: 20, delete: true });
 }
 
 #[test]
 fn torture_mixed_with_flock_holders() {
-    torture(&Plan {
-        workers: 12,
-        flock_workers: 4,
-        rounds: 15,
-        delete: false,
-    });
+    torture(&Plan { workers: 12, flock_workers: 4, rounds: 15, delete: false });
 }
 
 /// Lock files removed at any moment by processes that hold the lock (the documented safe

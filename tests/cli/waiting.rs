@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::exit_codes::{assert_busy, assert_free};
 use crate::support::{
-    TempDir, exists, hold, hold_until_killed, inode_of, read_epoch_ns, run, run_touch, run_within,
-    start, timing, wait_until_has_open, withlock,
+    TempDir, exists, hold, hold_until_killed, inode_of, read_epoch_ns, run, run_touch, run_within, start,
+    timing, wait_until_has_open, withlock,
 };
 
 #[test]
@@ -21,11 +21,7 @@ fn expired_wait_gives_up_within_a_sane_window() {
     let marker = t.join("ran");
     for (value, min_ms) in [("0.3", 250), ("250ms", 200), (".5", 450), ("0.4s", 350)] {
         let out = run_within(
-            withlock()
-                .args(["-w", value])
-                .arg(&lock)
-                .arg("touch")
-                .arg(&marker),
+            withlock().args(["-w", value]).arg(&lock).arg("touch").arg(&marker),
             Duration::from_secs(10),
         );
         out.assert_code(75).assert_one_message_naming(&lock);
@@ -36,10 +32,7 @@ fn expired_wait_gives_up_within_a_sane_window() {
             out.describe()
         );
     }
-    assert!(
-        !exists(&marker),
-        "the command ran although the lock was busy"
-    );
+    assert!(!exists(&marker), "the command ran although the lock was busy");
     holder.release();
 }
 
@@ -52,19 +45,11 @@ fn wait_zero_does_not_wait() {
     let marker = t.join("ran");
     for value in ["0", "0s", "0ms", "0.0"] {
         let out = run_within(
-            withlock()
-                .args(["-w", value])
-                .arg(&lock)
-                .arg("touch")
-                .arg(&marker),
+            withlock().args(["-w", value]).arg(&lock).arg("touch").arg(&marker),
             Duration::from_secs(10),
         );
         out.assert_code(75);
-        assert!(
-            out.elapsed < Duration::from_secs(2),
-            "-w {value} waited {:?}",
-            out.elapsed
-        );
+        assert!(out.elapsed < Duration::from_secs(2), "-w {value} waited {:?}", out.elapsed);
     }
     assert!(!exists(&marker));
     holder.release();
@@ -83,19 +68,11 @@ fn waiter_takes_the_lock_as_soon_as_the_holder_exits() {
     let holder = start(
         withlock()
             .arg(&lock)
-            .args([
-                "sh",
-                "-c",
-                r#": > "$1"; sleep 0.5; date +%s%N > "$2""#,
-                "sh",
-            ])
+            .args(["sh", "-c", r#": > "$1"; sleep 0.5; date +%s%N > "$2""#, "sh"])
             .arg(&ready)
             .arg(&holder_done),
     );
-    assert!(
-        crate::support::wait_until(Duration::from_secs(10), || exists(&ready)),
-        "holder never ran"
-    );
+    assert!(crate::support::wait_until(Duration::from_secs(10), || exists(&ready)), "holder never ran");
     let waiter = start(
         withlock()
             .args(["-w", "10"])
@@ -107,15 +84,8 @@ fn waiter_takes_the_lock_as_soon_as_the_holder_exits() {
     let out = waiter.wait(Duration::from_secs(15));
     out.assert_code(0);
     let gap_ns = read_epoch_ns(&waiter_start) - read_epoch_ns(&holder_done);
-    assert!(
-        gap_ns > 0,
-        "the waiter ran {gap_ns} ns before the holder was done"
-    );
-    assert!(
-        gap_ns < 500_000_000,
-        "the waiter started {} ms after the holder exited",
-        gap_ns / 1_000_000
-    );
+    assert!(gap_ns > 0, "the waiter ran {gap_ns} ns before the holder was done");
+    assert!(gap_ns < 500_000_000, "the waiter started {} ms after the holder exited", gap_ns / 1_000_000);
 }
 
 #[test]
@@ -125,13 +95,7 @@ fn wait_forever_waits_until_the_lock_is_free() {
     for value in ["forever", "inf"] {
         let holder = hold(&t, &lock);
         let marker = t.join(format!("ran-{value}"));
-        let waiter = start(
-            withlock()
-                .args(["-w", value])
-                .arg(&lock)
-                .arg("touch")
-                .arg(&marker),
-        );
+        let waiter = start(withlock().args(["-w", value]).arg(&lock).arg("touch").arg(&marker));
         wait_until_has_open(waiter.pid(), &lock);
         thread::sleep(Duration::from_millis(300));
         assert!(!exists(&marker), "-w {value}: ran while the lock was held");
@@ -149,9 +113,7 @@ fn long_and_suffixed_durations_wait_long_enough() {
     let t = TempDir::new();
     let lock = t.lock();
     let holder = hold(&t, &lock);
-    let values = [
-        "1m", "2h", "1.5h", "0.05h", "90s", "5000ms", "3", "3.5", "10m", "forever", "inf",
-    ];
+    let values = ["1m", "2h", "1.5h", "0.05h", "90s", "5000ms", "3", "3.5", "10m", "forever", "inf"];
     let waiters: Vec<_> = values
         .iter()
         .map(|v| {
@@ -172,13 +134,10 @@ fn long_and_suffixed_durations_wait_long_enough() {
 fn fractional_and_suffixed_durations_are_accepted_with_a_free_lock() {
     let t = TempDir::new();
     for value in [
-        "0.2", ".5", "10", "0", "200ms", "250ms", "1m", "5m", "1.5h", "2h", "5s", "0.5s", "1.0",
-        "forever", "inf",
+        "0.2", ".5", "10", "0", "200ms", "250ms", "1m", "5m", "1.5h", "2h", "5s", "0.5s", "1.0", "forever",
+        "inf",
     ] {
-        let out = run(withlock()
-            .args(["-w", value])
-            .arg(t.lock())
-            .args(["echo", "ok"]));
+        let out = run(withlock().args(["-w", value]).arg(t.lock()).args(["echo", "ok"]));
         assert_eq!(out.code(), Some(0), "-w {value}\n{}", out.describe());
         assert_eq!(out.stdout_str(), "ok\n", "-w {value}");
     }
@@ -223,11 +182,7 @@ fn lock_file_deleted_while_held_lets_the_next_run_start_on_a_new_file() {
     assert!(exists(&marker), "the second withlock did not run");
     assert!(exists(&lock), "no new lock file was created");
     // The old inode may be reused once the holder is gone, but not while it still runs.
-    assert_ne!(
-        inode_of(&lock),
-        old_inode,
-        "the lock file was not recreated"
-    );
+    assert_ne!(inode_of(&lock), old_inode, "the lock file was not recreated");
     holder.release().assert_code(0);
 }
 
@@ -240,23 +195,14 @@ fn waiter_on_a_replaced_lock_file_starts_over_on_the_new_file() {
     let lock = t.lock();
     let first = hold(&t, &lock);
     let marker = t.join("waiter-ran");
-    let waiter = start(
-        withlock()
-            .args(["-w", "20"])
-            .arg(&lock)
-            .arg("touch")
-            .arg(&marker),
-    );
+    let waiter = start(withlock().args(["-w", "20"]).arg(&lock).arg("touch").arg(&marker));
     wait_until_has_open(waiter.pid(), &lock);
     fs::remove_file(&lock).unwrap();
     let second = hold(&t, &lock);
     // The waiter now gets the lock on the old, deleted file.
     first.release().assert_code(0);
     thread::sleep(Duration::from_millis(400));
-    assert!(
-        !exists(&marker),
-        "the waiter ran on the deleted lock file while the new one was held"
-    );
+    assert!(!exists(&marker), "the waiter ran on the deleted lock file while the new one was held");
     assert_busy(&lock);
     second.release().assert_code(0);
     waiter.wait(Duration::from_secs(10)).assert_code(0);

@@ -1,0 +1,76 @@
+//! Becoming the command: `execvp` with the lock's descriptor left open, and
+//! an exact account of why, if it fails.
+//!
+//! Nothing is copied: the command's argv is the tail of withlock's own.
+//! PATH is searched by the C library as a shell would (no shell is run).
+
+use crate::error::Failure;
+use crate::sys::{self, Errno, Fd};
+use crate::text::Line;
+use core::ffi::{CStr, c_char};
+
+/// Become the command, keeping `locked` open for it. Returns only if
+/// `execvp` fails.
+///
+/// # Safety
+/// `command` must be a null-terminated array of valid C strings.
+pub unsafe fn become_command(locked: Fd, command: *const *const c_char, verbose: bool) -> Failure<'static> {
+    // SAFETY: per this function's contract, command[0] is a valid C string.
+    let name = unsafe { CStr::from_ptr(*command) };
+    if verbose {
+        say_running(&locked, name.to_bytes());
+    }
+    // The descriptor must outlive us: it is the job's now.
+    let _ = locked.into_raw();
+    // SAFETY: `name` and `command` are valid per this function's contract;
+    // execvp only returns on failure.
+    unsafe { libc::execvp(name.as_ptr(), command) };
+    let errno = sys::errno();
+    // EACCES from a PATH search means "some candidate was not executable" or
+    // just "some PATH directory could not be searched"; only the first is
+    // 126. (A name with a slash is not searched: its errno is exact.)
+    if errno == Errno(libc::EACCES) && !name.to_bytes().contains(&b'/') && !exists_in_path(name) {
+        return Failure::NotInPath { unsearchable: true };
+    }
+    Failure::CannotRun { errno }
+}
+
+/// Is there any file called `name` in a PATH directory we can search? Only
+/// asked after a failed exec.
+#[cold]
+#[inline(never)]
+fn exists_in_path(name: &CStr) -> bool {
+    // SAFETY: getenv returns null or a pointer to a NUL-terminated string in
+    // the environment, which nothing in this process changes.
+    let path = unsafe { libc::getenv(c"PATH".as_ptr()) };
+    let path = if path.is_null() {
+        &b"/usr/local/bin:/bin:/usr/bin"[..] // musl's default, as execvp used
+    } else {
+        // SAFETY: non-null, so a valid C string (see above).
+        unsafe { CStr::from_ptr(path) }.to_bytes()
+    };
+    let name = name.to_bytes();
+    let mut candidate = [0u8; 4096];
+    path.split(|&b| b == b':').any(|dir| {
+        let dir: &[u8] = if dir.is_empty() { b"." } else { dir };
+        let len = dir.len() + 1 + name.len();
+        if len >= candidate.len() {
+            return false;
+        }
+        candidate[..dir.len()].copy_from_slice(dir);
+        candidate[dir.len()] = b'/';
+        candidate[dir.len() + 1..len].copy_from_slice(name);
+        candidate[len] = 0;
+        CStr::from_bytes_with_nul(&candidate[..=len]).is_ok_and(|c| sys::stat(c).is_ok())
+    })
+}
+
+/// Out of line, so the message buffer stays off the fast path's stack.
+#[cold]
+#[inline(never)]
+fn say_running(locked: &Fd, command: &[u8]) {
+    let mut line = Line::diagnostic();
+    line.push(b"locked (descriptor ").push_u64(u64::try_from(locked.raw()).unwrap_or(0));
+    line.push(b"); running ").push_quoted(command);
+    line.emit();
+}
