@@ -9,22 +9,33 @@ use crate::sys::{self, Errno, Fd};
 use crate::text::Line;
 use core::ffi::{CStr, c_char};
 
+/// A command line as `execvp` takes it: a null-terminated array of C
+/// strings with at least the command's name.
+#[derive(Clone, Copy)]
+pub struct Argv(*const *const c_char);
+
+impl Argv {
+    /// # Safety
+    /// `argv` must point to at least one valid C string, followed (after any
+    /// further ones) by a null pointer, all living as long as the process.
+    pub unsafe fn new(argv: *const *const c_char) -> Argv {
+        Argv(argv)
+    }
+}
+
 /// Become the command, keeping `locked` open for it. Returns only if
 /// `execvp` fails.
-///
-/// # Safety
-/// `command` must be a null-terminated array of valid C strings.
-pub unsafe fn become_command(locked: Fd, command: *const *const c_char, verbose: bool) -> Failure<'static> {
-    // SAFETY: per this function's contract, command[0] is a valid C string.
-    let name = unsafe { CStr::from_ptr(*command) };
+pub fn become_command(locked: Fd, command: Argv, verbose: bool) -> Failure<'static> {
+    // SAFETY: per `Argv`'s contract, command[0] is a valid C string.
+    let name = unsafe { CStr::from_ptr(*command.0) };
     if verbose {
         say_running(&locked, name.to_bytes());
     }
     // The descriptor must outlive us: it is the job's now.
     let _ = locked.into_raw();
-    // SAFETY: `name` and `command` are valid per this function's contract;
-    // execvp only returns on failure.
-    unsafe { libc::execvp(name.as_ptr(), command) };
+    // SAFETY: `name` and `command` are valid per `Argv`'s contract; execvp
+    // only returns on failure.
+    unsafe { libc::execvp(name.as_ptr(), command.0) };
     let errno = sys::errno();
     // EACCES from a PATH search means "some candidate was not executable" or
     // just "some PATH directory could not be searched"; only the first is

@@ -43,6 +43,15 @@ struct Args {
 }
 
 impl Args {
+    /// argv from `index` on: a null-terminated array of C strings, as
+    /// `execvp` wants it.
+    fn tail(&self, index: usize) -> exec::Argv {
+        assert!(index < self.count);
+        // SAFETY: `Args` is built only from main's argc/argv: argv[index..argc]
+        // are valid C strings and argv[argc] is null.
+        unsafe { exec::Argv::new(self.argv.add(index)) }
+    }
+
     fn get(&self, index: usize) -> &'static CStr {
         assert!(index < self.count);
         // SAFETY: `Args` is built only from main's argc/argv (see `main`):
@@ -75,22 +84,50 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         }
     };
 
-    let lock_path = args.get(lock).to_bytes();
-    let Some(scratch) = locate::Scratch::take() else {
+    let Some(short) = locate::Buffers::short() else {
         unreachable!("main runs once");
     };
-    let failure = match locate::locate(lock_path, options.insecure, scratch)
-        .and_then(|()| lock::acquire(scratch.resolved.as_cstr(), &options, lock_path))
+    let mut walk = short.walk();
+    let walked = locate::locate(args.get(lock).to_bytes(), options.insecure, &mut walk);
+    if let Err(failure) = &walked
+        && locate::needs_more_room(failure)
     {
-        // SAFETY: argv[command..argc] are valid C strings and argv[argc] is
-        // null, per this function's contract.
-        Ok(locked) => unsafe { exec::become_command(locked, argv.add(command), options.verbose) },
+        return walk_long_path(&args, &options, lock, command);
+    }
+    lock_and_run(walked, &walk.resolved, &args, &options, lock, command)
+}
+
+/// The rare LOCK that does not fit the short buffers: walk it again with
+/// room for any path. Out of line, so the big buffers cost nothing to the
+/// usual path (see `locate::Buffers`).
+#[cold]
+#[inline(never)]
+fn walk_long_path(args: &Args, options: &cli::Options, lock: usize, command: usize) -> c_int {
+    let mut buffers = locate::Buffers::<{ locate::PATH_MAX }>::new();
+    let mut walk = buffers.walk();
+    let walked = locate::locate(args.get(lock).to_bytes(), options.insecure, &mut walk);
+    lock_and_run(walked, &walk.resolved, args, options, lock, command)
+}
+
+/// After the walk: take the lock and become the command, or say why not
+/// and return the exit code.
+fn lock_and_run(
+    walked: Result<(), Failure<'static>>,
+    resolved: &locate::Resolved,
+    args: &Args,
+    options: &cli::Options,
+    lock: usize,
+    command: usize,
+) -> c_int {
+    let lock_path = args.get(lock).to_bytes();
+    let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
+        Ok(locked) => exec::become_command(locked, args.tail(command), options.verbose),
         Err(failure) => failure,
     };
 
     let conflict = options.conflict_exit_code.unwrap_or(if options.quiet { 0 } else { exit::BUSY });
     if !(options.quiet && failure.is_conflict()) {
-        failure.report(lock_path, args.get(command).to_bytes(), scratch.resolved.as_bytes());
+        failure.report(lock_path, args.get(command).to_bytes(), resolved.as_bytes());
     }
     c_int::from(failure.exit_code(conflict))
 }

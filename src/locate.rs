@@ -36,18 +36,16 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 /// At most this many symlinks on the way, as the kernel's own limit.
 const MAX_SYMLINKS: u32 = 40;
-const PATH_MAX: usize = 4096;
 
 /// The path as resolved so far, NUL-terminated for the system calls. After
 /// a successful walk it names the lock file; after a failure, the directory
 /// or link at fault, for the message.
-#[repr(C)]
-pub struct Resolved {
-    buf: [u8; PATH_MAX + 1],
+pub struct Resolved<'b> {
+    buf: &'b mut [u8],
     len: usize,
 }
 
-impl Resolved {
+impl Resolved<'_> {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -64,7 +62,8 @@ impl Resolved {
     }
 
     fn append(&mut self, bytes: &[u8]) -> Result<(), Errno> {
-        if self.len + bytes.len() > PATH_MAX {
+        // Room for the bytes and the NUL after them.
+        if self.len + bytes.len() >= self.buf.len() {
             return Err(Errno(libc::ENAMETOOLONG));
         }
         self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
@@ -92,18 +91,18 @@ impl Resolved {
 
 /// The part of the path still to walk, kept at the end of a buffer so a
 /// symlink's target can be put in front of it.
-#[repr(C)]
-struct Remaining {
-    buf: [u8; PATH_MAX],
+struct Remaining<'b> {
+    buf: &'b mut [u8],
     start: usize,
 }
 
-impl Remaining {
+impl Remaining<'_> {
     fn set(&mut self, path: &[u8]) -> Result<(), Errno> {
-        if path.len() > PATH_MAX {
+        let end = self.buf.len();
+        if path.len() > end {
             return Err(Errno(libc::ENAMETOOLONG));
         }
-        self.start = PATH_MAX - path.len();
+        self.start = end - path.len();
         self.buf[self.start..].copy_from_slice(path);
         Ok(())
     }
@@ -126,7 +125,7 @@ impl Remaining {
         let len = self.as_bytes().iter().position(|&b| b == b'/').unwrap_or(self.as_bytes().len());
         let from = self.start;
         self.start += len;
-        (&self.buf[from..from + len], self.start == PATH_MAX)
+        (&self.buf[from..from + len], self.start == self.buf.len())
     }
 
     /// Put the target of the symlink `link` (the component just taken off
@@ -145,42 +144,78 @@ impl Remaining {
     }
 }
 
-/// The walk's buffers. They are large (a path each), so they live in static
-/// memory rather than on the stack: a large stack frame is probed page by
-/// page on entry, and those page faults were most of withlock's cost above
-/// a bare exec. Static pages are touched only where a path is written.
+/// The room a walk needs: `N` bytes for the remaining path and `N` for the
+/// resolved one (including its NUL).
 ///
-/// The remaining path is kept at the end of its buffer and the resolved
-/// path at the start of its own, so laid out in this order the bytes in use
-/// sit together, usually on one page.
+/// Almost every lock path is short, and the first walk uses a small static
+/// pair ([`Buffers::short`]) that shares a page with the C library's own
+/// data: large buffers cost a page fault per page they touch, and those
+/// faults were most of withlock's cost above a bare exec. A path that does
+/// not fit is walked again with [`PATH_MAX`] buffers; walking has no effects,
+/// so starting over is safe. The remaining path sits at the end of its buffer
+/// and the resolved one at the start of the next, so the bytes in use lie
+/// together.
 #[repr(C)]
-pub struct Scratch {
-    rest: Remaining,
-    pub resolved: Resolved,
+pub struct Buffers<const N: usize> {
+    rest: [u8; N],
+    resolved: [u8; N],
 }
 
-static mut SCRATCH: Scratch = Scratch {
-    rest: Remaining { buf: [0; PATH_MAX], start: 0 },
-    resolved: Resolved { buf: [0; PATH_MAX + 1], len: 0 },
-};
-static SCRATCH_TAKEN: AtomicBool = AtomicBool::new(false);
+/// Room for most lock paths, and the symlinks on their way.
+pub const SHORT: usize = 512;
+/// Room for any path the kernel accepts.
+pub const PATH_MAX: usize = 4096;
 
-impl Scratch {
-    /// The one scratch space of the process; `None` if already taken.
-    pub fn take() -> Option<&'static mut Scratch> {
-        if SCRATCH_TAKEN.swap(true, Ordering::SeqCst) {
-            return None;
+static mut SHORT_BUFFERS: Buffers<SHORT> = Buffers::new();
+static SHORT_TAKEN: AtomicBool = AtomicBool::new(false);
+
+impl<const N: usize> Buffers<N> {
+    pub const fn new() -> Buffers<N> {
+        Buffers { rest: [0; N], resolved: [0; N] }
+    }
+
+    /// Lend the buffers to a walk.
+    pub fn walk(&mut self) -> Walk<'_> {
+        Walk {
+            rest: Remaining { buf: &mut self.rest, start: N },
+            resolved: Resolved { buf: &mut self.resolved, len: 0 },
         }
-        // SAFETY: the flag above lets this line run at most once in the
-        // process's life, so this is the only reference ever made to SCRATCH.
-        unsafe { (&raw mut SCRATCH).as_mut() }
     }
 }
 
-/// Walk to LOCK (see the module docs), leaving in `scratch.resolved` the
-/// path to open, or on failure the directory or link at fault.
-pub fn locate(lock: &[u8], insecure: bool, scratch: &mut Scratch) -> Result<(), Failure<'static>> {
-    let Scratch { rest, resolved } = scratch;
+impl Default for Buffers<PATH_MAX> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Buffers<SHORT> {
+    /// The process's one static pair of short buffers; `None` if taken.
+    pub fn short() -> Option<&'static mut Buffers<SHORT>> {
+        if SHORT_TAKEN.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        // SAFETY: the flag above lets this line run at most once in the
+        // process's life, so this is the only reference ever made to it.
+        unsafe { (&raw mut SHORT_BUFFERS).as_mut() }
+    }
+}
+
+/// A walk in progress, on borrowed buffers.
+pub struct Walk<'b> {
+    rest: Remaining<'b>,
+    pub resolved: Resolved<'b>,
+}
+
+/// Did `locate` fail only for want of room in short buffers?
+pub fn needs_more_room(failure: &Failure) -> bool {
+    matches!(failure, Failure::CannotOpen { errno: Errno(libc::ENAMETOOLONG), .. })
+}
+
+/// Walk to LOCK (see the module docs), leaving in `walk.resolved` the path
+/// to open, or on failure the directory or link at fault.
+pub fn locate(lock: &[u8], insecure: bool, walk: &mut Walk) -> Result<(), Failure<'static>> {
+    let Walk { rest, resolved } = walk;
     let cannot_open = |errno| Failure::CannotOpen { errno, on_path: true };
     if insecure {
         return resolved.set(lock).map_err(cannot_open);
