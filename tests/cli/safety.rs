@@ -333,3 +333,40 @@ fn symlink_planted_by_another_user_in_a_sticky_directory_is_not_followed() {
     assert_refused(&t, &[], &planted.join("y.lock"), &planted);
     assert!(!exists(&real.join("y.lock")), "a lock file was created through the planted link");
 }
+
+/// Lock paths longer than the walk's short buffers (512 bytes) are walked again with room
+/// for any path, with the same checks; one longer than the kernel accepts is a clear 73.
+#[test]
+fn long_lock_paths_are_walked_and_judged_like_short_ones() {
+    let t = TempDir::new();
+    let mut deep = t.path().to_path_buf();
+    for i in 0..40 {
+        deep.push(format!("a-rather-long-directory-name-{i:02}"));
+    }
+    fs::create_dir_all(&deep).unwrap();
+    let lock = deep.join("x.lock");
+    assert!(lock.as_os_str().len() > 1024, "the test path is not long enough");
+    assert_runs(&t, &[], &lock);
+    assert!(exists(&lock));
+
+    // Through a short symlink whose target is long: the expansion outgrows the short buffers.
+    symlink(&deep, t.join("short")).unwrap();
+    assert_runs(&t, &[], &t.join("short/y.lock"));
+    assert!(exists(&deep.join("y.lock")));
+
+    // The checks still apply deep down, and the culprit is named in full.
+    let open = deep.join("open");
+    fs::create_dir(&open).unwrap();
+    set_mode(&open, 0o777);
+    assert_refused_suggesting_insecure(&t, &open.join("x.lock"), &open);
+
+    // Longer than PATH_MAX: refused as a name too long, nothing run.
+    let mut too_long = t.path().to_path_buf();
+    for _ in 0..5 {
+        too_long.push("x".repeat(1000));
+    }
+    let marker = t.join("ran");
+    let out = run_touch(&[], &too_long.join("x.lock"), &marker);
+    out.assert_code(73).assert_stderr_mentions("too long");
+    assert!(!exists(&marker));
+}
