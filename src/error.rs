@@ -40,12 +40,13 @@ pub enum Failure<'a> {
     /// We waited this long and it stayed busy.
     TimedOut(Duration),
     /// The location or file is unsafe. The directory or link at fault is
-    /// the walk's `shown` path; a fault of the lock file itself is LOCK's.
+    /// where the walk stopped (its `resolved` path); a fault of the lock
+    /// file itself is LOCK's.
     Refused {
         why: Unsafe,
     },
     /// The lock file cannot be opened; `on_path` if it was a directory on
-    /// the way (the walk's `shown` path) rather than the file itself.
+    /// the way (where the walk stopped) rather than the file itself.
     CannotOpen {
         errno: Errno,
         on_path: bool,
@@ -59,11 +60,9 @@ pub enum Failure<'a> {
     CannotRun {
         errno: Errno,
     },
-    /// The command is in no PATH directory we could search (`unsearchable`:
-    /// some could not be searched).
-    NotInPath {
-        unsearchable: bool,
-    },
+    /// The command is in no PATH directory we could search, and some could
+    /// not be searched (`execvp` says EACCES for that).
+    NotInPath,
 }
 
 impl Failure<'_> {
@@ -80,7 +79,7 @@ impl Failure<'_> {
                 exit::NOT_FOUND
             }
             Failure::CannotRun { .. } => exit::CANNOT_EXECUTE,
-            Failure::NotInPath { .. } => exit::NOT_FOUND,
+            Failure::NotInPath => exit::NOT_FOUND,
         }
     }
 
@@ -89,13 +88,13 @@ impl Failure<'_> {
     }
 
     /// Write the one-line explanation (plus the usage summary for usage
-    /// errors) to stderr. `shown` is where the walk to LOCK stopped.
+    /// errors) to stderr. `resolved` is where the walk to LOCK stopped.
     ///
     /// Kept out of line: its message buffer must not enlarge the stack
     /// frame of the path that runs the command (see `locate::Scratch`).
     #[cold]
     #[inline(never)]
-    pub fn report(&self, lock: &[u8], command: &[u8], shown: &[u8]) {
+    pub fn report(&self, lock: &[u8], command: &[u8], resolved: &[u8]) {
         let mut line = Line::diagnostic();
         match self {
             Failure::Usage(UsageError { problem, culprit }) => {
@@ -117,12 +116,12 @@ impl Failure<'_> {
             }
             Failure::Refused { why } => {
                 line.push(b"refusing lock ").push_quoted(lock).push(b": ");
-                describe_unsafe(&mut line, shown, why);
+                describe_unsafe(&mut line, resolved, why);
             }
             Failure::CannotOpen { errno, on_path } => {
                 line.push(b"cannot open lock file ").push_quoted(lock);
                 if *on_path {
-                    line.push(b" (at ").push_quoted(shown).push(b")");
+                    line.push(b" (at ").push_quoted(resolved).push(b")");
                 }
                 line.push(b": ").push(errno.text());
                 line.push(match errno.0 {
@@ -143,11 +142,9 @@ impl Failure<'_> {
                     .push(b": ")
                     .push(errno.text());
             }
-            Failure::NotInPath { unsearchable } => {
-                line.push(b"cannot run ").push_quoted(command).push(b": not found in PATH");
-                if *unsearchable {
-                    line.push(b" (some of its directories could not be searched: permission denied)");
-                }
+            Failure::NotInPath => {
+                line.push(b"cannot run ").push_quoted(command);
+                line.push(b": not found in PATH (and some of its directories could not be searched)");
             }
             Failure::CannotRun { errno } => {
                 line.push(b"cannot run ").push_quoted(command).push(b": ").push(errno.text());

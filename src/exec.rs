@@ -41,7 +41,7 @@ pub fn become_command(locked: Fd, command: Argv, verbose: bool) -> Failure<'stat
     // just "some PATH directory could not be searched"; only the first is
     // 126. (A name with a slash is not searched: its errno is exact.)
     if errno == Errno(libc::EACCES) && !name.to_bytes().contains(&b'/') && !exists_in_path(name) {
-        return Failure::NotInPath { unsearchable: true };
+        return Failure::NotInPath;
     }
     Failure::CannotRun { errno }
 }
