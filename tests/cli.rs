@@ -15,6 +15,8 @@ mod exit_codes;
 mod interop;
 #[path = "cli/job_env.rs"]
 mod job_env;
+#[path = "cli/minimal_env.rs"]
+mod minimal_env;
 #[path = "cli/options.rs"]
 mod options;
 #[path = "cli/safety.rs"]
