@@ -5,8 +5,10 @@
 
 use crate::cli::UsageError;
 use crate::exit;
-use crate::sys::{Errno, Kind};
+use crate::sys::{self, Errno, Kind};
 use crate::text::Line;
+use crate::{holder, record};
+use core::ffi::CStr;
 use core::time::Duration;
 
 /// Why a lock location is refused as unsafe.
@@ -94,7 +96,8 @@ impl Failure<'_> {
     /// frame of the path that runs the command (see `locate::Scratch`).
     #[cold]
     #[inline(never)]
-    pub fn report(&self, lock: &[u8], command: &[u8], resolved: &[u8]) {
+    pub fn report(&self, lock: &[u8], command: &[u8], resolved_path: &CStr, verbose: bool) {
+        let resolved = resolved_path.to_bytes();
         let mut line = Line::diagnostic();
         match self {
             Failure::Usage(UsageError { problem, culprit }) => {
@@ -107,11 +110,18 @@ impl Failure<'_> {
                 return;
             }
             Failure::Busy => {
-                line.push_quoted(lock);
-                line.push(b" is busy: another process holds the lock (use -w DURATION to wait for it, or -q to skip quietly)");
+                line.push_quoted(lock).push(b" is ");
+                if !explain_holder(&mut line, resolved_path, verbose) {
+                    line.push(b"busy: another process holds the lock");
+                }
+                line.push(b" (use -w DURATION to wait for it, or -q to skip quietly)");
             }
             Failure::TimedOut(waited) => {
                 line.push_quoted(lock).push(b" is still busy after waiting ").push_duration(*waited);
+                let mark = line.as_bytes().len();
+                if !explain_holder(line.push(b": "), resolved_path, verbose) {
+                    line.truncate_to(mark);
+                }
                 line.push(b"; giving up (use a longer -w, or -w forever)");
             }
             Failure::Refused { why } => {
@@ -157,6 +167,18 @@ impl Failure<'_> {
         }
         line.emit();
     }
+}
+
+/// Add who holds the lock at `path` ("held by pid 4242 (...), ..."); false
+/// if it cannot be told (the file cannot be opened any more).
+fn explain_holder(line: &mut Line, path: &CStr, verbose: bool) -> bool {
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let Ok(file) = sys::open(path, flags, 0) else { return false };
+    let Ok(st) = sys::fstat(file.raw()) else { return false };
+    let mut buf = [0u8; record::CAPACITY];
+    let holder = holder::inspect(file.raw(), &st, &mut buf, true);
+    holder::describe(line, &holder, verbose);
+    true
 }
 
 const INSECURE_HINT: &[u8] =

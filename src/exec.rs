@@ -21,6 +21,19 @@ impl Argv {
     pub unsafe fn new(argv: *const *const c_char) -> Argv {
         Argv(argv)
     }
+
+    /// The arguments, command name first.
+    pub fn iter(self) -> impl Iterator<Item = &'static [u8]> {
+        (0..).map_while(move |i| {
+            // SAFETY: per `Argv`'s contract, entries up to the terminating
+            // null are valid C strings that live as long as the process; we
+            // stop at the null.
+            unsafe {
+                let arg = *self.0.add(i);
+                (!arg.is_null()).then(|| CStr::from_ptr(arg).to_bytes())
+            }
+        })
+    }
 }
 
 /// Become the command, keeping `locked` open for it. Returns only if

@@ -22,13 +22,17 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod cli;
+pub mod clock;
 pub mod duration;
 pub mod error;
 pub mod exec;
 pub mod exit;
 pub mod help;
+pub mod holder;
 pub mod locate;
 pub mod lock;
+pub mod once;
+pub mod record;
 pub mod sys;
 pub mod text;
 pub mod timer;
@@ -79,7 +83,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         }
         Ok(cli::Request::Run { options, lock, command }) => (options, lock, command),
         Err(usage) => {
-            Failure::Usage(usage).report(b"", b"", b"");
+            Failure::Usage(usage).report(b"", b"", c"", false);
             return c_int::from(exit::USAGE);
         }
     };
@@ -121,13 +125,24 @@ fn lock_and_run(
 ) -> c_int {
     let lock_path = args.get(lock).to_bytes();
     let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
-        Ok(locked) => exec::become_command(locked, args.tail(command), options.verbose),
+        Ok(locked) => {
+            let argv = args.tail(command);
+            if locked.writable {
+                // SAFETY: getpid cannot fail.
+                let me = u32::try_from(unsafe { libc::getpid() }).unwrap_or(0);
+                // SAFETY: all-zero is a valid utsname, for uname to fill.
+                let mut uts = unsafe { core::mem::zeroed() };
+                let facts = record::Facts::now(me, record::host_name(&mut uts));
+                record::store(locked.fd.raw(), locked.stat.st_size, &facts, argv.iter());
+            }
+            exec::become_command(locked.fd, argv, options.verbose)
+        }
         Err(failure) => failure,
     };
 
     let conflict = options.conflict_exit_code.unwrap_or(if options.quiet { 0 } else { exit::BUSY });
     if !(options.quiet && failure.is_conflict()) {
-        failure.report(lock_path, args.get(command).to_bytes(), resolved.as_bytes());
+        failure.report(lock_path, args.get(command).to_bytes(), resolved.as_cstr(), options.verbose);
     }
     c_int::from(failure.exit_code(conflict))
 }

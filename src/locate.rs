@@ -30,9 +30,9 @@
 //! checks on the lock file that keep withlock itself safe remain.
 
 use crate::error::{Failure, Unsafe};
+use crate::once::TakeOnce;
 use crate::sys::{self, Errno, Kind};
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 /// At most this many symlinks on the way, as the kernel's own limit.
 const MAX_SYMLINKS: u32 = 40;
@@ -166,8 +166,7 @@ pub const SHORT: usize = 512;
 /// Room for any path the kernel accepts.
 pub const PATH_MAX: usize = 4096;
 
-static mut SHORT_BUFFERS: Buffers<SHORT> = Buffers::new();
-static SHORT_TAKEN: AtomicBool = AtomicBool::new(false);
+static SHORT_BUFFERS: TakeOnce<Buffers<SHORT>> = TakeOnce::new(Buffers::new());
 
 impl<const N: usize> Buffers<N> {
     pub const fn new() -> Buffers<N> {
@@ -192,12 +191,7 @@ impl Default for Buffers<PATH_MAX> {
 impl Buffers<SHORT> {
     /// The process's one static pair of short buffers; `None` if taken.
     pub fn short() -> Option<&'static mut Buffers<SHORT>> {
-        if SHORT_TAKEN.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        // SAFETY: the flag above lets this line run at most once in the
-        // process's life, so this is the only reference ever made to it.
-        unsafe { (&raw mut SHORT_BUFFERS).as_mut() }
+        SHORT_BUFFERS.take()
     }
 }
 

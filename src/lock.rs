@@ -23,25 +23,35 @@ use crate::text::Line;
 use crate::timer::{Deadline, Missed};
 use core::ffi::CStr;
 
-/// How the lock file is opened. Read-only is enough for `flock`; creating
-/// gives 0600, because anyone who can open the file could hold its lock.
-/// Never `O_TRUNC`; never through a symlink; `O_NONBLOCK` and `O_NOCTTY` so
-/// that a FIFO or terminal planted there cannot hang us or become our
-/// controlling terminal before it is refused. Not close-on-exec: the job
-/// inherits this descriptor, and with it the lock.
-const LOCK_FILE_FLAGS: i32 =
-    libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+/// How the lock file is opened. Read-write, to keep the holder record in it
+/// (read-only is enough for `flock`, and is what we fall back to where we
+/// may not write: then there is no record). Creating gives 0600, because
+/// anyone who can open the file could hold its lock. Never `O_TRUNC`; never
+/// through a symlink; `O_NONBLOCK` and `O_NOCTTY` so that a FIFO or terminal
+/// planted there cannot hang us or become our controlling terminal before it
+/// is refused. Not close-on-exec: the job inherits this descriptor, and with
+/// it the lock.
+const LOCK_FILE_FLAGS: i32 = libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
 const LOCK_FILE_MODE: libc::mode_t = 0o600;
 
+/// A lock we hold.
+pub struct Locked {
+    pub fd: Fd,
+    /// The file's status when we checked it.
+    pub stat: libc::stat,
+    /// Opened read-write: a holder record can be kept in it.
+    pub writable: bool,
+}
+
 /// Take the lock on the file at `path` (resolved by `locate`) as `options`
-/// say. Returns the locked descriptor.
-pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Fd, Failure<'static>> {
+/// say.
+pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Failure<'static>> {
     // Armed only once the lock turns out busy: an uncontended run pays for
     // no timer. Dropping it (on return) disarms it before the job starts.
     let mut deadline: Option<Deadline> = None;
     let mut announced = false;
     loop {
-        let Some((fd, opened)) = open_lock_file(path, options.insecure)? else {
+        let Some((fd, opened, writable)) = open_lock_file(path, options.insecure)? else {
             continue; // Removed as we opened it: open the name afresh.
         };
         let fd = match sys::flock(fd.raw(), libc::LOCK_EX | libc::LOCK_NB) {
@@ -75,7 +85,9 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Fd, Failur
         };
 
         match sys::lstat(path) {
-            Ok(now) if now.st_dev == opened.st_dev && now.st_ino == opened.st_ino => return Ok(fd),
+            Ok(now) if now.st_dev == opened.st_dev && now.st_ino == opened.st_ino => {
+                return Ok(Locked { fd, stat: opened, writable });
+            }
             Ok(_) | Err(Errno(libc::ENOENT)) => {
                 if options.verbose {
                     say_replaced(lock);
@@ -91,9 +103,17 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Fd, Failur
 /// Open or create the lock file and refuse it if it is unsafe. `None` if
 /// the file was removed between our open and our look at it (it has no
 /// name left, so there is nothing to judge or lock: start over).
-fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat)>, Failure<'static>> {
-    let fd = match sys::open(path, LOCK_FILE_FLAGS, LOCK_FILE_MODE) {
-        Ok(fd) => fd,
+fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
+    let opened = match sys::open(path, LOCK_FILE_FLAGS | libc::O_RDWR, LOCK_FILE_MODE) {
+        // Not ours to write (root's file, a read-only file system): lock it
+        // anyway, without a record.
+        Err(Errno(libc::EACCES | libc::EPERM | libc::EROFS)) => {
+            sys::open(path, LOCK_FILE_FLAGS | libc::O_RDONLY, LOCK_FILE_MODE).map(|fd| (fd, false))
+        }
+        other => other.map(|fd| (fd, true)),
+    };
+    let (fd, writable) = match opened {
+        Ok(opened) => opened,
         // O_NOFOLLOW met a symlink (FreeBSD says EMLINK).
         Err(errno @ Errno(libc::ELOOP | libc::EMLINK)) => {
             return Err(match sys::lstat(path) {
@@ -110,7 +130,7 @@ fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat)
         return Ok(None);
     }
     locate::judge_lock_file(&st, insecure).map_err(|why| Failure::Refused { why })?;
-    Ok(Some((fd, st)))
+    Ok(Some((fd, st, writable)))
 }
 
 /// Wait without limit. `EINTR` can only come from a stop and continue

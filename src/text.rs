@@ -8,11 +8,12 @@
 use crate::sys;
 use core::time::Duration;
 
-/// Longest line we build; longer text is cut and marked with "...".
+/// Longest message line we build; longer text is cut and marked with "...".
 const CAPACITY: usize = 3 * 4096;
 
-pub struct Line {
-    buf: [u8; CAPACITY],
+/// Text being built in a buffer of `N` bytes (a message line by default).
+pub struct Line<const N: usize = CAPACITY> {
+    buf: [u8; N],
     len: usize,
     truncated: bool,
 }
@@ -25,7 +26,7 @@ impl Default for Line {
 
 impl Line {
     pub const fn new() -> Line {
-        Line { buf: [0; CAPACITY], len: 0, truncated: false }
+        Line::empty()
     }
 
     /// A line that starts with "withlock: ", as every diagnostic does.
@@ -34,10 +35,33 @@ impl Line {
         line.push(b"withlock: ");
         line
     }
+}
 
-    pub fn push(&mut self, bytes: &[u8]) -> &mut Line {
+impl<const N: usize> Line<N> {
+    pub const fn empty() -> Line<N> {
+        Line { buf: [0; N], len: 0, truncated: false }
+    }
+
+    /// Start again, keeping the buffer.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.truncated = false;
+    }
+
+    /// Forget everything after the first `len` bytes.
+    pub fn truncate_to(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        self.truncated = false;
+    }
+
+    /// Whether some text did not fit.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
         // Keep room for "...\n" so a cut line still ends properly.
-        let room = CAPACITY - 4 - self.len;
+        let room = N - 4 - self.len;
         let take = bytes.len().min(room);
         self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
         self.len += take;
@@ -48,7 +72,7 @@ impl Line {
     /// A path or argument from the user, shown so that control characters
     /// cannot forge extra lines or terminal escapes: bytes below 0x20 and
     /// DEL are written as `\xNN`, and a backslash as `\\`.
-    pub fn push_quoted(&mut self, bytes: &[u8]) -> &mut Line {
+    pub fn push_quoted(&mut self, bytes: &[u8]) -> &mut Self {
         for &b in bytes {
             if b < 0x20 || b == 0x7f || b == b'\\' {
                 let hex = b"0123456789abcdef";
@@ -64,7 +88,7 @@ impl Line {
         self
     }
 
-    pub fn push_u64(&mut self, mut n: u64) -> &mut Line {
+    pub fn push_u64(&mut self, mut n: u64) -> &mut Self {
         let mut digits = [0u8; 20];
         let mut at = digits.len();
         loop {
@@ -79,7 +103,7 @@ impl Line {
     }
 
     /// An octal permission mode such as "0777".
-    pub fn push_mode(&mut self, mode: u32) -> &mut Line {
+    pub fn push_mode(&mut self, mode: u32) -> &mut Self {
         let mut digits = [b'0'; 4];
         for (i, d) in digits.iter_mut().enumerate() {
             *d = b'0' + ((mode >> (3 * (3 - i))) & 7) as u8;
@@ -88,7 +112,7 @@ impl Line {
     }
 
     /// A duration as a user would write it for `-w`: "5s", "2.5s", "0.25s".
-    pub fn push_duration(&mut self, d: Duration) -> &mut Line {
+    pub fn push_duration(&mut self, d: Duration) -> &mut Self {
         self.push_u64(d.as_secs());
         let millis = d.subsec_millis();
         if millis != 0 {

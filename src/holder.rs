@@ -1,0 +1,377 @@
+//! Who holds a lock: the kernel's answer, checked against the record.
+//!
+//! The record in the lock file says which process took the lock; the kernel
+//! says whether the lock is held, and (through `/proc/locks`, on Linux) by
+//! which process. A record is *current* only when both agree and the
+//! recorded process is still the one that wrote it: alive, and started no
+//! later than the record's boot-clock reading (a process that reused the
+//! pid started later). Anything less is reported as what it is: no record,
+//! a stale one, or one that cannot be checked here.
+
+use crate::record::{self, Contents, Record};
+use crate::sys::{self, Errno};
+use crate::text::Line;
+use core::ffi::{CStr, c_int};
+
+/// Is the lock held, and by which process (the one that took the lock)?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Free,
+    Held { locker: Option<u32> },
+}
+
+/// How far the record can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// The recorded process holds the lock (or, if it has exited, a process
+    /// it started still does: `exited`).
+    Current { exited: bool },
+    /// The lock is held, but not by the recorded process.
+    Stale,
+    /// The lock is free: the record tells who held it last.
+    Last,
+    /// Nothing to check it against here (no `/proc`).
+    Unverified,
+}
+
+/// Everything known about a lock's holder.
+pub struct Holder<'a> {
+    pub state: State,
+    pub contents: Contents<'a>,
+    pub trust: Trust,
+}
+
+/// Read the start of the lock file (at most a record's worth).
+pub fn read_contents(fd: c_int, buf: &mut [u8; record::CAPACITY]) -> &[u8] {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    &buf[..usize::try_from(n).unwrap_or(0)]
+}
+
+/// Find out who holds the lock on the open file `fd` (status `st`).
+/// `probe`: if `/proc/locks` cannot tell, may we find out by trying the lock
+/// for an instant? (`--status` may; a busy withlock already knows it is held.)
+pub fn inspect<'b>(
+    fd: c_int,
+    st: &libc::stat,
+    buf: &'b mut [u8; record::CAPACITY],
+    known_held: bool,
+) -> Holder<'b> {
+    let state = match kernel_lockers(st) {
+        Some(locker) => match locker {
+            Some(pid) => State::Held { locker: Some(pid) },
+            None if known_held => State::Held { locker: None },
+            None => State::Free,
+        },
+        None if known_held => State::Held { locker: None },
+        None => probe(fd),
+    };
+    let contents = record::parse(read_contents(fd, buf));
+    let trust = match (&contents, state) {
+        (Contents::Record(_), State::Free) => Trust::Last,
+        (Contents::Record(r), State::Held { locker }) => judge(r, locker),
+        _ => Trust::Unverified,
+    };
+    Holder { state, contents, trust }
+}
+
+/// Is the lock free? Only when `/proc/locks` is missing: take it for an
+/// instant and let go (a withlock starting in that instant would find it
+/// busy, which is why this is the last resort).
+fn probe(fd: c_int) -> State {
+    match sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
+        Ok(()) => {
+            let _ = sys::flock(fd, libc::LOCK_UN);
+            State::Free
+        }
+        Err(_) => State::Held { locker: None },
+    }
+}
+
+fn judge(record: &Record, locker: Option<u32>) -> Trust {
+    let Some(recorded) = record.locker.or(record.pid) else { return Trust::Stale };
+    let Some(locker) = locker else { return Trust::Unverified };
+    if locker != recorded {
+        return Trust::Stale;
+    }
+    match (process_started_ns(recorded), record.boot_ns) {
+        // The same process: it had this pid when it wrote the record.
+        (Some(started), Some(written)) if started <= written => Trust::Current { exited: false },
+        // The pid is free or someone else's now, yet the kernel still names
+        // it as the locker: the lock lives on in a process it started.
+        (_, Some(_)) => Trust::Current { exited: true },
+        _ => Trust::Unverified,
+    }
+}
+
+/// `Some(Some(pid))` if `/proc/locks` shows a flock lock on this file (the
+/// pid that took it), `Some(None)` if it shows none, `None` if there is no
+/// `/proc/locks` to read.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn kernel_lockers(st: &libc::stat) -> Option<Option<u32>> {
+    // "MAJOR:MINOR:INODE" as /proc/locks writes it (hex, hex, decimal).
+    let mut id = Line::<64>::empty();
+    let (major, minor) = (libc::major(st.st_dev), libc::minor(st.st_dev));
+    push_hex2(&mut id, u64::from(major));
+    id.push(b":");
+    push_hex2(&mut id, u64::from(minor));
+    id.push(b":").push_u64(st.st_ino);
+    let id = id.as_bytes();
+
+    let file = sys::open(c"/proc/locks", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let mut found = None;
+    for_each_line(file.raw(), |line| {
+        // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; waiters have "->".
+        let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+        let (_, kind, _, _, pid, file) =
+            (words.next(), words.next(), words.next(), words.next(), words.next(), words.next());
+        if kind == Some(b"FLOCK") && file == Some(id) {
+            found = pid.and_then(parse_u32);
+        }
+    });
+    Some(found)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn kernel_lockers(_st: &libc::stat) -> Option<Option<u32>> {
+    None
+}
+
+/// Lower-case hex, at least two digits, as the kernel's `%02x`.
+fn push_hex2<const N: usize>(out: &mut Line<N>, n: u64) {
+    let hex = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    let mut n = n;
+    while n != 0 || at > digits.len() - 2 {
+        at -= 1;
+        digits[at] = hex[(n & 15) as usize];
+        n >>= 4;
+    }
+    out.push(&digits[at..]);
+}
+
+/// Call `each` with every line of the file open at `fd`.
+fn for_each_line(fd: c_int, mut each: impl FnMut(&[u8])) {
+    let mut buf = [0u8; 4096];
+    let mut kept = 0;
+    loop {
+        // SAFETY: the destination is the free tail of `buf`.
+        let n = unsafe { libc::read(fd, buf[kept..].as_mut_ptr().cast(), buf.len() - kept) };
+        let Ok(n) = usize::try_from(n) else { return };
+        let end = kept + n;
+        let mut start = 0;
+        while let Some(nl) = buf[start..end].iter().position(|&b| b == b'\n') {
+            each(&buf[start..start + nl]);
+            start += nl + 1;
+        }
+        if n == 0 {
+            if start < end {
+                each(&buf[start..end]);
+            }
+            return;
+        }
+        // Keep the unfinished line; a line longer than the buffer is dropped.
+        kept = if start == 0 && end == buf.len() { 0 } else { end - start };
+        buf.copy_within(start..end, 0);
+    }
+}
+
+fn parse_u32(text: &[u8]) -> Option<u32> {
+    if text.is_empty() || text.len() > 10 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    text.iter().try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+}
+
+/// When process `pid` started, in nanoseconds of the boot clock, from
+/// `/proc/PID/stat` (clock ticks); `None` if there is no such process.
+pub fn process_started_ns(pid: u32) -> Option<u64> {
+    let stat = proc_stat_fields(pid)?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|&hz| hz > 0)?;
+    stat.start_ticks.checked_mul(1_000_000_000 / hz)
+}
+
+/// The process group of `pid`, from `/proc/PID/stat`.
+pub fn process_group(pid: u32) -> Option<u32> {
+    proc_stat_fields(pid).map(|s| s.pgrp)
+}
+
+struct ProcStat {
+    pgrp: u32,
+    start_ticks: u64,
+}
+
+fn proc_stat_fields(pid: u32) -> Option<ProcStat> {
+    let mut path = Line::<32>::empty();
+    path.push(b"/proc/").push_u64(u64::from(pid)).push(b"/stat\0");
+    let path = CStr::from_bytes_with_nul(path.as_bytes()).ok()?;
+    let file = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let mut buf = [0u8; 1024];
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::read(file.raw(), buf.as_mut_ptr().cast(), buf.len()) };
+    let text = &buf[..usize::try_from(n).ok()?];
+    // "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses,
+    // so count fields after the last ')'. starttime is field 22.
+    let after = &text[text.iter().rposition(|&b| b == b')')? + 1..];
+    let mut fields = after.split(|&b| b == b' ').filter(|f| !f.is_empty());
+    let pgrp = parse_u32(fields.nth(2)?)?; // state, ppid, pgrp
+    let start = fields.nth(22 - 6)?; // fields 6..=22 follow pgrp (field 5)
+    let start_ticks = start.iter().try_fold(0u64, |n, d| {
+        d.is_ascii_digit().then_some(())?;
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(ProcStat { pgrp, start_ticks })
+}
+
+/// The owner (effective uid) of a live process, from its `/proc` entry.
+pub fn process_owner(pid: u32) -> Result<u32, Errno> {
+    let mut path = Line::<32>::empty();
+    path.push(b"/proc/").push_u64(u64::from(pid)).push(b"\0");
+    let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
+    sys::stat(path).map(|st| st.st_uid)
+}
+
+/// Append the user name for `uid` from /etc/passwd (or "uid N" if it has
+/// no entry there). Read by hand: the C library's getpwuid would double
+/// the size of withlock for this one lookup.
+pub fn push_user<const N: usize>(out: &mut Line<N>, uid: u32) {
+    let mut found = false;
+    if let Ok(file) = sys::open(c"/etc/passwd", libc::O_RDONLY | libc::O_CLOEXEC, 0) {
+        for_each_line(file.raw(), |line| {
+            // name:password:uid:...
+            let mut fields = line.split(|&b| b == b':');
+            let (name, uid_field) = (fields.next(), fields.nth(1));
+            if !found
+                && let (Some(name), Some(field)) = (name, uid_field)
+                && !name.is_empty()
+                && parse_u32(field) == Some(uid)
+            {
+                out.push_quoted(name);
+                found = true;
+            }
+        });
+    }
+    if !found {
+        out.push(b"uid ").push_u64(u64::from(uid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_look_like_the_kernels() {
+        let hex = |n| {
+            let mut l = Line::<32>::empty();
+            push_hex2(&mut l, n);
+            std::string::String::from_utf8(l.as_bytes().to_vec()).unwrap()
+        };
+        assert_eq!(hex(0), "00");
+        assert_eq!(hex(8), "08");
+        assert_eq!(hex(0xfd), "fd");
+        assert_eq!(hex(0x103), "103");
+    }
+
+    #[test]
+    fn our_own_process_is_found_in_proc() {
+        let me = std::process::id();
+        let started = process_started_ns(me).expect("/proc/self/stat");
+        // SAFETY: getpgrp cannot fail.
+        assert_eq!(process_group(me), Some(unsafe { libc::getpgrp() } as u32));
+        assert!(started <= crate::clock::boot_ns());
+    }
+}
+
+/// Say who holds (or last held) the lock, as part of a sentence about it:
+/// "held by pid 4242 (rsync -a /srv /backup), user backup, since
+/// 2026-11-26T02:00:01Z (3h 2m ago)", or "free", and so on. `verbose` adds
+/// the host and the writer's version.
+pub fn describe<const N: usize>(out: &mut Line<N>, holder: &Holder, verbose: bool) {
+    let record = match &holder.contents {
+        Contents::Record(record) => Some(record),
+        _ => None,
+    };
+    match (holder.state, holder.trust, record) {
+        (State::Free, _, None) => {
+            out.push(b"free");
+        }
+        (State::Free, _, Some(record)) => {
+            out.push(b"free; last taken by ");
+            push_who(out, record, verbose, false);
+        }
+        (State::Held { .. }, Trust::Current { exited: false }, Some(record)) => {
+            out.push(b"held by ");
+            push_who(out, record, verbose, true);
+        }
+        (State::Held { .. }, Trust::Current { exited: true }, Some(record)) => {
+            out.push(b"held by a process that ");
+            push_who(out, record, verbose, true);
+            out.push(b" started; that process has exited, but what it started still holds the lock");
+        }
+        (State::Held { locker }, Trust::Stale, Some(record)) => {
+            push_held_by(out, locker);
+            out.push(b", which left no current record (the record is stale: it names ");
+            push_who(out, record, verbose, false);
+            out.push(b")");
+        }
+        (State::Held { .. }, _, Some(record)) => {
+            out.push(b"held; the holder record (which cannot be checked here) names ");
+            push_who(out, record, verbose, true);
+        }
+        (State::Held { locker }, _, None) => {
+            push_held_by(out, locker);
+            out.push(match holder.contents {
+                Contents::Foreign => b" (the lock file holds no withlock record)".as_slice(),
+                _ => b" (no holder record: not taken by withlock, or withlock could not write it)",
+            });
+        }
+    }
+}
+
+fn push_held_by<const N: usize>(out: &mut Line<N>, locker: Option<u32>) {
+    match locker {
+        Some(pid) => out.push(b"held by pid ").push_u64(u64::from(pid)),
+        None => out.push(b"held by another process"),
+    };
+}
+
+/// "pid 4242 (rsync -a /srv /backup), user backup, since ... (3h 2m ago)".
+fn push_who<const N: usize>(out: &mut Line<N>, record: &Record, verbose: bool, current: bool) {
+    match record.pid {
+        Some(pid) => out.push(b"pid ").push_u64(u64::from(pid)),
+        None => out.push(b"an unknown pid"),
+    };
+    if let Some(command) = record.command {
+        out.push(b" (").push_quoted(command);
+        if record.command_cut {
+            out.push(b" ...");
+        }
+        out.push(b")");
+    }
+    if let Some(uid) = record.uid {
+        out.push(b", user ");
+        push_user(out, uid);
+    }
+    if verbose && let Some(host) = record.host {
+        out.push(b", on host ").push_quoted(host);
+    }
+    if let Some(since) = record.since {
+        let word: &[u8] = if current { b", since " } else { b", taken at " };
+        out.push(word).push_quoted(since);
+        if let Some(then) = record.since_unix {
+            let now = crate::clock::unix_now();
+            out.push(b" (");
+            crate::clock::push_age(out, now.saturating_sub(then));
+            out.push(b" ago)");
+        }
+    }
+    if verbose && let Some(version) = record.version {
+        out.push(b", recorded by withlock ").push_quoted(version);
+    }
+    if !record.complete {
+        out.push(b" (the record is incomplete)");
+    }
+}

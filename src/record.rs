@@ -1,0 +1,488 @@
+//! The holder record: who holds a lock, running what, since when.
+//!
+//! After taking a lock, withlock writes a small text record into the lock
+//! file itself, so that an operator (or `withlock --status`, or a busy
+//! withlock) can say who holds it. The kernel lock decides who holds it; the
+//! record only explains, and a record that cannot be checked against the
+//! live process is reported as such, never trusted.
+//!
+//! Format, version 1: lines of `key=value`, printable ASCII only, between a
+//! first line `withlock-holder 1` and a last line `end` (a record without
+//! `end` was cut short). Readers ignore keys they do not know, so fields can
+//! be added without a new version.
+//!
+//! ```text
+//! withlock-holder 1
+//! pid=4242                 the job's process
+//! locker=4242              the process that took the lock (the job, unless withlock stayed its parent)
+//! pgid=4242                the job's process group
+//! uid=34                   the job's real user id (names are looked up by readers)
+//! host=backup1             the node name (uname)
+//! since=2026-11-26T02:00:01Z   when the lock was taken, UTC
+//! since_unix=1795658401
+//! boot_ns=81234567890      CLOCK_BOOTTIME then: proves which process had the pid
+//! version=0.1.0            withlock's
+//! command=rsync -a /srv /backup
+//! end
+//! ```
+//!
+//! `command` is the argv, one argument after another separated by a space.
+//! An argument made only of printable ASCII other than space, `"` and `\` is
+//! written as is; any other is put in double quotes, where `\\`, `\"`, `\n`,
+//! `\t`, `\r` and `\xHH` stand for the bytes that are not printable ASCII.
+//! If the command does not fit, it is cut and `command_cut=1` is added.
+//!
+//! withlock writes a record only into a lock file that is empty or already
+//! holds a record: a file with other contents (someone locking a data file
+//! or a script with withlock, or a file another tool wrote) is left as it is.
+
+use crate::once::TakeOnce;
+use crate::text::Line;
+use core::ffi::{CStr, c_int};
+
+pub const MAGIC: &[u8] = b"withlock-holder 1\n";
+/// Room for a record; a longer command line is cut.
+pub const CAPACITY: usize = 1024;
+
+/// What a record says (see the module docs), as the writer knows it.
+pub struct Facts<'a> {
+    pub pid: u32,
+    pub locker: u32,
+    pub pgid: u32,
+    pub uid: u32,
+    pub host: &'a [u8],
+    pub since_unix: u64,
+    pub boot_ns: u64,
+}
+
+impl Facts<'_> {
+    /// The facts for a job with process id `job` (this process, unless
+    /// withlock stays its parent), taking the lock now.
+    pub fn now(job: u32, host: &[u8]) -> Facts<'_> {
+        // SAFETY: these calls take no arguments and cannot fail.
+        let (locker, pgid, uid) =
+            unsafe { (libc::getpid(), libc::getpgid(job as libc::pid_t), libc::getuid()) };
+        Facts {
+            pid: job,
+            locker: u32::try_from(locker).unwrap_or(0),
+            pgid: u32::try_from(pgid).unwrap_or(0),
+            uid,
+            host,
+            since_unix: crate::clock::unix_now(),
+            boot_ns: crate::clock::boot_ns(),
+        }
+    }
+}
+
+/// This machine's node name, into `buf`.
+pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
+    // SAFETY: `buf` is a valid utsname to fill.
+    if unsafe { libc::uname(buf) } != 0 {
+        return b"";
+    }
+    // SAFETY: uname NUL-terminates nodename within the array.
+    unsafe { CStr::from_ptr(buf.nodename.as_ptr()) }.to_bytes()
+}
+
+/// Write a record for `facts` into the lock file open read-write at `fd`,
+/// whose size was `size` when it was checked, unless it holds something
+/// else (see the module docs). Errors are ignored: the record explains, it
+/// never decides.
+pub fn store<'a>(fd: c_int, size: i64, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
+    if size != 0 {
+        let mut head = [0u8; MAGIC.len()];
+        // SAFETY: `head` is valid for writes of its length.
+        let n = unsafe { libc::pread(fd, head.as_mut_ptr().cast(), head.len(), 0) };
+        if usize::try_from(n).ok() != Some(head.len()) || head != MAGIC {
+            return;
+        }
+    }
+    let Some(out) = RECORD.take() else { return };
+    compose(out, facts, argv);
+    let bytes = out.as_bytes();
+    // SAFETY: `bytes` is valid for reads of its length.
+    let written = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
+    if usize::try_from(written).ok() == Some(bytes.len()) {
+        // Drop what is left of a longer, older record.
+        // SAFETY: plain integers.
+        unsafe { libc::ftruncate(fd, written as libc::off_t) };
+    }
+}
+
+/// The record is composed in static memory, off the start-up stack (see
+/// `locate::Buffers` for why).
+static RECORD: TakeOnce<Line<CAPACITY>> = TakeOnce::new(Line::empty());
+
+/// Compose a record into `out`. `argv` yields the command's arguments.
+pub fn compose<'a>(out: &mut Line<CAPACITY>, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
+    out.clear();
+    out.push(MAGIC);
+    let field = |out: &mut Line<CAPACITY>, key: &[u8], value: u64| {
+        out.push(key).push(b"=").push_u64(value).push(b"\n");
+    };
+    field(out, b"pid", u64::from(facts.pid));
+    field(out, b"locker", u64::from(facts.locker));
+    field(out, b"pgid", u64::from(facts.pgid));
+    field(out, b"uid", u64::from(facts.uid));
+    out.push(b"host=");
+    push_printable(out, facts.host);
+    out.push(b"\nsince=");
+    crate::clock::push_rfc3339(out, facts.since_unix);
+    out.push(b"\n");
+    field(out, b"since_unix", facts.since_unix);
+    field(out, b"boot_ns", facts.boot_ns);
+    out.push(concat!("version=", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+
+    // The command goes last but one, so that if it is too long only it is
+    // cut, and the record still ends properly.
+    const TAIL: &[u8] = b"\ncommand_cut=1\nend\n";
+    out.push(b"command=");
+    let mut cut = false;
+    for (i, arg) in argv.enumerate() {
+        let mark = out.as_bytes().len();
+        if i > 0 {
+            out.push(b" ");
+        }
+        push_arg(out, arg);
+        if out.as_bytes().len() + TAIL.len() + 4 > CAPACITY || out.truncated() {
+            out.truncate_to(mark);
+            cut = true;
+            break;
+        }
+    }
+    out.push(if cut { TAIL } else { b"\nend\n" });
+}
+
+/// Host names are chosen by admins, but keep the record one safe line each.
+fn push_printable(out: &mut Line<CAPACITY>, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(&[if (0x21..0x7f).contains(&b) { b } else { b'?' }]);
+    }
+}
+
+/// One argument, encoded as the module docs say.
+pub fn push_arg<const N: usize>(out: &mut Line<N>, arg: &[u8]) {
+    let plain = |b: &u8| (0x21..0x7f).contains(b) && *b != b'"' && *b != b'\\';
+    if !arg.is_empty() && arg.iter().all(plain) {
+        out.push(arg);
+        return;
+    }
+    out.push(b"\"");
+    for &b in arg {
+        match b {
+            b'\\' => out.push(b"\\\\"),
+            b'"' => out.push(b"\\\""),
+            b'\n' => out.push(b"\\n"),
+            b'\t' => out.push(b"\\t"),
+            b'\r' => out.push(b"\\r"),
+            0x20..0x7f => out.push(&[b]),
+            _ => {
+                let hex = b"0123456789abcdef";
+                out.push(&[b'\\', b'x', hex[usize::from(b >> 4)], hex[usize::from(b & 15)]])
+            }
+        };
+    }
+    out.push(b"\"");
+}
+
+/// A record as read back, every field optional: readers must cope with
+/// records cut short, from other versions, or damaged.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub pid: Option<u32>,
+    pub locker: Option<u32>,
+    pub pgid: Option<u32>,
+    pub uid: Option<u32>,
+    pub host: Option<&'a [u8]>,
+    pub since: Option<&'a [u8]>,
+    pub since_unix: Option<u64>,
+    pub boot_ns: Option<u64>,
+    pub version: Option<&'a [u8]>,
+    /// Encoded as the module docs say; see [`Args`].
+    pub command: Option<&'a [u8]>,
+    pub command_cut: bool,
+    /// The `end` line was there.
+    pub complete: bool,
+}
+
+/// What a lock file holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Contents<'a> {
+    /// Nothing: never written (or written by a tool that writes nothing).
+    Empty,
+    /// Something that is not a withlock record.
+    Foreign,
+    Record(Record<'a>),
+}
+
+pub fn parse(bytes: &[u8]) -> Contents<'_> {
+    if bytes.is_empty() {
+        return Contents::Empty;
+    }
+    let Some(body) = bytes.strip_prefix(MAGIC) else {
+        return Contents::Foreign;
+    };
+    let mut record = Record::default();
+    for line in body.split(|&b| b == b'\n') {
+        if line == b"end" {
+            record.complete = true;
+            break;
+        }
+        let Some(eq) = line.iter().position(|&b| b == b'=') else { continue };
+        let (key, value) = (&line[..eq], &line[eq + 1..]);
+        let number = || parse_u64(value);
+        let small = || number().and_then(|n| u32::try_from(n).ok());
+        match key {
+            b"pid" => record.pid = small(),
+            b"locker" => record.locker = small(),
+            b"pgid" => record.pgid = small(),
+            b"uid" => record.uid = small(),
+            b"host" => record.host = Some(value),
+            b"since" => record.since = Some(value),
+            b"since_unix" => record.since_unix = number(),
+            b"boot_ns" => record.boot_ns = number(),
+            b"version" => record.version = Some(value),
+            b"command" => record.command = Some(value),
+            b"command_cut" => record.command_cut = value == b"1",
+            _ => {}
+        }
+    }
+    Contents::Record(record)
+}
+
+fn parse_u64(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 20 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    text.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// The arguments of an encoded command, decoded one at a time.
+pub struct Args<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Args<'a> {
+    pub fn new(encoded: &'a [u8]) -> Args<'a> {
+        Args { rest: encoded }
+    }
+
+    /// Decode the next argument into `out`; its length, or `None` at the end.
+    /// Malformed input (a stray quote, a bad escape) is taken literally
+    /// rather than rejected: a record is only ever shown, never run.
+    pub fn next_into(&mut self, out: &mut [u8]) -> Option<usize> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let mut len = 0;
+        let mut put = |b: u8| {
+            if len < out.len() {
+                out[len] = b;
+                len += 1;
+            }
+        };
+        let mut bytes = self.rest;
+        if bytes[0] == b'"' {
+            bytes = &bytes[1..];
+            loop {
+                match bytes {
+                    [] => break,
+                    [b'"', tail @ ..] => {
+                        bytes = tail;
+                        break;
+                    }
+                    [b'\\', b'x', h, l, tail @ ..] if hex(*h).is_some() && hex(*l).is_some() => {
+                        put(hex(*h).unwrap_or(0) << 4 | hex(*l).unwrap_or(0));
+                        bytes = tail;
+                    }
+                    [b'\\', e @ (b'\\' | b'"' | b'n' | b't' | b'r'), tail @ ..] => {
+                        put(match e {
+                            b'n' => b'\n',
+                            b't' => b'\t',
+                            b'r' => b'\r',
+                            other => *other,
+                        });
+                        bytes = tail;
+                    }
+                    [b, tail @ ..] => {
+                        put(*b);
+                        bytes = tail;
+                    }
+                }
+            }
+        } else {
+            let end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
+            bytes[..end].iter().for_each(|&b| put(b));
+            bytes = &bytes[end..];
+        }
+        // One space separates arguments.
+        self.rest = bytes.strip_prefix(b" ").unwrap_or(bytes);
+        Some(len)
+    }
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn facts() -> Facts<'static> {
+        Facts {
+            pid: 4242,
+            locker: 4242,
+            pgid: 4240,
+            uid: 34,
+            host: b"backup1",
+            since_unix: 1_795_658_401,
+            boot_ns: 81_234_567_890,
+        }
+    }
+
+    fn composed(argv: &[&[u8]]) -> Vec<u8> {
+        let mut out = Line::<CAPACITY>::empty();
+        compose(&mut out, &facts(), argv.iter().copied());
+        out.as_bytes().to_vec()
+    }
+
+    fn decoded(encoded: &[u8]) -> Vec<Vec<u8>> {
+        let mut args = Args::new(encoded);
+        let mut buf = [0u8; CAPACITY];
+        let mut all = Vec::new();
+        while let Some(len) = args.next_into(&mut buf) {
+            all.push(buf[..len].to_vec());
+        }
+        all
+    }
+
+    #[test]
+    fn a_record_reads_like_the_docs() {
+        let text = composed(&[b"rsync", b"-a", b"/srv", b"/backup"]);
+        assert_eq!(
+            std::str::from_utf8(&text).unwrap(),
+            "withlock-holder 1\npid=4242\nlocker=4242\npgid=4240\nuid=34\nhost=backup1\n\
+             since=2026-11-26T02:00:01Z\nsince_unix=1795658401\nboot_ns=81234567890\n\
+             version=0.1.0\ncommand=rsync -a /srv /backup\nend\n"
+        );
+        let Contents::Record(r) = parse(&text) else { panic!("not a record") };
+        assert_eq!(
+            r,
+            Record {
+                pid: Some(4242),
+                locker: Some(4242),
+                pgid: Some(4240),
+                uid: Some(34),
+                host: Some(b"backup1"),
+                since: Some(b"2026-11-26T02:00:01Z"),
+                since_unix: Some(1_795_658_401),
+                boot_ns: Some(81_234_567_890),
+                version: Some(b"0.1.0"),
+                command: Some(b"rsync -a /srv /backup"),
+                command_cut: false,
+                complete: true,
+            }
+        );
+    }
+
+    #[test]
+    fn empty_foreign_and_partial_files() {
+        assert_eq!(parse(b""), Contents::Empty);
+        assert_eq!(parse(b"4242\n"), Contents::Foreign);
+        assert_eq!(parse(b"#!/bin/sh\necho hi\n"), Contents::Foreign);
+        assert_eq!(parse(b"withlock-holder 2\npid=1\n"), Contents::Foreign);
+        let Contents::Record(r) = parse(b"withlock-holder 1\npid=77\nuid=1") else { panic!() };
+        assert_eq!((r.pid, r.uid, r.complete), (Some(77), Some(1), false));
+        let Contents::Record(r) = parse(b"withlock-holder 1\npid=99999999999\nboot_ns=-5\nx\nend\n") else {
+            panic!()
+        };
+        assert_eq!((r.pid, r.boot_ns, r.complete), (None, None, true));
+    }
+
+    #[test]
+    fn awkward_arguments_round_trip() {
+        let argv: Vec<&[u8]> =
+            vec![b"", b"a b", b"\"q\"", b"back\\slash", b"\n\t\r\x1b\x7f", b"caf\xc3\xa9", b"\xff"];
+        let text = composed(&argv);
+        let line = text.split(|&b| b == b'\n').find(|l| l.starts_with(b"command=")).unwrap();
+        assert!(line.iter().all(|&b| (0x20..0x7f).contains(&b)), "not one printable line: {line:?}");
+        assert_eq!(decoded(&line[8..]), argv);
+    }
+
+    #[test]
+    fn a_long_command_is_cut_and_the_record_still_ends() {
+        let long = [b'x'; 300];
+        let argv: Vec<&[u8]> = (0..10).map(|_| &long[..]).collect();
+        let text = composed(&argv);
+        assert!(text.len() <= CAPACITY);
+        let Contents::Record(r) = parse(&text) else { panic!() };
+        assert!(r.complete && r.command_cut);
+        let args = decoded(r.command.unwrap());
+        assert!(!args.is_empty() && args.len() < 10 && args.iter().all(|a| a == &long));
+    }
+
+    /// A small xorshift generator: seeded, so a failure can be replayed.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[test]
+    fn randomized_argv_round_trips() {
+        let seed = 0x00c0_ffee_u64;
+        let mut rng = Rng(seed);
+        for _ in 0..5_000 {
+            let argc = 1 + rng.below(6) as usize;
+            let argv: Vec<Vec<u8>> = (0..argc)
+                .map(|_| {
+                    let len = rng.below(12) as usize;
+                    (0..len)
+                        .map(|_| {
+                            if rng.below(3) == 0 {
+                                b"\\\" x\n"[rng.below(5) as usize]
+                            } else {
+                                rng.below(256) as u8
+                            }
+                        })
+                        .collect()
+                })
+                .filter(|a: &Vec<u8>| !a.contains(&0))
+                .collect();
+            let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+            let text = composed(&refs);
+            let Contents::Record(r) = parse(&text) else { panic!("seed {seed:#x}") };
+            assert!(r.complete && !r.command_cut, "seed {seed:#x}");
+            assert_eq!(decoded(r.command.unwrap()), argv, "seed {seed:#x}");
+        }
+    }
+
+    /// Garbage never panics the reader or the decoder.
+    #[test]
+    fn randomized_garbage_is_survived() {
+        let seed = 0x0bad_f00d_u64;
+        let mut rng = Rng(seed);
+        let alphabet = b"withlock-holder 1\n=pid\\\"x0123end ";
+        for _ in 0..20_000 {
+            let len = rng.below(80) as usize;
+            let mut text: Vec<u8> = MAGIC.to_vec();
+            text.extend((0..len).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]));
+            if let Contents::Record(r) = parse(&text)
+                && let Some(command) = r.command
+            {
+                let _ = decoded(command);
+            }
+        }
+    }
+}
