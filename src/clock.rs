@@ -8,6 +8,8 @@
 //! read through the vDSO, without a system call.
 
 use crate::text::Line;
+#[cfg(test)]
+use crate::text::LineBuf;
 
 fn now(clock: libc::clockid_t) -> libc::timespec {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -48,11 +50,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Append `secs` since the epoch as RFC 3339 UTC: `2026-11-26T02:00:01Z`.
-pub fn push_rfc3339<const N: usize>(line: &mut Line<N>, secs: u64) {
+pub fn push_rfc3339(line: &mut Line, secs: u64) {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let (year, month, day) = civil_from_days(days);
     let of_day = secs % 86_400;
-    let two = |line: &mut Line<N>, n: u64| {
+    let two = |line: &mut Line, n: u64| {
         line.push(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
     };
     line.push_u64(u64::try_from(year).unwrap_or(0));
@@ -70,7 +72,7 @@ pub fn push_rfc3339<const N: usize>(line: &mut Line<N>, secs: u64) {
 }
 
 /// Append an age the way people say it: "45s", "3m 12s", "3h 2m", "2d 4h".
-pub fn push_age<const N: usize>(line: &mut Line<N>, secs: u64) {
+pub fn push_age(line: &mut Line, secs: u64) {
     let (big, big_unit, small, small_unit): (u64, &[u8], u64, &[u8]) = match secs {
         0..60 => (secs, b"s", 0, b""),
         60..3600 => (secs / 60, b"m", secs % 60, b"s"),
@@ -88,14 +90,16 @@ mod tests {
     use super::*;
 
     fn rfc3339(secs: u64) -> std::string::String {
-        let mut line = Line::<64>::empty();
-        push_rfc3339(&mut line, secs);
+        let mut buf = LineBuf::<64>::new();
+        let line = buf.line();
+        push_rfc3339(line, secs);
         std::string::String::from_utf8(line.as_bytes().to_vec()).unwrap()
     }
 
     fn age(secs: u64) -> std::string::String {
-        let mut line = Line::<64>::empty();
-        push_age(&mut line, secs);
+        let mut buf = LineBuf::<64>::new();
+        let line = buf.line();
+        push_age(line, secs);
         std::string::String::from_utf8(line.as_bytes().to_vec()).unwrap()
     }
 

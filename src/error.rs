@@ -6,7 +6,7 @@
 use crate::cli::UsageError;
 use crate::exit;
 use crate::sys::{self, Errno, Kind};
-use crate::text::Line;
+use crate::text::{self, Line};
 use crate::{holder, record};
 use core::ffi::CStr;
 use core::time::Duration;
@@ -98,7 +98,8 @@ impl Failure<'_> {
     #[inline(never)]
     pub fn report(&self, lock: &[u8], command: &[u8], resolved_path: &CStr, verbose: bool) {
         let resolved = resolved_path.to_bytes();
-        let mut line = Line::diagnostic();
+        let mut buf = text::diagnostic();
+        let line = buf.line();
         match self {
             Failure::Usage(UsageError { problem, culprit }) => {
                 line.push(problem.as_bytes());
@@ -111,7 +112,7 @@ impl Failure<'_> {
             }
             Failure::Busy => {
                 line.push_quoted(lock).push(b" is ");
-                if !explain_holder(&mut line, resolved_path, verbose) {
+                if !explain_holder(line, resolved_path, verbose) {
                     line.push(b"busy: another process holds the lock");
                 }
                 line.push(b" (use -w DURATION to wait for it, or -q to skip quietly)");
@@ -126,7 +127,7 @@ impl Failure<'_> {
             }
             Failure::Refused { why } => {
                 line.push(b"refusing lock ").push_quoted(lock).push(b": ");
-                describe_unsafe(&mut line, resolved, why);
+                describe_unsafe(line, resolved, why);
             }
             Failure::CannotOpen { errno, on_path } => {
                 line.push(b"cannot open lock file ").push_quoted(lock);

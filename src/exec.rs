@@ -6,7 +6,7 @@
 
 use crate::error::Failure;
 use crate::sys::{self, Errno, Fd};
-use crate::text::Line;
+use crate::text;
 use core::ffi::{CStr, c_char};
 
 /// A command line as `execvp` takes it: a null-terminated array of C
@@ -93,7 +93,8 @@ fn exists_in_path(name: &CStr) -> bool {
 #[cold]
 #[inline(never)]
 fn say_running(locked: &Fd, command: &[u8]) {
-    let mut line = Line::diagnostic();
+    let mut buf = text::diagnostic();
+    let line = buf.line();
     line.push(b"locked (descriptor ").push_u64(u64::try_from(locked.raw()).unwrap_or(0));
     line.push(b"); running ").push_quoted(command);
     line.emit();

@@ -10,7 +10,7 @@
 
 use crate::record::{self, Contents, Record};
 use crate::sys::{self, Errno};
-use crate::text::Line;
+use crate::text::{Line, LineBuf};
 use core::ffi::{CStr, c_int};
 
 /// Is the lock held, and by which process (the one that took the lock)?
@@ -110,11 +110,12 @@ fn judge(record: &Record, locker: Option<u32>) -> Trust {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn kernel_lockers(st: &libc::stat) -> Option<Option<u32>> {
     // "MAJOR:MINOR:INODE" as /proc/locks writes it (hex, hex, decimal).
-    let mut id = Line::<64>::empty();
+    let mut id_buf = LineBuf::<64>::new();
+    let id = id_buf.line();
     let (major, minor) = (libc::major(st.st_dev), libc::minor(st.st_dev));
-    push_hex2(&mut id, u64::from(major));
+    push_hex2(id, u64::from(major));
     id.push(b":");
-    push_hex2(&mut id, u64::from(minor));
+    push_hex2(id, u64::from(minor));
     id.push(b":").push_u64(st.st_ino);
     let id = id.as_bytes();
 
@@ -138,7 +139,7 @@ pub fn kernel_lockers(_st: &libc::stat) -> Option<Option<u32>> {
 }
 
 /// Lower-case hex, at least two digits, as the kernel's `%02x`.
-fn push_hex2<const N: usize>(out: &mut Line<N>, n: u64) {
+fn push_hex2(out: &mut Line, n: u64) {
     let hex = b"0123456789abcdef";
     let mut digits = [0u8; 16];
     let mut at = digits.len();
@@ -204,7 +205,8 @@ struct ProcStat {
 }
 
 fn proc_stat_fields(pid: u32) -> Option<ProcStat> {
-    let mut path = Line::<32>::empty();
+    let mut path_buf = LineBuf::<32>::new();
+    let path = path_buf.line();
     path.push(b"/proc/").push_u64(u64::from(pid)).push(b"/stat\0");
     let path = CStr::from_bytes_with_nul(path.as_bytes()).ok()?;
     let file = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
@@ -227,7 +229,8 @@ fn proc_stat_fields(pid: u32) -> Option<ProcStat> {
 
 /// The owner (effective uid) of a live process, from its `/proc` entry.
 pub fn process_owner(pid: u32) -> Result<u32, Errno> {
-    let mut path = Line::<32>::empty();
+    let mut path_buf = LineBuf::<32>::new();
+    let path = path_buf.line();
     path.push(b"/proc/").push_u64(u64::from(pid)).push(b"\0");
     let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
     sys::stat(path).map(|st| st.st_uid)
@@ -236,7 +239,7 @@ pub fn process_owner(pid: u32) -> Result<u32, Errno> {
 /// Append the user name for `uid` from /etc/passwd (or "uid N" if it has
 /// no entry there). Read by hand: the C library's getpwuid would double
 /// the size of withlock for this one lookup.
-pub fn push_user<const N: usize>(out: &mut Line<N>, uid: u32) {
+pub fn push_user(out: &mut Line, uid: u32) {
     let mut found = false;
     if let Ok(file) = sys::open(c"/etc/passwd", libc::O_RDONLY | libc::O_CLOEXEC, 0) {
         for_each_line(file.raw(), |line| {
@@ -258,38 +261,11 @@ pub fn push_user<const N: usize>(out: &mut Line<N>, uid: u32) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_numbers_look_like_the_kernels() {
-        let hex = |n| {
-            let mut l = Line::<32>::empty();
-            push_hex2(&mut l, n);
-            std::string::String::from_utf8(l.as_bytes().to_vec()).unwrap()
-        };
-        assert_eq!(hex(0), "00");
-        assert_eq!(hex(8), "08");
-        assert_eq!(hex(0xfd), "fd");
-        assert_eq!(hex(0x103), "103");
-    }
-
-    #[test]
-    fn our_own_process_is_found_in_proc() {
-        let me = std::process::id();
-        let started = process_started_ns(me).expect("/proc/self/stat");
-        // SAFETY: getpgrp cannot fail.
-        assert_eq!(process_group(me), Some(unsafe { libc::getpgrp() } as u32));
-        assert!(started <= crate::clock::boot_ns());
-    }
-}
-
 /// Say who holds (or last held) the lock, as part of a sentence about it:
 /// "held by pid 4242 (rsync -a /srv /backup), user backup, since
 /// 2026-11-26T02:00:01Z (3h 2m ago)", or "free", and so on. `verbose` adds
 /// the host and the writer's version.
-pub fn describe<const N: usize>(out: &mut Line<N>, holder: &Holder, verbose: bool) {
+pub fn describe(out: &mut Line, holder: &Holder, verbose: bool) {
     let record = match &holder.contents {
         Contents::Record(record) => Some(record),
         _ => None,
@@ -331,7 +307,7 @@ pub fn describe<const N: usize>(out: &mut Line<N>, holder: &Holder, verbose: boo
     }
 }
 
-fn push_held_by<const N: usize>(out: &mut Line<N>, locker: Option<u32>) {
+fn push_held_by(out: &mut Line, locker: Option<u32>) {
     match locker {
         Some(pid) => out.push(b"held by pid ").push_u64(u64::from(pid)),
         None => out.push(b"held by another process"),
@@ -339,7 +315,7 @@ fn push_held_by<const N: usize>(out: &mut Line<N>, locker: Option<u32>) {
 }
 
 /// "pid 4242 (rsync -a /srv /backup), user backup, since ... (3h 2m ago)".
-fn push_who<const N: usize>(out: &mut Line<N>, record: &Record, verbose: bool, current: bool) {
+fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
     match record.pid {
         Some(pid) => out.push(b"pid ").push_u64(u64::from(pid)),
         None => out.push(b"an unknown pid"),
@@ -373,5 +349,33 @@ fn push_who<const N: usize>(out: &mut Line<N>, record: &Record, verbose: bool, c
     }
     if !record.complete {
         out.push(b" (the record is incomplete)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_look_like_the_kernels() {
+        let hex = |n| {
+            let mut buf = LineBuf::<32>::new();
+            let l = buf.line();
+            push_hex2(l, n);
+            std::string::String::from_utf8(l.as_bytes().to_vec()).unwrap()
+        };
+        assert_eq!(hex(0), "00");
+        assert_eq!(hex(8), "08");
+        assert_eq!(hex(0xfd), "fd");
+        assert_eq!(hex(0x103), "103");
+    }
+
+    #[test]
+    fn our_own_process_is_found_in_proc() {
+        let me = std::process::id();
+        let started = process_started_ns(me).expect("/proc/self/stat");
+        // SAFETY: getpgrp cannot fail.
+        assert_eq!(process_group(me), Some(unsafe { libc::getpgrp() } as u32));
+        assert!(started <= crate::clock::boot_ns());
     }
 }

@@ -19,7 +19,7 @@ use crate::duration::Wait;
 use crate::error::{Failure, Unsafe};
 use crate::locate;
 use crate::sys::{self, Errno, Fd, Kind};
-use crate::text::Line;
+use crate::text;
 use crate::timer::{Deadline, Missed};
 use core::ffi::CStr;
 
@@ -152,7 +152,8 @@ fn block(fd: Fd) -> Result<Fd, Failure<'static>> {
 #[cold]
 #[inline(never)]
 fn say_replaced(lock: &[u8]) {
-    let mut line = Line::diagnostic();
+    let mut buf = text::diagnostic();
+    let line = buf.line();
     line.push_quoted(lock).push(b" was removed or replaced while we waited; locking the new one");
     line.emit();
 }
@@ -160,7 +161,8 @@ fn say_replaced(lock: &[u8]) {
 #[cold]
 #[inline(never)]
 fn announce_wait(lock: &[u8], wait: Wait) {
-    let mut line = Line::diagnostic();
+    let mut buf = text::diagnostic();
+    let line = buf.line();
     line.push_quoted(lock).push(b" is busy; ");
     match wait {
         Wait::No => line.push(b"not waiting"),

@@ -37,7 +37,7 @@
 //! or a script with withlock, or a file another tool wrote) is left as it is.
 
 use crate::once::TakeOnce;
-use crate::text::Line;
+use crate::text::{Line, LineBuf};
 use core::ffi::{CStr, c_int};
 
 pub const MAGIC: &[u8] = b"withlock-holder 1\n";
@@ -97,7 +97,8 @@ pub fn store<'a>(fd: c_int, size: i64, facts: &Facts, argv: impl Iterator<Item =
             return;
         }
     }
-    let Some(out) = RECORD.take() else { return };
+    let Some(buf) = RECORD.take() else { return };
+    let out = buf.line();
     compose(out, facts, argv);
     let bytes = out.as_bytes();
     // SAFETY: `bytes` is valid for reads of its length.
@@ -111,13 +112,13 @@ pub fn store<'a>(fd: c_int, size: i64, facts: &Facts, argv: impl Iterator<Item =
 
 /// The record is composed in static memory, off the start-up stack (see
 /// `locate::Buffers` for why).
-static RECORD: TakeOnce<Line<CAPACITY>> = TakeOnce::new(Line::empty());
+static RECORD: TakeOnce<LineBuf<CAPACITY>> = TakeOnce::new(LineBuf::new());
 
 /// Compose a record into `out`. `argv` yields the command's arguments.
-pub fn compose<'a>(out: &mut Line<CAPACITY>, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
+pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
     out.clear();
     out.push(MAGIC);
-    let field = |out: &mut Line<CAPACITY>, key: &[u8], value: u64| {
+    let field = |out: &mut Line, key: &[u8], value: u64| {
         out.push(key).push(b"=").push_u64(value).push(b"\n");
     };
     field(out, b"pid", u64::from(facts.pid));
@@ -154,14 +155,14 @@ pub fn compose<'a>(out: &mut Line<CAPACITY>, facts: &Facts, argv: impl Iterator<
 }
 
 /// Host names are chosen by admins, but keep the record one safe line each.
-fn push_printable(out: &mut Line<CAPACITY>, bytes: &[u8]) {
+fn push_printable(out: &mut Line, bytes: &[u8]) {
     for &b in bytes {
         out.push(&[if (0x21..0x7f).contains(&b) { b } else { b'?' }]);
     }
 }
 
 /// One argument, encoded as the module docs say.
-pub fn push_arg<const N: usize>(out: &mut Line<N>, arg: &[u8]) {
+pub fn push_arg(out: &mut Line, arg: &[u8]) {
     let plain = |b: &u8| (0x21..0x7f).contains(b) && *b != b'"' && *b != b'\\';
     if !arg.is_empty() && arg.iter().all(plain) {
         out.push(arg);
@@ -348,8 +349,9 @@ mod tests {
     }
 
     fn composed(argv: &[&[u8]]) -> Vec<u8> {
-        let mut out = Line::<CAPACITY>::empty();
-        compose(&mut out, &facts(), argv.iter().copied());
+        let mut buf = LineBuf::<CAPACITY>::new();
+        let out = buf.line();
+        compose(out, &facts(), argv.iter().copied());
         out.as_bytes().to_vec()
     }
 

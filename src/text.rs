@@ -11,37 +11,44 @@ use core::time::Duration;
 /// Longest message line we build; longer text is cut and marked with "...".
 const CAPACITY: usize = 3 * 4096;
 
-/// Text being built in a buffer of `N` bytes (a message line by default).
-pub struct Line<const N: usize = CAPACITY> {
-    buf: [u8; N],
+/// Text being built in a buffer `B`: owned as [`LineBuf`], used as
+/// [`Line`]. Every method works on the unsized `Line`, so each exists once
+/// in the binary whatever the buffer sizes.
+pub struct Text<B: ?Sized> {
     len: usize,
     truncated: bool,
+    buf: B,
 }
 
-impl Default for Line {
+/// Text being built, whatever its buffer's size.
+pub type Line = Text<[u8]>;
+/// A buffer of `N` bytes to build text in.
+pub type LineBuf<const N: usize> = Text<[u8; N]>;
+
+impl<const N: usize> LineBuf<N> {
+    pub const fn new() -> LineBuf<N> {
+        Text { len: 0, truncated: false, buf: [0; N] }
+    }
+
+    pub fn line(&mut self) -> &mut Line {
+        self
+    }
+}
+
+impl<const N: usize> Default for LineBuf<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Line {
-    pub const fn new() -> Line {
-        Line::empty()
-    }
-
-    /// A line that starts with "withlock: ", as every diagnostic does.
-    pub fn diagnostic() -> Line {
-        let mut line = Line::new();
-        line.push(b"withlock: ");
-        line
-    }
+/// A message line, for a diagnostic that starts with "withlock: ".
+pub fn diagnostic() -> LineBuf<CAPACITY> {
+    let mut buf = LineBuf::new();
+    buf.line().push(b"withlock: ");
+    buf
 }
 
-impl<const N: usize> Line<N> {
-    pub const fn empty() -> Line<N> {
-        Line { buf: [0; N], len: 0, truncated: false }
-    }
-
+impl Line {
     /// Start again, keeping the buffer.
     pub fn clear(&mut self) {
         self.len = 0;
@@ -61,7 +68,7 @@ impl<const N: usize> Line<N> {
 
     pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
         // Keep room for "...\n" so a cut line still ends properly.
-        let room = N - 4 - self.len;
+        let room = self.buf.len() - 4 - self.len;
         let take = bytes.len().min(room);
         self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
         self.len += take;
@@ -157,8 +164,8 @@ mod tests {
     use std::vec::Vec;
 
     fn text(f: impl FnOnce(&mut Line) -> &mut Line) -> Vec<u8> {
-        let mut line = Line::new();
-        f(&mut line).as_bytes().to_vec()
+        let mut buf = LineBuf::<CAPACITY>::new();
+        f(buf.line()).as_bytes().to_vec()
     }
 
     #[test]
@@ -185,7 +192,8 @@ mod tests {
 
     #[test]
     fn overlong_text_is_cut_not_overflowed() {
-        let mut line = Line::new();
+        let mut buf = LineBuf::<CAPACITY>::new();
+        let line = buf.line();
         for _ in 0..10 {
             line.push(&[b'x'; 4096]);
         }
