@@ -1,7 +1,9 @@
 # withlock's front door.
 #   make               build the static binary (target/x86_64-unknown-linux-musl/release/withlock)
-#   make install       install binary and man page under $(DESTDIR)$(PREFIX)
+#   make install       install binary, man page and shell completions under $(DESTDIR)$(PREFIX)
 #   make uninstall     remove exactly what install installed
+#   make release       dist/: the static binary, a Debian package, SHA256SUMS; checks the size goal
+#   make check-size    report the static binary's size against the 64 KB goal
 #   make test          set up what the tests need, then run the whole suite
 #   make bench         per-run cost, hand-off latency and idle waiters, beside flock(1)
 
@@ -9,12 +11,39 @@ TARGET  ?= x86_64-unknown-linux-musl
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR  ?= $(PREFIX)/bin
-MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+# Where each shell looks for completions by itself (given this PREFIX).
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CARGO   ?= cargo
+DIST    ?= dist
 
-BIN := target/$(TARGET)/release/withlock
+# The size goal for the static binary (local features), in bytes.
+SIZE_GOAL := 65536
 
-.PHONY: all build install uninstall test bench check-size clean
+VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
+BIN     := target/$(TARGET)/release/withlock
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs .cargo/config.toml
+
+# Exactly the files `install` creates (and `uninstall` removes).
+INSTALLED := $(BINDIR)/withlock $(MANDIR)/man1/withlock.1 $(BASHCOMPDIR)/withlock \
+	$(ZSHCOMPDIR)/_withlock $(FISHCOMPDIR)/withlock.fish
+
+# The Debian package: a static binary needs no Depends. Debian's zsh reads
+# vendor-completions, not site-functions, under /usr.
+DEB_ARCH        := amd64
+DEB_VERSION     ?= $(VERSION)
+DEB_MAINTAINER  ?= withlock maintainers <maintainers@users.noreply.r-seed-382a6ac8.example>
+DEB_ROOT        := target/deb/withlock_$(DEB_VERSION)_$(DEB_ARCH)
+DEB             := $(DIST)/withlock_$(DEB_VERSION)_$(DEB_ARCH).deb
+RELEASE_BIN     := $(DIST)/withlock-$(VERSION)-$(TARGET)
+# File dates in the package: the last commit's, so that the same commit gives the same .deb.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+export SOURCE_DATE_EPOCH
+
+.PHONY: all build install install-files uninstall release check-size test bench clean
 
 all: build
 
@@ -23,13 +52,76 @@ build:
 	$(CARGO) build --release --locked --target $(TARGET)
 	@ls -l $(BIN) | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
-install: build
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+# install needs the binary, not a fresh cargo run: `make && sudo make install` works
+# without a Rust toolchain for root.
+$(BIN): $(SOURCES)
+	@$(MAKE) --no-print-directory build
+
+install: $(BIN) install-files
+
+# Copy what is built; build nothing (the .deb is staged with it, too).
+install-files:
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/withlock
 	install -m 0644 man/withlock.1 $(DESTDIR)$(MANDIR)/man1/withlock.1
+	install -m 0644 man/completions/withlock.bash $(DESTDIR)$(BASHCOMPDIR)/withlock
+	install -m 0644 man/completions/_withlock $(DESTDIR)$(ZSHCOMPDIR)/_withlock
+	install -m 0644 man/completions/withlock.fish $(DESTDIR)$(FISHCOMPDIR)/withlock.fish
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/withlock $(DESTDIR)$(MANDIR)/man1/withlock.1
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+
+check-size: $(BIN)
+	@size=$$(wc -c < $(BIN)); \
+	awk -v s=$$size -v g=$(SIZE_GOAL) 'BEGIN { printf "size: %d bytes (%.1f KiB), static; goal: at most %d (%.0f KiB)\n", s, s / 1024, g, g / 1024 }'; \
+	if [ "$$size" -gt $(SIZE_GOAL) ]; then echo "FAIL: the static binary grew past the 64 KB goal" >&2; exit 1; fi
+
+release: $(BIN) check-size
+	@[ "$(TARGET)" = x86_64-unknown-linux-musl ] || { echo "release: the .deb is for amd64: TARGET must be x86_64-unknown-linux-musl" >&2; exit 1; }
+	@# The binary must be static (no interpreter) and stripped (no symbol table).
+	@if readelf -lW $(BIN) | grep -q 'INTERP'; then echo "release: $(BIN) is not static" >&2; exit 1; fi
+	@if readelf -SW $(BIN) | grep -q '\.symtab'; then echo "release: $(BIN) is not stripped" >&2; exit 1; fi
+	rm -rf $(DIST) $(DEB_ROOT)
+	mkdir -p $(DIST)
+	install -m 0755 $(BIN) $(RELEASE_BIN)
+	@# The package tree: the same files as `make install PREFIX=/usr`, the man page gzipped.
+	$(MAKE) --no-print-directory install-files DESTDIR=$(DEB_ROOT) PREFIX=/usr \
+		ZSHCOMPDIR=/usr/share/zsh/vendor-completions
+	gzip -9n $(DEB_ROOT)/usr/share/man/man1/withlock.1
+	install -d -m 0755 $(DEB_ROOT)/usr/share/doc/withlock $(DEB_ROOT)/DEBIAN
+	gzip -9nc README.md > $(DEB_ROOT)/usr/share/doc/withlock/README.md.gz
+	@# copyright, machine-readable (DEP-5): the MIT ("Expat") text of LICENSE.
+	{ echo 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/'; \
+	  echo 'Upstream-Name: withlock'; \
+	  echo; \
+	  echo 'Files: *'; \
+	  sed -n 's/^Copyright (c) */Copyright: /p' LICENSE; \
+	  echo 'License: Expat'; \
+	  awk 'body { print ($$0 == "" ? " ." : " " $$0) } /^Copyright/ { body = 1; getline }' LICENSE; \
+	} > $(DEB_ROOT)/usr/share/doc/withlock/copyright
+	chmod 0644 $(DEB_ROOT)/usr/share/doc/withlock/*
+	{ echo 'Package: withlock'; \
+	  echo 'Version: $(DEB_VERSION)'; \
+	  echo 'Architecture: $(DEB_ARCH)'; \
+	  echo 'Maintainer: $(DEB_MAINTAINER)'; \
+	  echo "Installed-Size: $$(du -sk $(DEB_ROOT)/usr | cut -f1)"; \
+	  echo 'Section: utils'; \
+	  echo 'Priority: optional'; \
+	  echo 'Description: run a command only if no other copy of it is running'; \
+	  echo ' withlock takes an exclusive flock(2) lock on a file and then becomes the'; \
+	  echo ' command, so the lock lasts exactly as long as the job, and is released by'; \
+	  echo ' the kernel however the job ends. A busy lock exits 75 (0 with -q) and runs'; \
+	  echo ' nothing; lock files that other users could hijack are refused; the job'; \
+	  echo " gets its signals and keeps its exit status. A small static binary."; \
+	} > $(DEB_ROOT)/DEBIAN/control
+	cd $(DEB_ROOT) && find usr -type f | LC_ALL=C sort | xargs md5sum > DEBIAN/md5sums
+	chmod 0644 $(DEB_ROOT)/DEBIAN/control $(DEB_ROOT)/DEBIAN/md5sums
+	find $(DEB_ROOT) -type d -exec chmod 0755 {} +
+	find $(DEB_ROOT) -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
+	cd $(DIST) && sha256sum $(notdir $(RELEASE_BIN)) $(notdir $(DEB)) > SHA256SUMS
+	@echo "release: $(DIST)/"; ls -l $(DIST) | sed 1d | awk '{print "  " $$9 "  " $$5 " bytes"}'
 
 test:
 	bash ci/test.sh
@@ -39,3 +131,4 @@ bench: build
 
 clean:
 	$(CARGO) clean
+	rm -rf $(DIST)
