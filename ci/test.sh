@@ -15,6 +15,16 @@ need=()
 command -v flock >/dev/null || need+=(util-linux)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v musl-gcc >/dev/null || need+=(musl-tools)
+# The packaging and documentation checks: the three shells and bash-completion (the
+# completions are loaded for real), man-db and groff (the man page must render without
+# warnings), dpkg-deb and readelf (the release files).
+[ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
+command -v zsh >/dev/null || need+=(zsh)
+command -v fish >/dev/null || need+=(fish)
+command -v man >/dev/null || need+=(man-db)
+command -v groff >/dev/null || need+=(groff-base)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v readelf >/dev/null || need+=(binutils)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing: ${need[*]}"
@@ -48,5 +58,17 @@ for other in x86_64-apple-darwin x86_64-unknown-freebsd; do
         echo "$other: SKIPPED (rustup cannot add this target here)"
     fi
 done
+
+# Packaging and documentation: what a user installs, reads and types.
+packaging_start=$SECONDS
+step "man page: renders without warnings"
+bash ci/test-man.sh
+step "README: the shell examples run"
+bash ci/test-readme.sh "$bin"
+step "make install / make uninstall, into a DESTDIR"
+bash ci/test-install.sh
+step "make release, and the .deb: dpkg -i, use it, dpkg -r"
+bash ci/test-deb.sh
+echo "packaging and documentation checks: $((SECONDS - packaging_start)) s"
 
 step "all tests passed"

@@ -1,37 +1,54 @@
 #!/usr/bin/env zsh
-# ci/zsh-complete.zsh: what zsh's completion system offers for a command line.
+# ci/zsh-complete.zsh: what zsh's completion system offers for command lines.
 #
-#   zsh -f ci/zsh-complete.zsh OUTFILE 'withlock --' [FPATH_DIR]
+#   zsh -f ci/zsh-complete.zsh OUTDIR FPATH_DIR LINE...
 #
-# Starts an interactive `zsh -f` in a pseudo-terminal (zpty), runs compinit (with
-# FPATH_DIR in front of $fpath, if given), types the line and a Tab, and writes to
-# OUTFILE every candidate the completion functions added, one a line (duplicates
-# and all). A tiny compadd wrapper records them: nothing depends on how the terminal
-# draws the list. Exits 1 if the completion did not finish within 10 seconds.
+# Starts one interactive `zsh -f` in a pseudo-terminal (zpty), runs compinit (with
+# FPATH_DIR, unless empty, in front of $fpath), then for each LINE types it and a Tab,
+# and writes to OUTDIR/N (N = 1, 2, ...) every candidate the completion functions added
+# for it, one a line. A small compadd wrapper records them, so nothing depends on how
+# the terminal draws the list. Exits 1 if a completion does not finish within 10 s.
 emulate -L zsh
 zmodload zsh/zpty || { print -u2 "zsh-complete: no zsh/zpty module"; exit 2 }
-out=$1 line=$2 dir=${3-}
-: >| $out
+outdir=$1 dir=$2
+shift 2
 
 zpty w zsh -f -i
 zpty -w w "PS1='' PS2='' RPS1=''; bindkey -e; LISTMAX=100000; unsetopt beep"
 [[ -n $dir ]] && zpty -w w "fpath=(${(q)dir} \$fpath)"
 zpty -w w 'autoload -Uz compinit && compinit -u -D'
+zpty -w w "__out=${(q)outdir} __n=1"
 # Record the words a call would add; calls that only ask (-O, -A, -D) are passed on.
 zpty -w w 'compadd() {
   if (( ${@[(I)-[OAD]*]} )); then builtin compadd "$@"; return; fi
   local -a __w; builtin compadd -O __w "$@"
-  print -rl -- $__w >> '${(q)out}'
+  (( $#__w )) && print -rl -- $__w >> $__out/$__n
   builtin compadd "$@"
 }'
-# Ctrl-X, typed after the Tab, writes the end marker once the completion is done.
-zpty -w w 'zle -N __done; __done() { print -r -- __DONE__ >> '${(q)out}'; }; bindkey "^X" __done'
-zpty -w -n w "$line"$'\t\x18'
-integer i
-for (( i = 0; i < 200; i++ )); do
-  grep -q '^__DONE__$' $out 2>/dev/null && break
-  sleep 0.05
+# Ctrl-T (no prefix of other keys, so it acts at once), typed after the Tab, marks
+# the end of this line's completion.
+zpty -w w 'zle -N __done; __done() { print -r -- __DONE__ >> $__out/$__n; (( __n++ )); }; bindkey "^T" __done'
+
+# Wait until the shell has run all of the above: keys typed while it is still busy
+# may be lost.
+integer n=0 i
+zpty -w w 'print -r -- ready >| $__out/ready'
+for (( i = 0; i < 400; i++ )); do
+  [[ -s $outdir/ready ]] && break
+  sleep 0.025
+done
+[[ -s $outdir/ready ]] || { print -u2 "zsh-complete: zsh did not start"; zpty -d w; exit 1 }
+
+for line; do
+  (( n++ ))
+  : >| $outdir/$n
+  # Type the line, Tab, the marker; then Ctrl-U clears the line for the next one.
+  zpty -w -n w "$line"$'\t\x14\x15'
+  for (( i = 0; i < 400; i++ )); do
+    grep -q '^__DONE__$' $outdir/$n 2>/dev/null && break
+    sleep 0.025
+  done
+  grep -q '^__DONE__$' $outdir/$n || { print -u2 "zsh-complete: no answer for '$line'"; zpty -d w; exit 1 }
+  sed -i '/^__DONE__$/d' $outdir/$n
 done
 zpty -d w
-grep -q '^__DONE__$' $out || { print -u2 "zsh-complete: no answer for '$line'"; exit 1 }
-sed -i '/^__DONE__$/d' $out
