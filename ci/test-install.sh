@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ci/test-install.sh: `make install` into a temporary DESTDIR puts the binary, the man
 # page and the completions in their conventional places, and they work from there;
-# `make uninstall` removes exactly those files.
+# `make uninstall` removes exactly those files. And `cargo install --path .` works.
 #
 #   bash ci/test-install.sh
 set -euo pipefail
@@ -16,7 +16,8 @@ prefix=/usr/local
 version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
 built=$PWD/target/x86_64-unknown-linux-musl/release/withlock
 destdir=$(mktemp -d)
-trap 'rm -rf "$destdir"' EXIT
+cargo_root=$(mktemp -d)
+trap 'rm -rf "$destdir" "$cargo_root"' EXIT
 root=$destdir$prefix
 
 make --no-print-directory -s install DESTDIR="$destdir" PREFIX="$prefix"
@@ -61,4 +62,9 @@ echo "uninstall: removed the 5 files, and nothing else"
 
 # And no shell finds completions any more (the control for the test above).
 bash ci/test-completions.sh --absent "$built" "$root/share"
-echo "install/uninstall: ok"
+
+# `cargo install --path .` still works with nothing but the Rust toolchain (a host
+# build, dynamically linked: the binary alone).
+cargo install --quiet --locked --path . --root "$cargo_root" 2>&1 | grep -v '^warning: be sure to add' || true
+bash ci/smoke.sh "$cargo_root/bin/withlock" "$version"
+echo "install/uninstall, cargo install: ok"

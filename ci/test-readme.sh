@@ -73,6 +73,29 @@ for name in $blocks; do
     fi
 done
 
+# What the README says of the "Try it" install under ~/.local: man finds the page once
+# ~/.local/bin is on PATH; bash-completion and fish find the completions by themselves.
+if [ -x "$HOME/.local/bin/withlock" ]; then
+    page=$(man -w withlock 2>/dev/null || true)
+    [ "$page" = "$HOME/.local/share/man/man1/withlock.1" ] || {
+        echo "FAIL: after the Try-it install, man -w withlock finds '$page'" >&2
+        failures=$((failures + 1))
+    }
+    bash --norc --noprofile -c '. /usr/share/bash-completion/bash_completion
+        __load_completion withlock && complete -p withlock' >/dev/null 2>&1 || {
+        echo "FAIL: after the Try-it install, bash-completion does not find the completion" >&2
+        failures=$((failures + 1))
+    }
+    fish -c 'complete -C "withlock --wa"' | grep -q '^--wait' || {
+        echo "FAIL: after the Try-it install, fish does not complete withlock --wa" >&2
+        failures=$((failures + 1))
+    }
+    echo "README: after the Try-it install, man, bash-completion and fish find withlock's files"
+else
+    echo "FAIL: no README block installed withlock into ~/.local/bin" >&2
+    failures=$((failures + 1))
+fi
+
 for stand_in in $stand_ins; do
     grep -q "^$stand_in\\b" "$ran" || {
         echo "FAIL: no README example ran '$stand_in' (remove its stand-in from ci/test-readme.sh if it is gone)" >&2
