@@ -24,6 +24,11 @@ pub enum Request {
         lock: usize,
         command: usize,
     },
+    /// `--status`: tell who holds each of `argv[first..]`.
+    Status {
+        options: Options,
+        first: usize,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,11 +39,31 @@ pub struct Options {
     /// `-E N`: the exit code for a busy lock or an expired wait.
     pub conflict_exit_code: Option<u8>,
     pub insecure: bool,
+    /// `--status`: report on locks instead of taking one.
+    pub status: bool,
+    /// `--json`: `--status` prints JSON.
+    pub json: bool,
+    /// `--replace`: stop the holder's job and take its place.
+    pub replace: bool,
+    /// `--kill-after`: how long `--replace` waits after SIGTERM.
+    pub kill_after: Option<core::time::Duration>,
+    /// `--unlink`: remove the lock file at the end, still holding the lock.
+    pub unlink: bool,
 }
 
 impl Options {
-    pub const DEFAULT: Options =
-        Options { wait: Wait::No, quiet: false, verbose: false, conflict_exit_code: None, insecure: false };
+    pub const DEFAULT: Options = Options {
+        wait: Wait::No,
+        quiet: false,
+        verbose: false,
+        conflict_exit_code: None,
+        insecure: false,
+        status: false,
+        json: false,
+        replace: false,
+        kill_after: None,
+        unlink: false,
+    };
 }
 
 /// A usage error: what is wrong, and the argument at fault if there is one.
@@ -57,12 +82,17 @@ fn usage<'a, T>(problem: &'static str, culprit: Option<&'a [u8]>) -> Result<T, U
 enum Valued {
     Wait,
     ConflictExitCode,
+    KillAfter,
 }
 
 enum Flag {
     Quiet,
     Verbose,
     Insecure,
+    Status,
+    Json,
+    Replace,
+    Unlink,
     Help,
     Version,
 }
@@ -79,6 +109,11 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"quiet" => Opt::Flag(Flag::Quiet),
         b"verbose" => Opt::Flag(Flag::Verbose),
         b"insecure" => Opt::Flag(Flag::Insecure),
+        b"status" => Opt::Flag(Flag::Status),
+        b"json" => Opt::Flag(Flag::Json),
+        b"replace" => Opt::Flag(Flag::Replace),
+        b"kill-after" => Opt::Valued(Valued::KillAfter),
+        b"unlink" => Opt::Flag(Flag::Unlink),
         b"help" => Opt::Flag(Flag::Help),
         b"version" => Opt::Flag(Flag::Version),
         _ => return None,
@@ -166,6 +201,21 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     }
 
     let lock = i;
+    if options.json && !options.status {
+        return usage("--json goes with --status", None);
+    }
+    if options.kill_after.is_some() && !options.replace {
+        return usage("--kill-after goes with --replace", None);
+    }
+    if options.status {
+        if options.replace || options.unlink {
+            return usage("--status only looks: it does not go with --replace or --unlink", None);
+        }
+        if lock >= count {
+            return usage("missing LOCK for --status", None);
+        }
+        return Ok(Request::Status { options, first: lock });
+    }
     if lock >= count {
         return usage("missing LOCK and COMMAND", None);
     }
@@ -183,6 +233,10 @@ fn set_flag(options: &mut Options, flag: Flag) {
         Flag::Quiet => options.quiet = true,
         Flag::Verbose => options.verbose = true,
         Flag::Insecure => options.insecure = true,
+        Flag::Status => options.status = true,
+        Flag::Json => options.json = true,
+        Flag::Replace => options.replace = true,
+        Flag::Unlink => options.unlink = true,
         Flag::Help | Flag::Version => {}
     }
 }
@@ -193,6 +247,12 @@ fn set_value<'a>(options: &mut Options, which: Valued, value: &'a [u8]) -> Resul
             Some(wait) => options.wait = wait,
             None => {
                 return usage("bad duration for -w (examples: 10, 0.5, 250ms, 5m, 2h, forever)", Some(value));
+            }
+        },
+        Valued::KillAfter => match duration::parse(value) {
+            Some(after) => options.kill_after = Some(after),
+            None => {
+                return usage("bad duration for --kill-after (examples: 10, 0.5, 250ms, 1m)", Some(value));
             }
         },
         Valued::ConflictExitCode => match parse_exit_code(value) {
@@ -298,6 +358,34 @@ mod tests {
         assert!(problem(&["withlock", "-E", "", "L", "c"]).starts_with("bad exit code"));
         assert!(problem(&["withlock", "-E", "-1", "L", "c"]).starts_with("bad exit code"));
         assert!(problem(&["withlock", "-E", "0x1", "L", "c"]).starts_with("bad exit code"));
+    }
+
+    #[test]
+    fn status_replace_and_unlink() {
+        let status = Options { status: true, ..Options::DEFAULT };
+        assert_eq!(
+            parse_strs(&["withlock", "--status", "A", "B"]),
+            Ok(Request::Status { options: status, first: 2 })
+        );
+        let json = Options { json: true, ..status };
+        assert_eq!(
+            parse_strs(&["withlock", "--status", "--json", "A"]),
+            Ok(Request::Status { options: json, first: 3 })
+        );
+        assert_eq!(problem(&["withlock", "--status"]), "missing LOCK for --status");
+        assert_eq!(problem(&["withlock", "--json", "L", "c"]), "--json goes with --status");
+        assert_eq!(
+            problem(&["withlock", "--status", "--replace", "L"]).split(':').next(),
+            Some("--status only looks")
+        );
+        let replace = Options { replace: true, kill_after: Some(Duration::from_secs(3)), ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "--replace", "--kill-after=3", "L", "c"]), run(replace, 3));
+        assert_eq!(problem(&["withlock", "--kill-after", "3", "L", "c"]), "--kill-after goes with --replace");
+        assert!(
+            problem(&["withlock", "--replace", "--kill-after", "x", "L", "c"]).starts_with("bad duration")
+        );
+        let unlink = Options { unlink: true, ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "--unlink", "L", "c"]), run(unlink, 2));
     }
 
     #[test]

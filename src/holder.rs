@@ -139,6 +139,7 @@ pub fn kernel_lockers(_st: &libc::stat) -> Option<Option<u32>> {
 }
 
 /// Lower-case hex, at least two digits, as the kernel's `%02x`.
+#[cfg(any(target_os = "linux", target_os = "android", test))]
 fn push_hex2(out: &mut Line, n: u64) {
     let hex = b"0123456789abcdef";
     let mut digits = [0u8; 16];
@@ -236,27 +237,33 @@ pub fn process_owner(pid: u32) -> Result<u32, Errno> {
     sys::stat(path).map(|st| st.st_uid)
 }
 
-/// Append the user name for `uid` from /etc/passwd (or "uid N" if it has
-/// no entry there). Read by hand: the C library's getpwuid would double
+/// Call `found` with the user name for `uid` from /etc/passwd; false if it
+/// has no entry there. Read by hand: the C library's getpwuid would double
 /// the size of withlock for this one lookup.
-pub fn push_user(out: &mut Line, uid: u32) {
-    let mut found = false;
+pub fn user_name(uid: u32, found: impl FnOnce(&[u8])) -> bool {
+    let mut found = Some(found);
     if let Ok(file) = sys::open(c"/etc/passwd", libc::O_RDONLY | libc::O_CLOEXEC, 0) {
         for_each_line(file.raw(), |line| {
             // name:password:uid:...
             let mut fields = line.split(|&b| b == b':');
             let (name, uid_field) = (fields.next(), fields.nth(1));
-            if !found
-                && let (Some(name), Some(field)) = (name, uid_field)
+            if let (Some(name), Some(field)) = (name, uid_field)
                 && !name.is_empty()
                 && parse_u32(field) == Some(uid)
+                && let Some(found) = found.take()
             {
-                out.push_quoted(name);
-                found = true;
+                found(name);
             }
         });
     }
-    if !found {
+    found.is_none()
+}
+
+/// Append the user name for `uid` (or "uid N" if it has none).
+pub fn push_user(out: &mut Line, uid: u32) {
+    if !user_name(uid, |name| {
+        out.push_quoted(name);
+    }) {
         out.push(b"uid ").push_u64(u64::from(uid));
     }
 }

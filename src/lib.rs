@@ -29,10 +29,12 @@ pub mod exec;
 pub mod exit;
 pub mod help;
 pub mod holder;
+pub mod json;
 pub mod locate;
 pub mod lock;
 pub mod once;
 pub mod record;
+pub mod status;
 pub mod sys;
 pub mod text;
 pub mod timer;
@@ -82,6 +84,9 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             return 0;
         }
         Ok(cli::Request::Run { options, lock, command }) => (options, lock, command),
+        Ok(cli::Request::Status { options, first }) => {
+            return c_int::from(status::run((first..args.count).map(|i| args.get(i)), options.json));
+        }
         Err(usage) => {
             Failure::Usage(usage).report(b"", b"", c"", false);
             return c_int::from(exit::USAGE);
