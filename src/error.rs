@@ -58,6 +58,13 @@ pub enum Failure<'a> {
         call: &'static str,
         errno: Errno,
     },
+    /// `--replace` found nothing it may safely stop.
+    CannotReplace(&'static str),
+    /// `--replace` met a holder that belongs to someone else.
+    ReplaceForbidden {
+        pid: u32,
+        uid: u32,
+    },
     /// `execvp` failed.
     CannotRun {
         errno: Errno,
@@ -74,7 +81,8 @@ impl Failure<'_> {
         match self {
             Failure::Usage(_) => exit::USAGE,
             Failure::Busy | Failure::TimedOut(_) => conflict,
-            Failure::Refused { .. } => exit::REFUSED,
+            Failure::Refused { .. } | Failure::ReplaceForbidden { .. } => exit::REFUSED,
+            Failure::CannotReplace(_) => exit::BUSY,
             Failure::CannotOpen { .. } => exit::CANNOT_CREATE,
             Failure::System { .. } => exit::OS_ERROR,
             Failure::CannotRun { errno } if matches!(errno.0, libc::ENOENT | libc::ENOTDIR) => {
@@ -152,6 +160,18 @@ impl Failure<'_> {
                     .push_quoted(lock)
                     .push(b": ")
                     .push(errno.text());
+            }
+            Failure::CannotReplace(why) => {
+                line.push(b"cannot replace the holder of ")
+                    .push_quoted(lock)
+                    .push(b": ")
+                    .push(why.as_bytes());
+            }
+            Failure::ReplaceForbidden { pid, uid } => {
+                line.push(b"refusing to replace the holder of ").push_quoted(lock).push(b": pid ");
+                line.push_u64(u64::from(*pid)).push(b" belongs to ");
+                holder::push_user(line, *uid);
+                line.push(b"; only root may stop another user's job");
             }
             Failure::NotInPath => {
                 line.push(b"cannot run ").push_quoted(command);

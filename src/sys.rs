@@ -93,6 +93,12 @@ pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<Fd, Errno> 
     }
 }
 
+/// A close-on-exec duplicate of `fd`.
+pub fn dup_cloexec(fd: c_int) -> Result<Fd, Errno> {
+    // SAFETY: fcntl with F_DUPFD_CLOEXEC takes plain integers.
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) }).map(Fd)
+}
+
 /// `fstat(2)`.
 pub fn fstat(fd: c_int) -> Result<libc::stat, Errno> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
