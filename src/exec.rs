@@ -46,6 +46,13 @@ pub fn become_command(locked: Fd, command: Argv, verbose: bool) -> Failure<'stat
     }
     // The descriptor must outlive us: it is the job's now.
     let _ = locked.into_raw();
+    exec_command(command)
+}
+
+/// `execvp` the command; returns only if that fails, saying why.
+pub fn exec_command(command: Argv) -> Failure<'static> {
+    // SAFETY: per `Argv`'s contract, command[0] is a valid C string.
+    let name = unsafe { CStr::from_ptr(*command.0) };
     // SAFETY: `name` and `command` are valid per `Argv`'s contract; execvp
     // only returns on failure.
     unsafe { libc::execvp(name.as_ptr(), command.0) };

@@ -35,6 +35,7 @@ pub mod lock;
 pub mod once;
 pub mod record;
 pub mod status;
+pub mod supervise;
 pub mod sys;
 pub mod text;
 pub mod timer;
@@ -132,15 +133,24 @@ fn lock_and_run(
     let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
         Ok(locked) => {
             let argv = args.tail(command);
-            if locked.writable {
+            // SAFETY: all-zero is a valid utsname, for uname to fill.
+            let mut uts = unsafe { core::mem::zeroed() };
+            let mut store_record = |job: u32| {
+                if locked.writable {
+                    let facts = record::Facts::now(job, record::host_name(&mut uts));
+                    record::store(locked.fd.raw(), locked.stat.st_size, &facts, argv.iter());
+                }
+            };
+            if options.unlink {
+                match supervise::run(&locked, resolved.as_cstr(), argv, options.verbose, store_record) {
+                    Ok(status) => return c_int::from(status),
+                    Err(failure) => failure,
+                }
+            } else {
                 // SAFETY: getpid cannot fail.
-                let me = u32::try_from(unsafe { libc::getpid() }).unwrap_or(0);
-                // SAFETY: all-zero is a valid utsname, for uname to fill.
-                let mut uts = unsafe { core::mem::zeroed() };
-                let facts = record::Facts::now(me, record::host_name(&mut uts));
-                record::store(locked.fd.raw(), locked.stat.st_size, &facts, argv.iter());
+                store_record(u32::try_from(unsafe { libc::getpid() }).unwrap_or(0));
+                exec::become_command(locked.fd, argv, options.verbose)
             }
-            exec::become_command(locked.fd, argv, options.verbose)
         }
         Err(failure) => failure,
     };
