@@ -319,6 +319,7 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
         let args = &words[at + 1..];
         let mut i = 0;
         let mut info_only = false; // --help or --version: no LOCK needed
+        let mut status = false; // --status: LOCKs, no COMMAND
         while i < args.len() {
             let arg = args[i].as_str();
             if arg == "--" {
@@ -331,6 +332,7 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
                     return Err(format!("{name} is not an option of withlock --help"));
                 }
                 info_only |= name == "--help" || name == "--version";
+                status |= name == "--status";
                 if valued.contains(&name) && !long.contains('=') {
                     i += 1;
                 }
@@ -354,7 +356,10 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
             i += 1;
         }
         let mut run: Vec<String> = args[..i.min(args.len())].to_vec();
-        if i + 1 < args.len() {
+        if status && i < args.len() {
+            // A lock that does not exist: free, so --status exits 0.
+            run.push(dir.0.join(format!("check-{checked}.lock")).display().to_string());
+        } else if i + 1 < args.len() {
             run.push(dir.0.join(format!("check-{checked}.lock")).display().to_string());
             run.push("true".to_string());
         } else if !info_only {
@@ -466,8 +471,12 @@ fn man_page_names_the_version_the_binary_reports() {
 fn readme_command_lines_are_accepted() {
     let readme = repo_file("README.md");
     let mut lines = Vec::new();
-    // Every fenced block (crontab lines, systemd units, shell), but the synopsis.
+    // Every fenced block (crontab lines, systemd units, shell), but the synopsis and
+    // sample output (```text).
     for (info, first, body) in fenced_blocks(&readme) {
+        if info == "text" {
+            continue;
+        }
         for line in logical_lines(&body) {
             if !line.contains("[OPTIONS]") {
                 lines.push((format!("README.md block at line {first} ({info})"), line));

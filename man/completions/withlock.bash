@@ -14,6 +14,11 @@ _withlock() {
         -v --verbose
         -E= --conflict-exit-code=
         --insecure
+        --replace
+        --kill-after=
+        --unlink
+        --status
+        --json
         -h --help
         -V --version
     )

@@ -12,6 +12,11 @@ set -g __withlock_options \
     'v verbose|Say what withlock does, on stderr' \
     'E conflict-exit-code N|Exit with N (0-255) when the lock is busy' \
     '- insecure|Allow a lock file in a directory others can write' \
+    '- replace|If the lock is held, stop its job and run in its place' \
+    '- kill-after DURATION|With --replace: SIGKILL after this long (10s)' \
+    '- unlink|Remove the lock file when the command ends' \
+    '- status|Say who holds each LOCK or DIRECTORY of locks' \
+    '- json|With --status: one JSON object per lock' \
     'h help|Show the help' \
     'V version|Show the version'
 
