@@ -2,7 +2,6 @@
 
 use crate::sys;
 
-pub const USAGE: &str = "Usage: withlock [OPTIONS] LOCK COMMAND [ARGS...]\n";
 
 pub const HELP: &str = concat!(
     "withlock ",
