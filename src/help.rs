@@ -2,7 +2,6 @@
 
 use crate::sys;
 
-
 pub const HELP: &str = concat!(
     "withlock ",
     env!("CARGO_PKG_VERSION"),
