@@ -32,9 +32,9 @@
 //! written as is; any other is put in double quotes, where `\\`, `\"`, `\n`,
 //! `\t`, `\r` and `\xHH` stand for the bytes that are not printable ASCII.
 //! If the command does not fit, it is cut and `command_cut=1` is added.
-//! A last `pad=` line of spaces makes the record a multiple of 64 bytes, so
-//! the next record for the same job has the same length and the file need
-//! not be truncated (truncating costs ten times a write).
+//! A last `pad=` line of spaces makes the record a multiple of 64 bytes, and
+//! at least as long as the record it replaces: withlock never truncates a
+//! file, so a shorter record is padded over the longer one.
 //!
 //! withlock writes a record only into a lock file that is empty or already
 //! holds a record: a file with other contents (someone locking a data file
@@ -103,24 +103,19 @@ pub fn store<'a>(fd: c_int, size: i64, facts: &Facts, argv: impl Iterator<Item =
     }
     let Some(buf) = RECORD.take() else { return };
     let out = buf.line();
-    compose(out, facts, argv);
+    compose(out, facts, argv, usize::try_from(size).unwrap_or(0));
     let bytes = out.as_bytes();
     // SAFETY: `bytes` is valid for reads of its length.
-    let written = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
-    // Drop what is left of a longer, older record. Rarely needed, thanks to
-    // the padding, and worth avoiding: ftruncate costs ten times a pwrite.
-    if usize::try_from(written).ok() == Some(bytes.len()) && size > written as i64 {
-        // SAFETY: plain integers.
-        unsafe { libc::ftruncate(fd, written as libc::off_t) };
-    }
+    unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
 }
 
 /// The record is composed in static memory, off the start-up stack (see
 /// `locate::Buffers` for why).
 static RECORD: TakeOnce<LineBuf<CAPACITY>> = TakeOnce::new(LineBuf::new());
 
-/// Compose a record into `out`. `argv` yields the command's arguments.
-pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
+/// Compose a record into `out`, at least `at_least` bytes long (as far as
+/// [`CAPACITY`] allows). `argv` yields the command's arguments.
+pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>, at_least: usize) {
     out.clear();
     out.push(MAGIC);
     let field = |out: &mut Line, key: &[u8], value: u64| {
@@ -157,11 +152,12 @@ pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a
         }
     }
     out.push(if cut { TAIL } else { b"\n" });
-    // Pad to a multiple of PAD bytes, so that the next record for the same
-    // job is as long and the file never needs truncating.
+    // Pad to a multiple of PAD bytes (so the next record for the same job is
+    // as long) and over all of the record being replaced.
     let used = out.as_bytes().len() + b"pad=\nend\n".len();
+    let length = used.next_multiple_of(PAD).max(at_least.min(CAPACITY - 4));
     out.push(b"pad=");
-    for _ in 0..(PAD - used % PAD) % PAD {
+    for _ in used..length {
         out.push(b" ");
     }
     out.push(b"\nend\n");
@@ -367,7 +363,7 @@ mod tests {
     fn composed(argv: &[&[u8]]) -> Vec<u8> {
         let mut buf = LineBuf::<CAPACITY>::new();
         let out = buf.line();
-        compose(out, &facts(), argv.iter().copied());
+        compose(out, &facts(), argv.iter().copied(), 0);
         out.as_bytes().to_vec()
     }
 
@@ -409,6 +405,19 @@ mod tests {
                 complete: true,
             }
         );
+    }
+
+    #[test]
+    fn a_shorter_record_is_padded_over_a_longer_one() {
+        let mut buf = LineBuf::<CAPACITY>::new();
+        let out = buf.line();
+        compose(out, &facts(), [&b"x"[..]].into_iter(), 500);
+        assert_eq!(out.as_bytes().len(), 500);
+        assert!(out.as_bytes().ends_with(b" \nend\n"));
+        compose(out, &facts(), [&b"x"[..]].into_iter(), 5000);
+        assert_eq!(out.as_bytes().len(), CAPACITY - 4);
+        let Contents::Record(r) = parse(out.as_bytes()) else { panic!() };
+        assert!(r.complete);
     }
 
     #[test]
