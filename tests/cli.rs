@@ -11,6 +11,8 @@ mod support;
 mod args;
 #[path = "cli/exit_codes.rs"]
 mod exit_codes;
+#[path = "cli/holder.rs"]
+mod holder;
 #[path = "cli/interop.rs"]
 mod interop;
 #[path = "cli/job_env.rs"]

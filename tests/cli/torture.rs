@@ -1,7 +1,8 @@
 //! Contention torture: many concurrent workers run a critical section that detects overlap
 //! (an atomic mkdir) and lost updates (a read-increment-write counter). Also with lock files
-//! deleted during the run (by processes that hold the lock, the documented safe way), and
-//! with util-linux flock(1) workers mixed in. These tests take the machine to themselves.
+//! deleted during the run (by processes that hold the lock, the documented safe way), with
+//! util-linux flock(1) workers mixed in, and with `--unlink` removing the lock file after
+//! every run. These tests take the machine to themselves.
 
 use std::fs;
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, exclusive, remove_while_holding, run_within, withlock};
+use crate::support::{TempDir, exclusive, exists, remove_while_holding, run_within, withlock};
 
 /// $1: work dir, $2: lock path, $3: `delete` to remove the lock file at the end (the last
 /// thing done while holding the lock).
@@ -33,6 +34,8 @@ struct Plan {
     flock_workers: usize,
     rounds: usize,
     delete: bool,
+    /// withlock workers run with `--unlink`.
+    unlink: bool,
 }
 
 fn torture(plan: &Plan) {
@@ -50,7 +53,7 @@ fn torture(plan: &Plan) {
         for w in 0..plan.workers {
             let locker = if w < plan.flock_workers { Locker::Flock } else { Locker::Withlock };
             let (work, lock) = (&work, &lock);
-            handles.push(s.spawn(move || worker(locker, plan.rounds, work, lock, mode)));
+            handles.push(s.spawn(move || worker(locker, plan, work, lock, mode)));
         }
         if plan.delete {
             let (lock, done, deletions) = (&lock, &done, &deletions);
@@ -79,11 +82,12 @@ fn torture(plan: &Plan) {
     let log = fs::read_to_string(work.join("log")).unwrap_or_default();
     let counter = fs::read_to_string(work.join("counter")).unwrap();
     eprintln!(
-        "torture: {} workers ({} flock) x {} rounds, delete: {}, {} deleter runs, {:?}",
+        "torture: {} workers ({} flock) x {} rounds, delete: {}, unlink: {}, {} deleter runs, {:?}",
         plan.workers,
         plan.flock_workers,
         plan.rounds,
         plan.delete,
+        plan.unlink,
         deletions.load(Ordering::Relaxed),
         began.elapsed()
     );
@@ -98,14 +102,20 @@ fn torture(plan: &Plan) {
         "lost updates: counter {} after {expected} rounds",
         counter.trim()
     );
+    if plan.unlink {
+        assert!(!exists(&lock), "the lock file is still there after the last --unlink run");
+    }
 }
 
-fn worker(locker: Locker, rounds: usize, work: &Path, lock: &Path, mode: &str) {
-    for _ in 0..rounds {
+fn worker(locker: Locker, plan: &Plan, work: &Path, lock: &Path, mode: &str) {
+    for _ in 0..plan.rounds {
         let mut cmd = match locker {
             Locker::Withlock => {
                 let mut c = withlock();
                 c.args(["-w", "forever"]);
+                if plan.unlink {
+                    c.arg("--unlink");
+                }
                 c
             }
             Locker::Flock => Command::new("flock"),
@@ -118,17 +128,24 @@ fn worker(locker: Locker, rounds: usize, work: &Path, lock: &Path, mode: &str) {
 
 #[test]
 fn torture_concurrent_waiters_never_overlap_or_lose_updates() {
-    torture(&Plan { workers: 16, flock_workers: 0, rounds: 20, delete: false });
+    torture(&Plan { workers: 16, flock_workers: 0, rounds: 20, delete: false, unlink: false });
 }
 
 #[test]
 fn torture_with_lock_files_deleted_during_the_run() {
-    torture(&Plan { workers: 16, flock_workers: 0, rounds: 20, delete: true });
+    torture(&Plan { workers: 16, flock_workers: 0, rounds: 20, delete: true, unlink: false });
 }
 
 #[test]
 fn torture_mixed_with_flock_holders() {
-    torture(&Plan { workers: 12, flock_workers: 4, rounds: 15, delete: false });
+    torture(&Plan { workers: 12, flock_workers: 4, rounds: 15, delete: false, unlink: false });
+}
+
+/// `--unlink` removes the lock file after every run, while waiters hold descriptors on it:
+/// each must start over on a new file, never run beside the holder of the new one.
+#[test]
+fn torture_with_unlink_after_every_run() {
+    torture(&Plan { workers: 16, flock_workers: 0, rounds: 20, delete: false, unlink: true });
 }
 
 /// Lock files removed at any moment by processes that hold the lock (the documented safe
