@@ -94,14 +94,15 @@ fn judge(record: &Record, locker: Option<u32>) -> Trust {
     if locker != recorded {
         return Trust::Stale;
     }
-    match (process_started_ns(recorded), record.boot_ns) {
-        // The same process: it had this pid when it wrote the record.
-        (Some(started), Some(written)) if started <= written => Trust::Current { exited: false },
-        // The pid is free or someone else's now, yet the kernel still names
-        // it as the locker: the lock lives on in a process it started.
-        (_, Some(_)) => Trust::Current { exited: true },
-        _ => Trust::Unverified,
-    }
+    let Some(written) = record.boot_ns else { return Trust::Unverified };
+    // Is `pid` the process that had it when the record was written?
+    let same = |pid: u32| process_started_ns(pid).is_some_and(|started| started <= written);
+    // The locker must be; so must the job (a different pid only when
+    // withlock stayed its parent). If either has gone, or its pid now
+    // belongs to a later process, yet the kernel still names the recorded
+    // locker, the lock lives on in a process the job started.
+    let job_alive = record.pid.is_none_or(same);
+    Trust::Current { exited: !(same(recorded) && job_alive) }
 }
 
 /// `Some(Some(pid))` if `/proc/locks` shows a flock lock on this file (the
@@ -290,9 +291,9 @@ pub fn describe(out: &mut Line, holder: &Holder, verbose: bool) {
             push_who(out, record, verbose, true);
         }
         (State::Held { .. }, Trust::Current { exited: true }, Some(record)) => {
-            out.push(b"held by a process that ");
+            out.push(b"held by what its job left running: the job, ");
             push_who(out, record, verbose, true);
-            out.push(b" started; that process has exited, but what it started still holds the lock");
+            out.push(b", has exited");
         }
         (State::Held { locker }, Trust::Stale, Some(record)) => {
             push_held_by(out, locker);
@@ -328,7 +329,9 @@ fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
         None => out.push(b"an unknown pid"),
     };
     if let Some(command) = record.command {
-        out.push(b" (").push_quoted(command);
+        // Already escaped into printable ASCII by the writer; a forged record
+        // is still kept to one safe line.
+        out.push(b" (").push_printable(command);
         if record.command_cut {
             out.push(b" ...");
         }

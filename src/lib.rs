@@ -136,10 +136,8 @@ fn lock_and_run(
             // SAFETY: all-zero is a valid utsname, for uname to fill.
             let mut uts = unsafe { core::mem::zeroed() };
             let mut store_record = |job: u32| {
-                if locked.writable {
-                    let facts = record::Facts::now(job, record::host_name(&mut uts));
-                    record::store(locked.fd.raw(), locked.stat.st_size, &facts, argv.iter());
-                }
+                let facts = record::Facts::now(job, record::host_name(&mut uts));
+                record::store(resolved.as_cstr(), locked.fd.raw(), &locked.stat, &facts, argv.iter());
             };
             if options.unlink {
                 match supervise::run(&locked, resolved.as_cstr(), argv, options.verbose, store_record) {

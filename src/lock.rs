@@ -26,15 +26,16 @@ use crate::timer::{Deadline, Missed};
 use core::ffi::{CStr, c_int};
 use core::time::Duration;
 
-/// How the lock file is opened. Read-write, to keep the holder record in it
-/// (read-only is enough for `flock`, and is what we fall back to where we
-/// may not write: then there is no record). Creating gives 0600, because
-/// anyone who can open the file could hold its lock. Never `O_TRUNC`; never
-/// through a symlink; `O_NONBLOCK` and `O_NOCTTY` so that a FIFO or terminal
-/// planted there cannot hang us or become our controlling terminal before it
-/// is refused. Not close-on-exec: the job inherits this descriptor, and with
-/// it the lock.
-const LOCK_FILE_FLAGS: i32 = libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+/// How the lock file is opened. Read-only is enough for `flock`, and the job
+/// inherits this descriptor: a writable one would make the file impossible
+/// to execute while locked (a script that locks itself, flock(1)'s idiom).
+/// Creating gives 0600, because anyone who can open the file could hold its
+/// lock. Never `O_TRUNC`; never through a symlink; `O_NONBLOCK` and
+/// `O_NOCTTY` so that a FIFO or terminal planted there cannot hang us or
+/// become our controlling terminal before it is refused. Not close-on-exec:
+/// the job inherits this descriptor, and with it the lock.
+const LOCK_FILE_FLAGS: i32 =
+    libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
 const LOCK_FILE_MODE: libc::mode_t = 0o600;
 
 /// A lock we hold.
@@ -42,8 +43,6 @@ pub struct Locked {
     pub fd: Fd,
     /// The file's status when we checked it.
     pub stat: libc::stat,
-    /// Opened read-write: a holder record can be kept in it.
-    pub writable: bool,
 }
 
 /// Take the lock on the file at `path` (resolved by `locate`) as `options`
@@ -55,7 +54,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
     let mut announced = false;
     let mut replaced = false;
     loop {
-        let Some((fd, opened, writable)) = open_lock_file(path, options.insecure)? else {
+        let Some((fd, opened)) = open_lock_file(path, options.insecure)? else {
             continue; // Removed as we opened it: open the name afresh.
         };
         let fd = match sys::flock(fd.raw(), libc::LOCK_EX | libc::LOCK_NB) {
@@ -94,7 +93,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
 
         match sys::lstat(path) {
             Ok(now) if now.st_dev == opened.st_dev && now.st_ino == opened.st_ino => {
-                return Ok(Locked { fd, stat: opened, writable });
+                return Ok(Locked { fd, stat: opened });
             }
             Ok(_) | Err(Errno(libc::ENOENT)) => {
                 if options.verbose {
@@ -188,17 +187,9 @@ fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
 /// Open or create the lock file and refuse it if it is unsafe. `None` if
 /// the file was removed between our open and our look at it (it has no
 /// name left, so there is nothing to judge or lock: start over).
-fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
-    let opened = match sys::open(path, LOCK_FILE_FLAGS | libc::O_RDWR, LOCK_FILE_MODE) {
-        // Not ours to write (root's file, a read-only file system): lock it
-        // anyway, without a record.
-        Err(Errno(libc::EACCES | libc::EPERM | libc::EROFS)) => {
-            sys::open(path, LOCK_FILE_FLAGS | libc::O_RDONLY, LOCK_FILE_MODE).map(|fd| (fd, false))
-        }
-        other => other.map(|fd| (fd, true)),
-    };
-    let (fd, writable) = match opened {
-        Ok(opened) => opened,
+fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat)>, Failure<'static>> {
+    let fd = match sys::open(path, LOCK_FILE_FLAGS, LOCK_FILE_MODE) {
+        Ok(fd) => fd,
         // O_NOFOLLOW met a symlink (FreeBSD says EMLINK).
         Err(errno @ Errno(libc::ELOOP | libc::EMLINK)) => {
             return Err(match sys::lstat(path) {
@@ -206,16 +197,14 @@ fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat,
                 _ => Failure::CannotOpen { errno, on_path: false },
             });
         }
-        Err(errno) => {
-            return Err(Failure::CannotOpen { errno, on_path: false });
-        }
+        Err(errno) => return Err(Failure::CannotOpen { errno, on_path: false }),
     };
     let st = sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno })?;
     if sys::links(&st) == 0 {
         return Ok(None);
     }
     locate::judge_lock_file(&st, insecure).map_err(|why| Failure::Refused { why })?;
-    Ok(Some((fd, st, writable)))
+    Ok(Some((fd, st)))
 }
 
 /// Wait without limit. `EINTR` can only come from a stop and continue

@@ -32,15 +32,17 @@
 //! written as is; any other is put in double quotes, where `\\`, `\"`, `\n`,
 //! `\t`, `\r` and `\xHH` stand for the bytes that are not printable ASCII.
 //! If the command does not fit, it is cut and `command_cut=1` is added.
-//! A last `pad=` line of spaces makes the record a multiple of 64 bytes, and
-//! at least as long as the record it replaces: withlock never truncates a
-//! file, so a shorter record is padded over the longer one.
+//! A last `pad=` line of spaces makes a new record a multiple of 64 bytes
+//! (so the next one for the same job is as long), and a record that replaces
+//! a longer one exactly as long: withlock never truncates a file, so a
+//! shorter record is padded over the longer one.
 //!
 //! withlock writes a record only into a lock file that is empty or already
 //! holds a record: a file with other contents (someone locking a data file
 //! or a script with withlock, or a file another tool wrote) is left as it is.
 
 use crate::once::TakeOnce;
+use crate::sys;
 use crate::text::{Line, LineBuf};
 use core::ffi::{CStr, c_int};
 
@@ -88,25 +90,45 @@ pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
     unsafe { CStr::from_ptr(buf.nodename.as_ptr()) }.to_bytes()
 }
 
-/// Write a record for `facts` into the lock file open read-write at `fd`,
-/// whose size was `size` when it was checked, unless it holds something
-/// else (see the module docs). Errors are ignored: the record explains, it
-/// never decides.
-pub fn store<'a>(fd: c_int, size: i64, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
-    if size != 0 {
-        let mut head = [0u8; MAGIC.len()];
-        // SAFETY: `head` is valid for writes of its length.
-        let n = unsafe { libc::pread(fd, head.as_mut_ptr().cast(), head.len(), 0) };
-        if usize::try_from(n).ok() != Some(head.len()) || head != MAGIC {
-            return;
-        }
+/// Write a record for `facts` into the lock file at `path`, which we hold
+/// locked, as `locked` (its status when checked) says, unless it holds
+/// something else (see the module docs). The record goes through a second,
+/// close-on-exec descriptor, so the job inherits only a read-only one (a
+/// file open for writing cannot be executed: a script may lock itself).
+/// Errors are ignored: the record explains, it never decides.
+pub fn store<'a>(
+    path: &CStr,
+    lock_fd: c_int,
+    locked: &libc::stat,
+    facts: &Facts,
+    argv: impl Iterator<Item = &'a [u8]>,
+) {
+    let flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // Not ours to write (root's file, a read-only file system): no record.
+    let Ok(file) = sys::open(path, flags, 0) else { return };
+    // The name must still be the file we locked (we hold the lock, and lock
+    // files are removed only under it, but be sure).
+    if !sys::fstat(file.raw()).is_ok_and(|st| st.st_dev == locked.st_dev && st.st_ino == locked.st_ino) {
+        return;
+    }
+    if locked.st_size != 0 && !holds_record(lock_fd) {
+        return;
     }
     let Some(buf) = RECORD.take() else { return };
     let out = buf.line();
-    compose(out, facts, argv, usize::try_from(size).unwrap_or(0));
+    compose(out, facts, argv, usize::try_from(locked.st_size).unwrap_or(0));
     let bytes = out.as_bytes();
     // SAFETY: `bytes` is valid for reads of its length.
-    unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
+    unsafe { libc::pwrite(file.raw(), bytes.as_ptr().cast(), bytes.len(), 0) };
+}
+
+/// Does the file open (readable) at `fd` start with a record, rather than
+/// anything else?
+fn holds_record(fd: c_int) -> bool {
+    let mut head = [0u8; MAGIC.len()];
+    // SAFETY: `head` is valid for writes of its length.
+    let n = unsafe { libc::pread(fd, head.as_mut_ptr().cast(), head.len(), 0) };
+    usize::try_from(n).ok() == Some(head.len()) && head == MAGIC
 }
 
 /// The record is composed in static memory, off the start-up stack (see

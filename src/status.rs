@@ -151,7 +151,7 @@ fn say_free_missing(path: &CStr, json: bool) -> Outcome {
     if json {
         json::push_key(out.push(b"{"), "lock", true);
         json::push_str(out, path.to_bytes());
-        out.push(br#","state":"free","record":"none","file":false}"#);
+        out.push(br#","state":"free","locker_pid":null,"record":"none"}"#);
     } else {
         out.push_quoted(path.to_bytes()).push(b": free (no lock file)");
     }

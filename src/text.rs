@@ -95,6 +95,21 @@ impl Line {
         self
     }
 
+    /// Text that should already be printable ASCII (a holder record's
+    /// command line, with its own escapes): shown as is, except that any
+    /// byte outside printable ASCII is written as `\xNN`.
+    pub fn push_printable(&mut self, bytes: &[u8]) -> &mut Self {
+        for &b in bytes {
+            if (0x20..0x7f).contains(&b) {
+                self.push(&[b]);
+            } else {
+                let hex = b"0123456789abcdef";
+                self.push(&[b'\\', b'x', hex[usize::from(b >> 4)], hex[usize::from(b & 15)]]);
+            }
+        }
+        self
+    }
+
     pub fn push_u64(&mut self, mut n: u64) -> &mut Self {
         let mut digits = [0u8; 20];
         let mut at = digits.len();
