@@ -429,9 +429,11 @@ pub struct Holder {
     release: PathBuf,
 }
 
-/// The holder job: announce, then idle until the release file appears.
+/// The holder job: announce, then idle until the release file appears. It also ends when
+/// its ready file is gone (the test's TempDir was removed): a holder under flock(1), whose
+/// idle job is flock's child, must not outlive a test that panicked.
 const HOLD_SCRIPT: &str =
-    r#": > "$1"; while [ ! -e "$2" ]; do sleep 0.01; done; [ -z "$3" ] || date +%s%N > "$3""#;
+    r#": > "$1"; while [ ! -e "$2" ] && [ -e "$1" ]; do sleep 0.01; done; [ -z "$3" ] || date +%s%N > "$3""#;
 
 /// Starts `locker` (a command ending with the lock path, e.g. `withlock L` or `flock L`)
 /// running the holder job, and returns once the job runs, that is, holds the lock.
