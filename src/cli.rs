@@ -265,11 +265,11 @@ fn set_value<'a>(options: &mut Options, which: Valued, value: &'a [u8]) -> Resul
 
 /// A decimal number from 0 to 255.
 fn parse_exit_code(text: &[u8]) -> Option<u8> {
-    if text.is_empty() || text.len() > 3 || !text.iter().all(u8::is_ascii_digit) {
+    // At most three digits: "0007" is more likely a typo than a code.
+    if text.len() > 3 {
         return None;
     }
-    let value = text.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    u8::try_from(value).ok()
+    crate::text::parse_u64(text).and_then(|n| u8::try_from(n).ok())
 }
 
 #[cfg(test)]

@@ -49,8 +49,8 @@ pub fn read_contents(fd: c_int, buf: &mut [u8; record::CAPACITY]) -> &[u8] {
 }
 
 /// Find out who holds the lock on the open file `fd` (status `st`).
-/// `probe`: if `/proc/locks` cannot tell, may we find out by trying the lock
-/// for an instant? (`--status` may; a busy withlock already knows it is held.)
+/// `known_held`: the caller found the lock busy. Otherwise, where
+/// `/proc/locks` cannot tell, the lock is tried for an instant (`probe`).
 pub fn inspect<'b>(
     fd: c_int,
     st: &libc::stat,
@@ -181,10 +181,7 @@ fn for_each_line(fd: c_int, mut each: impl FnMut(&[u8])) {
 }
 
 fn parse_u32(text: &[u8]) -> Option<u32> {
-    if text.is_empty() || text.len() > 10 || !text.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    text.iter().try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+    crate::text::parse_u64(text).and_then(|n| u32::try_from(n).ok())
 }
 
 /// When process `pid` started, in nanoseconds of the boot clock, from
@@ -222,10 +219,7 @@ fn proc_stat_fields(pid: u32) -> Option<ProcStat> {
     let mut fields = after.split(|&b| b == b' ').filter(|f| !f.is_empty());
     let pgrp = parse_u32(fields.nth(2)?)?; // state, ppid, pgrp
     let start = fields.nth(22 - 6)?; // fields 6..=22 follow pgrp (field 5)
-    let start_ticks = start.iter().try_fold(0u64, |n, d| {
-        d.is_ascii_digit().then_some(())?;
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })?;
+    let start_ticks = crate::text::parse_u64(start)?;
     Some(ProcStat { pgrp, start_ticks })
 }
 

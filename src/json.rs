@@ -16,10 +16,7 @@ pub fn push_str(out: &mut Line, bytes: &[u8]) {
                 b'\n' => out.push(b"\\n"),
                 b'\t' => out.push(b"\\t"),
                 b'\r' => out.push(b"\\r"),
-                0..0x20 | 0x7f => {
-                    let hex = b"0123456789abcdef";
-                    out.push(&[b'\\', b'u', b'0', b'0', hex[usize::from(b >> 4)], hex[usize::from(b & 15)]])
-                }
+                0..0x20 | 0x7f => out.push_hex_escape(b"\\u00", b),
                 _ => out.push(&[b]),
             };
         }

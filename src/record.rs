@@ -148,7 +148,7 @@ pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a
     field(out, b"pgid", u64::from(facts.pgid));
     field(out, b"uid", u64::from(facts.uid));
     out.push(b"host=");
-    push_printable(out, facts.host);
+    push_host(out, facts.host);
     out.push(b"\nsince=");
     crate::clock::push_rfc3339(out, facts.since_unix);
     out.push(b"\n");
@@ -189,7 +189,7 @@ pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a
 const PAD: usize = 64;
 
 /// Host names are chosen by admins, but keep the record one safe line each.
-fn push_printable(out: &mut Line, bytes: &[u8]) {
+fn push_host(out: &mut Line, bytes: &[u8]) {
     for &b in bytes {
         out.push(&[if (0x21..0x7f).contains(&b) { b } else { b'?' }]);
     }
@@ -211,10 +211,7 @@ pub fn push_arg(out: &mut Line, arg: &[u8]) {
             b'\t' => out.push(b"\\t"),
             b'\r' => out.push(b"\\r"),
             0x20..0x7f => out.push(&[b]),
-            _ => {
-                let hex = b"0123456789abcdef";
-                out.push(&[b'\\', b'x', hex[usize::from(b >> 4)], hex[usize::from(b & 15)]])
-            }
+            _ => out.push_hex_escape(b"\\x", b),
         };
     }
     out.push(b"\"");
@@ -265,7 +262,7 @@ pub fn parse(bytes: &[u8]) -> Contents<'_> {
         }
         let Some(eq) = line.iter().position(|&b| b == b'=') else { continue };
         let (key, value) = (&line[..eq], &line[eq + 1..]);
-        let number = || parse_u64(value);
+        let number = || crate::text::parse_u64(value);
         let small = || number().and_then(|n| u32::try_from(n).ok());
         match key {
             b"pid" => record.pid = small(),
@@ -283,13 +280,6 @@ pub fn parse(bytes: &[u8]) -> Contents<'_> {
         }
     }
     Contents::Record(record)
-}
-
-fn parse_u64(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 || !text.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    text.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// The arguments of an encoded command, decoded one at a time.

@@ -81,13 +81,10 @@ impl Line {
     /// DEL are written as `\xNN`, and a backslash as `\\`.
     pub fn push_quoted(&mut self, bytes: &[u8]) -> &mut Self {
         for &b in bytes {
-            if b < 0x20 || b == 0x7f || b == b'\\' {
-                let hex = b"0123456789abcdef";
-                if b == b'\\' {
-                    self.push(b"\\\\");
-                } else {
-                    self.push(&[b'\\', b'x', hex[usize::from(b >> 4)], hex[usize::from(b & 15)]]);
-                }
+            if b == b'\\' {
+                self.push(b"\\\\");
+            } else if b < 0x20 || b == 0x7f {
+                self.push_hex_escape(b"\\x", b);
             } else {
                 self.push(&[b]);
             }
@@ -103,11 +100,16 @@ impl Line {
             if (0x20..0x7f).contains(&b) {
                 self.push(&[b]);
             } else {
-                let hex = b"0123456789abcdef";
-                self.push(&[b'\\', b'x', hex[usize::from(b >> 4)], hex[usize::from(b & 15)]]);
+                self.push_hex_escape(b"\\x", b);
             }
         }
         self
+    }
+
+    /// `prefix` then `b` as two lower-case hex digits: `\x1b`, `\u001b`.
+    pub fn push_hex_escape(&mut self, prefix: &[u8], b: u8) -> &mut Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        self.push(prefix).push(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
     }
 
     pub fn push_u64(&mut self, mut n: u64) -> &mut Self {
@@ -173,6 +175,15 @@ impl Line {
     }
 }
 
+/// A decimal number without sign or spaces, as the kernel and withlock's
+/// own records write them; `None` for anything else or on overflow.
+pub fn parse_u64(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    text.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +209,16 @@ mod tests {
         assert_eq!(d(2500), b"2.5s");
         assert_eq!(d(250), b"0.25s");
         assert_eq!(d(1), b"0.001s");
+    }
+
+    #[test]
+    fn decimal_numbers() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        for bad in [&b""[..], b"-1", b"+1", b" 1", b"1 ", b"0x1", b"1e3"] {
+            assert_eq!(parse_u64(bad), None);
+        }
     }
 
     #[test]
