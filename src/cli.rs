@@ -49,6 +49,17 @@ pub struct Options {
     pub kill_after: Option<core::time::Duration>,
     /// `--unlink`: remove the lock file at the end, still holding the lock.
     pub unlink: bool,
+    /// `-c STRING`: where STRING is in argv; run it with `/bin/sh -c`.
+    pub shell: Option<ValueAt>,
+}
+
+/// Where an option's value starts in argv: `argv[index]`, from byte
+/// `offset` (the value of `--command=STRING` or `-cSTRING` is a tail of its
+/// argument, and like any tail of a C string, NUL-terminated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueAt {
+    pub index: usize,
+    pub offset: usize,
 }
 
 impl Options {
@@ -63,6 +74,7 @@ impl Options {
         replace: false,
         kill_after: None,
         unlink: false,
+        shell: None,
     };
 }
 
@@ -80,6 +92,7 @@ fn usage<'a, T>(problem: &'static str, culprit: Option<&'a [u8]>) -> Result<T, U
 /// Which options take a value, and what to do with it.
 #[derive(Clone, Copy)]
 enum Valued {
+    Shell,
     Wait,
     ConflictExitCode,
     KillAfter,
@@ -105,6 +118,7 @@ enum Opt {
 fn long_option(name: &[u8]) -> Option<Opt> {
     Some(match name {
         b"wait" | b"timeout" => Opt::Valued(Valued::Wait),
+        b"command" => Opt::Valued(Valued::Shell),
         b"conflict-exit-code" => Opt::Valued(Valued::ConflictExitCode),
         b"quiet" => Opt::Flag(Flag::Quiet),
         b"verbose" => Opt::Flag(Flag::Verbose),
@@ -123,6 +137,7 @@ fn long_option(name: &[u8]) -> Option<Opt> {
 fn short_option(letter: u8) -> Option<Opt> {
     Some(match letter {
         b'w' => Opt::Valued(Valued::Wait),
+        b'c' => Opt::Valued(Valued::Shell),
         b'E' => Opt::Valued(Valued::ConflictExitCode),
         b'q' => Opt::Flag(Flag::Quiet),
         b'v' => Opt::Flag(Flag::Verbose),
@@ -156,17 +171,17 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
                 Some(Opt::Flag(Flag::Version)) => return Ok(Request::Version),
                 Some(Opt::Flag(flag)) => set_flag(&mut options, flag),
                 Some(Opt::Valued(which)) => {
-                    let value = match inline {
-                        Some(value) => value,
+                    let (value, at) = match inline {
+                        Some(value) => (value, ValueAt { index: i, offset: arg.len() - value.len() }),
                         None => {
                             i += 1;
                             if i == count {
                                 return usage("option needs a value", Some(arg));
                             }
-                            args(i)
+                            (args(i), ValueAt { index: i, offset: 0 })
                         }
                     };
-                    set_value(&mut options, which, value)?;
+                    set_value(&mut options, which, value, at)?;
                 }
             }
         } else if arg.len() > 1 && arg[0] == b'-' {
@@ -179,16 +194,16 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
                     Some(Opt::Flag(Flag::Version)) => return Ok(Request::Version),
                     Some(Opt::Flag(flag)) => set_flag(&mut options, flag),
                     Some(Opt::Valued(which)) => {
-                        let value = if at + 1 < arg.len() {
-                            &arg[at + 1..]
+                        let (value, place) = if at + 1 < arg.len() {
+                            (&arg[at + 1..], ValueAt { index: i, offset: at + 1 })
                         } else {
                             i += 1;
                             if i == count {
                                 return usage("option needs a value", Some(&arg[at..=at]));
                             }
-                            args(i)
+                            (args(i), ValueAt { index: i, offset: 0 })
                         };
-                        set_value(&mut options, which, value)?;
+                        set_value(&mut options, which, value, place)?;
                         break;
                     }
                 }
@@ -216,11 +231,21 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
         }
         return Ok(Request::Status { options, first: lock });
     }
-    if lock >= count {
+    if options.shell.is_some() {
+        if lock >= count {
+            return usage("missing LOCK", None);
+        }
+        if lock + 1 < count {
+            return usage("-c STRING is the command: give no COMMAND after LOCK", Some(args(lock + 1)));
+        }
+    } else if lock >= count {
         return usage("missing LOCK and COMMAND", None);
     }
     if args(lock).is_empty() {
         return usage("LOCK is an empty path", None);
+    }
+    if options.shell.is_some() {
+        return Ok(Request::Run { options, lock, command: lock + 1 });
     }
     if lock + 1 >= count {
         return usage("missing COMMAND to run", None);
@@ -241,8 +266,15 @@ fn set_flag(options: &mut Options, flag: Flag) {
     }
 }
 
-fn set_value<'a>(options: &mut Options, which: Valued, value: &'a [u8]) -> Result<(), UsageError<'a>> {
+fn set_value<'a>(
+    options: &mut Options,
+    which: Valued,
+    value: &'a [u8],
+    at: ValueAt,
+) -> Result<(), UsageError<'a>> {
     match which {
+        Valued::Shell if value.is_empty() => return usage("-c needs a command line to run", None),
+        Valued::Shell => options.shell = Some(at),
         Valued::Wait => match duration::parse_wait(value) {
             Some(wait) => options.wait = wait,
             None => {
@@ -386,6 +418,23 @@ mod tests {
         );
         let unlink = Options { unlink: true, ..Options::DEFAULT };
         assert_eq!(parse_strs(&["withlock", "--unlink", "L", "c"]), run(unlink, 2));
+    }
+
+    #[test]
+    fn shell_snippets() {
+        let at = |index, offset| Options { shell: Some(ValueAt { index, offset }), ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "-c", "cd / && ls", "L"]), run(at(2, 0), 3));
+        assert_eq!(parse_strs(&["withlock", "-cls", "L"]), run(at(1, 2), 2));
+        assert_eq!(parse_strs(&["withlock", "-qcls", "L"]), run(Options { quiet: true, ..at(1, 3) }, 2));
+        assert_eq!(parse_strs(&["withlock", "--command=ls -l", "L"]), run(at(1, 10), 2));
+        assert_eq!(parse_strs(&["withlock", "--command", "ls", "L"]), run(at(2, 0), 3));
+        assert_eq!(
+            problem(&["withlock", "-c", "ls", "L", "extra"]),
+            "-c STRING is the command: give no COMMAND after LOCK"
+        );
+        assert_eq!(problem(&["withlock", "-c", "ls"]), "missing LOCK");
+        assert_eq!(problem(&["withlock", "-c", "", "L"]), "-c needs a command line to run");
+        assert_eq!(problem(&["withlock", "-c"]), "option needs a value");
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub struct Argv(*const *const c_char);
 impl Argv {
     /// # Safety
     /// `argv` must point to at least one valid C string, followed (after any
-    /// further ones) by a null pointer, all living as long as the process.
+    /// further ones) by a null pointer. The strings must live as long as the
+    /// process; the array itself as long as the `Argv` is used.
     pub unsafe fn new(argv: *const *const c_char) -> Argv {
         Argv(argv)
     }

@@ -130,9 +130,22 @@ fn lock_and_run(
     command: usize,
 ) -> c_int {
     let lock_path = args.get(lock).to_bytes();
+    // `-c STRING` runs `/bin/sh -c STRING`; otherwise argv from COMMAND on.
+    let shell_argv: [*const c_char; 4];
+    let argv = match options.shell {
+        Some(at) => {
+            let string = args.get(at.index).to_bytes_with_nul().get(at.offset..).unwrap_or(b"\0");
+            shell_argv = [c"/bin/sh".as_ptr(), c"-c".as_ptr(), string.as_ptr().cast(), core::ptr::null()];
+            // SAFETY: three C strings that live as long as the process (two
+            // literals and the tail of an argv string, which ends with its
+            // NUL), then a null; the array outlives every use of `argv` in
+            // this function, the only place it is used.
+            unsafe { exec::Argv::new(shell_argv.as_ptr()) }
+        }
+        None => args.tail(command),
+    };
     let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
         Ok(locked) => {
-            let argv = args.tail(command);
             // SAFETY: all-zero is a valid utsname, for uname to fill.
             let mut uts = unsafe { core::mem::zeroed() };
             let mut store_record = |job: u32| {
@@ -155,7 +168,8 @@ fn lock_and_run(
 
     let conflict = options.conflict_exit_code.unwrap_or(if options.quiet { 0 } else { exit::BUSY });
     if !(options.quiet && failure.is_conflict()) {
-        failure.report(lock_path, args.get(command).to_bytes(), resolved.as_cstr(), options.verbose);
+        let command_name = argv.iter().next().unwrap_or(b"");
+        failure.report(lock_path, command_name, resolved.as_cstr(), options.verbose);
     }
     c_int::from(failure.exit_code(conflict))
 }

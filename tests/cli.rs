@@ -23,6 +23,8 @@ mod minimal_env;
 mod options;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/shell.rs"]
+mod shell;
 #[path = "cli/signals.rs"]
 mod signals;
 #[path = "cli/torture.rs"]

@@ -320,6 +320,7 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
         let mut i = 0;
         let mut info_only = false; // --help or --version: no LOCK needed
         let mut status = false; // --status: LOCKs, no COMMAND
+        let mut shell = false; // -c STRING: LOCK, no COMMAND
         while i < args.len() {
             let arg = args[i].as_str();
             if arg == "--" {
@@ -333,6 +334,7 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
                 }
                 info_only |= name == "--help" || name == "--version";
                 status |= name == "--status";
+                shell |= name == "--command";
                 if valued.contains(&name) && !long.contains('=') {
                     i += 1;
                 }
@@ -343,6 +345,7 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
                         return Err(format!("{name} (in {arg}) is not an option of withlock --help"));
                     }
                     info_only |= name == "-h" || name == "-V";
+                    shell |= name == "-c";
                     if valued.contains(&name) {
                         if j + 1 == arg.len() {
                             i += 1; // the value is the next word
@@ -356,7 +359,13 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
             i += 1;
         }
         let mut run: Vec<String> = args[..i.min(args.len())].to_vec();
-        if status && i < args.len() {
+        if shell {
+            // The snippet is the command: replace it by `true`, as commands are.
+            replace_shell_snippet(&mut run, &valued);
+        }
+        if shell && i < args.len() {
+            run.push(dir.0.join(format!("check-{checked}.lock")).display().to_string());
+        } else if status && i < args.len() {
             // A lock that does not exist: free, so --status exits 0.
             run.push(dir.0.join(format!("check-{checked}.lock")).display().to_string());
         } else if i + 1 < args.len() {
@@ -381,6 +390,39 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
         checked += 1;
     }
     Ok(checked)
+}
+
+/// In the option words `run`, make the value of `-c`/`--command` `true`.
+fn replace_shell_snippet(run: &mut [String], valued: &BTreeSet<String>) {
+    let mut k = 0;
+    while k < run.len() {
+        let word = run[k].clone();
+        if word == "--command" && k + 1 < run.len() {
+            run[k + 1] = "true".to_string();
+            k += 1;
+        } else if word.starts_with("--command=") {
+            run[k] = "--command=true".to_string();
+        } else if word.len() > 1 && word.starts_with('-') && !word.starts_with("--") {
+            // The first letter of a bundle that takes a value takes the rest.
+            if let Some((j, letter)) =
+                word.char_indices().skip(1).find(|(_, l)| valued.contains(&format!("-{l}")))
+            {
+                if letter == 'c' {
+                    if j + 1 == word.len() {
+                        if k + 1 < run.len() {
+                            run[k + 1] = "true".to_string();
+                        }
+                        k += 1;
+                    } else {
+                        run[k] = format!("{}true", &word[..=j]);
+                    }
+                } else if j + 1 == word.len() {
+                    k += 1; // the next word is another option's value
+                }
+            }
+        }
+        k += 1;
+    }
 }
 
 /// Checks every line, and collects the failures with where they come from.

@@ -10,6 +10,7 @@ _withlock() {
     # Keep this list equal to `withlock --help`: ci/test-completions.sh checks it.
     local options=(
         -w= --wait= --timeout=
+        -c= --command=
         -q --quiet
         -v --verbose
         -E= --conflict-exit-code=
