@@ -15,6 +15,7 @@ need=()
 command -v flock >/dev/null || need+=(util-linux)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v musl-gcc >/dev/null || need+=(musl-tools)
+command -v objcopy >/dev/null || need+=(binutils)
 # The packaging and documentation checks: the three shells and bash-completion (the
 # completions are loaded for real), man-db and groff (the man page must render without
 # warnings), dpkg-deb and readelf (the release files).
@@ -37,7 +38,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 step "build the static binary"
-cargo build --release --locked --target "$target"
+make --no-print-directory build
 bin=$PWD/target/$target/release/withlock
 file "$bin" 2>/dev/null || true
 size=$(stat -c %s "$bin")
