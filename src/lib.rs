@@ -150,7 +150,7 @@ fn lock_and_run(
             let mut uts = unsafe { core::mem::zeroed() };
             let mut store_record = |job: u32| {
                 let facts = record::Facts::now(job, record::host_name(&mut uts));
-                record::store(resolved.as_cstr(), locked.fd.raw(), &locked.stat, &facts, argv.iter());
+                record::store(resolved.as_cstr(), &locked, &facts, argv.iter());
             };
             if options.unlink {
                 match supervise::run(&locked, resolved.as_cstr(), argv, options.verbose, store_record) {

@@ -41,6 +41,7 @@
 //! holds a record: a file with other contents (someone locking a data file
 //! or a script with withlock, or a file another tool wrote) is left as it is.
 
+use crate::lock::Locked;
 use crate::once::TakeOnce;
 use crate::sys;
 use crate::text::{Line, LineBuf};
@@ -91,35 +92,36 @@ pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
 }
 
 /// Write a record for `facts` into the lock file at `path`, which we hold
-/// locked, as `locked` (its status when checked) says, unless it holds
-/// something else (see the module docs). The record goes through a second,
-/// close-on-exec descriptor, so the job inherits only a read-only one (a
-/// file open for writing cannot be executed: a script may lock itself).
-/// Errors are ignored: the record explains, it never decides.
-pub fn store<'a>(
-    path: &CStr,
-    lock_fd: c_int,
-    locked: &libc::stat,
-    facts: &Facts,
-    argv: impl Iterator<Item = &'a [u8]>,
-) {
-    let flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-    // Not ours to write (root's file, a read-only file system): no record.
-    let Ok(file) = sys::open(path, flags, 0) else { return };
-    // The name must still be the file we locked (we hold the lock, and lock
-    // files are removed only under it, but be sure).
-    if !sys::fstat(file.raw()).is_ok_and(|st| st.st_dev == locked.st_dev && st.st_ino == locked.st_ino) {
-        return;
-    }
-    if locked.st_size != 0 && !holds_record(lock_fd) {
+/// locked through `locked` (open read-write, or else read-only), unless it
+/// holds something else (see the module docs). A read-only lock descriptor
+/// (an executable lock file, whose job must not inherit a writable one) gets
+/// the record through a second, close-on-exec descriptor. Errors are
+/// ignored: the record explains, it never decides.
+pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
+    let second;
+    let fd = if locked.writable {
+        locked.fd.raw()
+    } else {
+        let flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        // Not ours to write (root's file, a read-only file system): no record.
+        let Ok(file) = sys::open(path, flags, 0) else { return };
+        // The name must still be the file we locked.
+        let same = |st: libc::stat| st.st_dev == locked.stat.st_dev && st.st_ino == locked.stat.st_ino;
+        if !sys::fstat(file.raw()).is_ok_and(same) {
+            return;
+        }
+        second = file;
+        second.raw()
+    };
+    if locked.stat.st_size != 0 && !holds_record(locked.fd.raw()) {
         return;
     }
     let Some(buf) = RECORD.take() else { return };
     let out = buf.line();
-    compose(out, facts, argv, usize::try_from(locked.st_size).unwrap_or(0));
+    compose(out, facts, argv, usize::try_from(locked.stat.st_size).unwrap_or(0));
     let bytes = out.as_bytes();
     // SAFETY: `bytes` is valid for reads of its length.
-    unsafe { libc::pwrite(file.raw(), bytes.as_ptr().cast(), bytes.len(), 0) };
+    unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
 }
 
 /// Does the file open (readable) at `fd` start with a record, rather than
