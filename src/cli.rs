@@ -10,6 +10,10 @@
 //! Short options bundle like getopt's (`-qv`, `-qw5`); values go inline or in
 //! the next argument (`-w5`, `-w 5`, `--wait=5`, `--wait 5`). Long options
 //! must be spelled out in full: no prefix guessing.
+//!
+//! With `--name NAME` there is no LOCK argument: withlock picks the path
+//! (see [`crate::named`]), and the first argument that is not an option is
+//! COMMAND.
 
 use crate::duration::{self, Wait};
 
@@ -18,13 +22,15 @@ use crate::duration::{self, Wait};
 pub enum Request {
     Help,
     Version,
-    /// Lock `argv[lock]` and run `argv[command..]`.
+    /// Lock `argv[lock]` (or, with `--name`, the named lock; `lock` is then
+    /// `command`) and run `argv[command..]`.
     Run {
         options: Options,
         lock: usize,
         command: usize,
     },
-    /// `--status`: tell who holds each of `argv[first..]`.
+    /// `--status`: tell who holds each of `argv[first..]` (after the named
+    /// lock, with `--name`).
     Status {
         options: Options,
         first: usize,
@@ -51,6 +57,8 @@ pub struct Options {
     pub unlink: bool,
     /// `-c STRING`: where STRING is in argv; run it with `/bin/sh -c`.
     pub shell: Option<ValueAt>,
+    /// `--name NAME`: where NAME is in argv; lock it in withlock's directory.
+    pub name: Option<ValueAt>,
 }
 
 /// Where an option's value starts in argv: `argv[index]`, from byte
@@ -75,6 +83,7 @@ impl Options {
         kill_after: None,
         unlink: false,
         shell: None,
+        name: None,
     };
 }
 
@@ -96,6 +105,7 @@ enum Valued {
     Wait,
     ConflictExitCode,
     KillAfter,
+    Name,
 }
 
 enum Flag {
@@ -128,6 +138,7 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"replace" => Opt::Flag(Flag::Replace),
         b"kill-after" => Opt::Valued(Valued::KillAfter),
         b"unlink" => Opt::Flag(Flag::Unlink),
+        b"name" => Opt::Valued(Valued::Name),
         b"help" => Opt::Flag(Flag::Help),
         b"version" => Opt::Flag(Flag::Version),
         _ => return None,
@@ -226,10 +237,20 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
         if options.replace || options.unlink {
             return usage("--status only looks: it does not go with --replace or --unlink", None);
         }
-        if lock >= count {
+        if lock >= count && options.name.is_none() {
             return usage("missing LOCK for --status", None);
         }
         return Ok(Request::Status { options, first: lock });
+    }
+    if options.name.is_some() {
+        // No LOCK: the first argument left is COMMAND.
+        if options.shell.is_some() && lock < count {
+            return usage("-c STRING is the command: give no COMMAND with --name", Some(args(lock)));
+        }
+        if options.shell.is_none() && lock >= count {
+            return usage("missing COMMAND to run", None);
+        }
+        return Ok(Request::Run { options, lock, command: lock });
     }
     if options.shell.is_some() {
         if lock >= count {
@@ -275,6 +296,10 @@ fn set_value<'a>(
     match which {
         Valued::Shell if value.is_empty() => return usage("-c needs a command line to run", None),
         Valued::Shell => options.shell = Some(at),
+        Valued::Name => match crate::named::validate(value) {
+            Ok(()) => options.name = Some(at),
+            Err(problem) => return usage(problem, Some(value)),
+        },
         Valued::Wait => match duration::parse_wait(value) {
             Some(wait) => options.wait = wait,
             None => {
@@ -435,6 +460,38 @@ mod tests {
         assert_eq!(problem(&["withlock", "-c", "ls"]), "missing LOCK");
         assert_eq!(problem(&["withlock", "-c", "", "L"]), "-c needs a command line to run");
         assert_eq!(problem(&["withlock", "-c"]), "option needs a value");
+    }
+
+    #[test]
+    fn named_locks() {
+        let at = |index, offset| Options { name: Some(ValueAt { index, offset }), ..Options::DEFAULT };
+        let run_named = |options, command| Ok(Request::Run { options, lock: command, command });
+        assert_eq!(parse_strs(&["withlock", "--name", "backup", "rsync", "-a"]), run_named(at(2, 0), 3));
+        assert_eq!(parse_strs(&["withlock", "--name=backup", "rsync"]), run_named(at(1, 7), 2));
+        assert_eq!(
+            parse_strs(&["withlock", "--name=b", "-c", "ls"]),
+            run_named(Options { shell: Some(ValueAt { index: 3, offset: 0 }), ..at(1, 7) }, 4)
+        );
+        assert_eq!(
+            parse_strs(&["withlock", "--status", "--name", "b"]),
+            Ok(Request::Status { options: Options { status: true, ..at(3, 0) }, first: 4 })
+        );
+        assert_eq!(
+            parse_strs(&["withlock", "--status", "--name", "b", "L"]),
+            Ok(Request::Status { options: Options { status: true, ..at(3, 0) }, first: 4 })
+        );
+        assert_eq!(problem(&["withlock", "--name", "b"]), "missing COMMAND to run");
+        assert_eq!(
+            problem(&["withlock", "--name", "b", "-c", "ls", "x"]),
+            "-c STRING is the command: give no COMMAND with --name"
+        );
+        assert_eq!(problem(&["withlock", "--name"]), "option needs a value");
+        assert_eq!(problem(&["withlock", "--name=", "c"]), "--name needs a name");
+        for bad in ["a/b", "/x", ".", "..", ".hidden", &"x".repeat(201)] {
+            assert!(problem(&["withlock", "--name", bad, "c"]).starts_with("--name NAME must"), "{bad}");
+        }
+        assert!(parse_strs(&["withlock", "--name", &"x".repeat(200), "c"]).is_ok());
+        assert!(parse_strs(&["withlock", "--name", "-x_y.z", "c"]).is_ok());
     }
 
     #[test]

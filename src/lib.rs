@@ -32,6 +32,7 @@ pub mod holder;
 pub mod json;
 pub mod locate;
 pub mod lock;
+pub mod named;
 pub mod once;
 pub mod record;
 pub mod status;
@@ -85,6 +86,9 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             return 0;
         }
         Ok(cli::Request::Run { options, lock, command }) => (options, lock, command),
+        Ok(cli::Request::Status { options, first }) if options.name.is_some() => {
+            return named_status(&args, &options, first);
+        }
         Ok(cli::Request::Status { options, first }) => {
             return c_int::from(status::run((first..args.count).map(|i| args.get(i)), options.json));
         }
@@ -93,18 +97,22 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             return c_int::from(exit::USAGE);
         }
     };
+    if options.name.is_some() {
+        return run_named(&args, &options, command);
+    }
 
     let Some(short) = locate::Buffers::short() else {
         unreachable!("main runs once");
     };
     let mut walk = short.walk();
-    let walked = locate::locate(args.get(lock).to_bytes(), options.insecure, &mut walk);
+    let lock_path = args.get(lock).to_bytes();
+    let walked = locate::locate(lock_path, options.insecure, &mut walk);
     if let Err(failure) = &walked
         && locate::needs_more_room(failure)
     {
-        return walk_long_path(&args, &options, lock, command);
+        return walk_long_path(&args, &options, lock_path, command);
     }
-    lock_and_run(walked, &walk.resolved, &args, &options, lock, command)
+    lock_and_run(walked, &walk.resolved, &args, &options, lock_path, command)
 }
 
 /// The rare LOCK that does not fit the short buffers: walk it again with
@@ -112,11 +120,53 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
 /// usual path (see `locate::Buffers`).
 #[cold]
 #[inline(never)]
-fn walk_long_path(args: &Args, options: &cli::Options, lock: usize, command: usize) -> c_int {
+fn walk_long_path(args: &Args, options: &cli::Options, lock_path: &[u8], command: usize) -> c_int {
     let mut buffers = locate::Buffers::<{ locate::PATH_MAX }>::new();
     let mut walk = buffers.walk();
-    let walked = locate::locate(args.get(lock).to_bytes(), options.insecure, &mut walk);
-    lock_and_run(walked, &walk.resolved, args, options, lock, command)
+    let walked = locate::locate(lock_path, options.insecure, &mut walk);
+    lock_and_run(walked, &walk.resolved, args, options, lock_path, command)
+}
+
+/// The value of `--name`: argv's C string from the option's value on.
+fn name_of(args: &Args, options: &cli::Options) -> &'static [u8] {
+    let at = options.name.unwrap_or(cli::ValueAt { index: 0, offset: 0 });
+    args.get(at.index).to_bytes().get(at.offset..).unwrap_or(b"")
+}
+
+/// `--name NAME`: make withlock's directory if needed (see [`named`]), then
+/// walk to `DIR/NAME` and run as for a LOCK. Out of line, like
+/// [`walk_long_path`]: its buffers cost nothing to a plain LOCK.
+#[cold]
+#[inline(never)]
+fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
+    let mut dir = text::LineBuf::<{ locate::PATH_MAX }>::new();
+    let mut path = text::LineBuf::<{ locate::PATH_MAX }>::new();
+    if let Err(failure) = named::lock_path(name_of(args, options), true, dir.line(), path.line()) {
+        let lock_path = path.line().as_bytes();
+        let lock_path = lock_path.strip_suffix(b"\0").unwrap_or(lock_path);
+        failure.report(lock_path, b"", named::c_str(dir.line()), options.verbose);
+        return c_int::from(failure.exit_code(exit::BUSY));
+    }
+    let lock_path = path.line().as_bytes();
+    let lock_path = &lock_path[..lock_path.len() - 1]; // Without its NUL.
+    walk_long_path(args, options, lock_path, command)
+}
+
+/// `--status --name NAME [LOCK...]`: the named lock, then any others. It
+/// only looks: the directory is not created.
+#[cold]
+#[inline(never)]
+fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
+    let mut dir = text::LineBuf::<{ locate::PATH_MAX }>::new();
+    let mut path = text::LineBuf::<{ locate::PATH_MAX }>::new();
+    if let Err(failure) = named::lock_path(name_of(args, options), false, dir.line(), path.line()) {
+        let lock_path = path.line().as_bytes();
+        let lock_path = lock_path.strip_suffix(b"\0").unwrap_or(lock_path);
+        failure.report(lock_path, b"", named::c_str(dir.line()), false);
+        return c_int::from(failure.exit_code(exit::BUSY));
+    }
+    let named = core::iter::once(named::c_str(path.line()));
+    c_int::from(status::run(named.chain((first..args.count).map(|i| args.get(i))), options.json))
 }
 
 /// After the walk: take the lock and become the command, or say why not
@@ -126,10 +176,9 @@ fn lock_and_run(
     resolved: &locate::Resolved,
     args: &Args,
     options: &cli::Options,
-    lock: usize,
+    lock_path: &[u8],
     command: usize,
 ) -> c_int {
-    let lock_path = args.get(lock).to_bytes();
     // `-c STRING` runs `/bin/sh -c STRING`; otherwise argv from COMMAND on.
     let shell_argv: [*const c_char; 4];
     let argv = match options.shell {

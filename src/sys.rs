@@ -129,6 +129,26 @@ pub fn stat(path: &CStr) -> Result<libc::stat, Errno> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `mkdir(2)` with `mode`, then `chmod(2)` to exactly `mode` (the umask
+/// must not loosen or break a directory withlock makes for its own use).
+/// An existing entry is `EEXIST`, left as it is.
+pub fn mkdir(path: &CStr, mode: libc::mode_t) -> Result<(), Errno> {
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of
+    // both calls, which take nothing else but integers.
+    check(unsafe { libc::mkdir(path.as_ptr(), mode) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::chmod(path.as_ptr(), mode) }).map(|_| ())
+}
+
+/// The value of the environment variable `name`, if set.
+pub fn getenv(name: &CStr) -> Option<&'static CStr> {
+    // SAFETY: getenv returns null or a pointer to a NUL-terminated string in
+    // the environment, which nothing in this process changes.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    // SAFETY: not null, so a valid C string that lives as long as the process.
+    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) })
+}
+
 /// `readlink(2)` into `buf`; returns the length of the target. A target
 /// that fills the whole buffer may have been cut short, and is refused.
 pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {

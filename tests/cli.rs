@@ -19,6 +19,8 @@ mod interop;
 mod job_env;
 #[path = "cli/minimal_env.rs"]
 mod minimal_env;
+#[path = "cli/name.rs"]
+mod name;
 #[path = "cli/options.rs"]
 mod options;
 #[path = "cli/safety.rs"]

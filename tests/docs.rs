@@ -321,6 +321,7 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
         let mut info_only = false; // --help or --version: no LOCK needed
         let mut status = false; // --status: LOCKs, no COMMAND
         let mut shell = false; // -c STRING: LOCK, no COMMAND
+        let mut named = false; // --name NAME: no LOCK
         while i < args.len() {
             let arg = args[i].as_str();
             if arg == "--" {
@@ -335,6 +336,7 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
                 info_only |= name == "--help" || name == "--version";
                 status |= name == "--status";
                 shell |= name == "--command";
+                named |= name == "--name";
                 if valued.contains(&name) && !long.contains('=') {
                     i += 1;
                 }
@@ -363,7 +365,19 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
             // The snippet is the command: replace it by `true`, as commands are.
             replace_shell_snippet(&mut run, &valued);
         }
-        if shell && i < args.len() {
+        // With --name the lock is the check's own name, so runs never collide.
+        let unique = format!("withlock-docs-{}-{checked}", std::process::id());
+        if named {
+            replace_name(&mut run, &unique);
+        }
+        if named {
+            if !status && !shell {
+                if i >= args.len() {
+                    return Err(format!("no COMMAND after --name NAME in {words:?}"));
+                }
+                run.push("true".to_string());
+            }
+        } else if shell && i < args.len() {
             run.push(dir.0.join(format!("check-{checked}.lock")).display().to_string());
         } else if status && i < args.len() {
             // A lock that does not exist: free, so --status exits 0.
@@ -378,6 +392,9 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
             ));
         }
         let out = run_withlock(&run.iter().map(String::as_str).collect::<Vec<_>>());
+        if named {
+            remove_named_lock(&unique);
+        }
         if !out.status.success() {
             return Err(format!(
                 "withlock {} (from {:?}) exited with {:?}: {}",
@@ -390,6 +407,33 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
         checked += 1;
     }
     Ok(checked)
+}
+
+/// In the option words `run`, make the value of `--name` `unique`.
+fn replace_name(run: &mut [String], unique: &str) {
+    let mut k = 0;
+    while k < run.len() {
+        if run[k] == "--name" && k + 1 < run.len() {
+            run[k + 1] = unique.to_string();
+            k += 1;
+        } else if run[k].starts_with("--name=") {
+            run[k] = format!("--name={unique}");
+        }
+        k += 1;
+    }
+}
+
+/// Remove the lock file a check made with `--name unique`, wherever withlock put it.
+fn remove_named_lock(unique: &str) {
+    // SAFETY: geteuid(2) cannot fail and has no arguments.
+    let uid = unsafe { libc::geteuid() };
+    let mut dirs = vec![PathBuf::from("/run/withlock"), PathBuf::from(format!("/tmp/withlock-{uid}"))];
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+        dirs.push(PathBuf::from(runtime).join("withlock"));
+    }
+    for dir in dirs {
+        let _ = std::fs::remove_file(dir.join(unique));
+    }
 }
 
 /// In the option words `run`, make the value of `-c`/`--command` `true`.

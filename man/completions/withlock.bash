@@ -18,6 +18,7 @@ _withlock() {
         --replace
         --kill-after=
         --unlink
+        --name=
         --status
         --json
         -h --help

@@ -1,0 +1,87 @@
+//! `--name NAME`: a lock without choosing a path.
+//!
+//! The lock file is `DIR/NAME`, in a directory withlock makes for the
+//! purpose (and creates if missing, except for `--status`):
+//!
+//! * for root (effective uid 0): `/run/withlock`, mode 0755;
+//! * for anyone else: `$XDG_RUNTIME_DIR/withlock`, mode 0700, when
+//!   `XDG_RUNTIME_DIR` is an absolute path to an existing directory;
+//!   otherwise `/tmp/withlock-UID`, mode 0700.
+//!
+//! An existing directory is used as it is: the walk ([`crate::locate`])
+//! then judges it as for any lock, so a `/tmp/withlock-UID` that someone
+//! else made first is refused (77), not trusted.
+
+use crate::error::Failure;
+use crate::sys::{self, Errno, Kind};
+use crate::text::Line;
+use core::ffi::CStr;
+
+/// The longest NAME accepted.
+pub const MAX_NAME: usize = 200;
+
+/// Is `name` a valid NAME? `Err` says why not. A NAME is 1 to 200 bytes, has
+/// no `/`, and does not start with `.` (so it is never `.` or `..`, nor a
+/// hidden file).
+pub fn validate(name: &[u8]) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("--name needs a name")
+    } else if name.len() > MAX_NAME {
+        Err("--name NAME must be at most 200 bytes")
+    } else if name.contains(&b'/') {
+        Err("--name NAME must not contain '/' (give a path as LOCK instead)")
+    } else if name[0] == b'.' {
+        Err("--name NAME must not start with '.'")
+    } else {
+        Ok(())
+    }
+}
+
+/// Write the lock's path, `DIR/NAME` and a NUL, into `path` (which must be
+/// empty), first creating DIR if `create` and it is missing. On failure
+/// `path` holds the lock's path for the message and `dir` the directory at
+/// fault, NUL-terminated.
+pub fn lock_path(name: &[u8], create: bool, dir: &mut Line, path: &mut Line) -> Result<(), Failure<'static>> {
+    let euid = sys::geteuid();
+    let mode = if euid == 0 {
+        dir.push(b"/run/withlock");
+        0o755
+    } else {
+        match sys::getenv(c"XDG_RUNTIME_DIR").map(CStr::to_bytes) {
+            Some(runtime)
+                if runtime.first() == Some(&b'/')
+                    && sys::stat(c_str(dir.push(runtime).push(b"\0")))
+                        .is_ok_and(|st| Kind::of(&st) == Kind::Directory) =>
+            {
+                dir.truncate_to(runtime.len());
+                if runtime.last() != Some(&b'/') {
+                    dir.push(b"/");
+                }
+                dir.push(b"withlock");
+            }
+            _ => {
+                dir.clear();
+                dir.push(b"/tmp/withlock-").push_u64(u64::from(euid));
+            }
+        }
+        0o700
+    };
+    path.push(dir.as_bytes()).push(b"/").push(name).push(b"\0");
+    dir.push(b"\0");
+    let too_long = Failure::CannotOpen { errno: Errno(libc::ENAMETOOLONG), on_path: true };
+    if path.truncated() || dir.truncated() {
+        return Err(too_long);
+    }
+    if create {
+        match sys::mkdir(c_str(dir), mode) {
+            Ok(()) | Err(Errno(libc::EEXIST)) => {}
+            Err(errno) => return Err(Failure::CannotOpen { errno, on_path: true }),
+        }
+    }
+    Ok(())
+}
+
+/// The text of `line`, which ends with a NUL, as a C string.
+pub fn c_str(line: &Line) -> &CStr {
+    CStr::from_bytes_with_nul(line.as_bytes()).unwrap_or(c"")
+}
