@@ -55,6 +55,8 @@ pub struct Options {
     pub kill_after: Option<core::time::Duration>,
     /// `--unlink`: remove the lock file at the end, still holding the lock.
     pub unlink: bool,
+    /// `-s, --shared`: a shared (reader's) lock instead of an exclusive one.
+    pub shared: bool,
     /// `-c STRING`: where STRING is in argv; run it with `/bin/sh -c`.
     pub shell: Option<ValueAt>,
     /// `--name NAME`: where NAME is in argv; lock it in withlock's directory.
@@ -82,6 +84,7 @@ impl Options {
         replace: false,
         kill_after: None,
         unlink: false,
+        shared: false,
         shell: None,
         name: None,
     };
@@ -116,6 +119,7 @@ enum Flag {
     Json,
     Replace,
     Unlink,
+    Shared,
     Help,
     Version,
 }
@@ -138,6 +142,7 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"replace" => Opt::Flag(Flag::Replace),
         b"kill-after" => Opt::Valued(Valued::KillAfter),
         b"unlink" => Opt::Flag(Flag::Unlink),
+        b"shared" => Opt::Flag(Flag::Shared),
         b"name" => Opt::Valued(Valued::Name),
         b"help" => Opt::Flag(Flag::Help),
         b"version" => Opt::Flag(Flag::Version),
@@ -151,6 +156,7 @@ fn short_option(letter: u8) -> Option<Opt> {
         b'c' => Opt::Valued(Valued::Shell),
         b'E' => Opt::Valued(Valued::ConflictExitCode),
         b'q' => Opt::Flag(Flag::Quiet),
+        b's' => Opt::Flag(Flag::Shared),
         b'v' => Opt::Flag(Flag::Verbose),
         b'h' => Opt::Flag(Flag::Help),
         b'V' => Opt::Flag(Flag::Version),
@@ -233,6 +239,11 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     if options.kill_after.is_some() && !options.replace {
         return usage("--kill-after goes with --replace", None);
     }
+    if options.shared && (options.replace || options.unlink) {
+        // Several holders share the lock: none may stop the others, and one
+        // that removed the file would let an exclusive holder in beside them.
+        return usage("--shared does not go with --replace or --unlink", None);
+    }
     if options.status {
         if options.replace || options.unlink {
             return usage("--status only looks: it does not go with --replace or --unlink", None);
@@ -283,6 +294,7 @@ fn set_flag(options: &mut Options, flag: Flag) {
         Flag::Json => options.json = true,
         Flag::Replace => options.replace = true,
         Flag::Unlink => options.unlink = true,
+        Flag::Shared => options.shared = true,
         Flag::Help | Flag::Version => {}
     }
 }
@@ -443,6 +455,22 @@ mod tests {
         );
         let unlink = Options { unlink: true, ..Options::DEFAULT };
         assert_eq!(parse_strs(&["withlock", "--unlink", "L", "c"]), run(unlink, 2));
+    }
+
+    #[test]
+    fn shared_locks() {
+        let shared = Options { shared: true, ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "-s", "L", "c"]), run(shared, 2));
+        assert_eq!(parse_strs(&["withlock", "--shared", "L", "c"]), run(shared, 2));
+        assert_eq!(parse_strs(&["withlock", "-sq", "L", "c"]), run(Options { quiet: true, ..shared }, 2));
+        assert_eq!(
+            problem(&["withlock", "-s", "--replace", "L", "c"]),
+            "--shared does not go with --replace or --unlink"
+        );
+        assert_eq!(
+            problem(&["withlock", "-s", "--unlink", "L", "c"]),
+            "--shared does not go with --replace or --unlink"
+        );
     }
 
     #[test]

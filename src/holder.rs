@@ -14,10 +14,11 @@ use crate::text::{Line, LineBuf};
 use core::ffi::{CStr, c_int};
 
 /// Is the lock held, and by which process (the one that took the lock)?
+/// `shared` counts the holders of a shared lock (0: exclusive, or unknown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Free,
-    Held { locker: Option<u32> },
+    Held { locker: Option<u32>, shared: u32 },
 }
 
 /// How far the record can be trusted.
@@ -57,19 +58,20 @@ pub fn inspect<'b>(
     buf: &'b mut [u8; record::CAPACITY],
     known_held: bool,
 ) -> Holder<'b> {
+    let unknown = State::Held { locker: None, shared: 0 };
     let state = match kernel_lockers(st) {
-        Some(locker) => match locker {
-            Some(pid) => State::Held { locker: Some(pid) },
-            None if known_held => State::Held { locker: None },
-            None => State::Free,
-        },
-        None if known_held => State::Held { locker: None },
+        Some(Lockers { pid: Some(pid), shared }) => State::Held { locker: Some(pid), shared },
+        Some(_) if known_held => unknown,
+        Some(_) => State::Free,
+        None if known_held => unknown,
         None => probe(fd),
     };
     let contents = record::parse(read_contents(fd, buf));
     let trust = match (&contents, state) {
         (Contents::Record(_), State::Free) => Trust::Last,
-        (Contents::Record(r), State::Held { locker }) => judge(r, locker),
+        // Shared holders write no record: what there is names an earlier one.
+        (Contents::Record(_), State::Held { shared: 1.., .. }) => Trust::Stale,
+        (Contents::Record(r), State::Held { locker, .. }) => judge(r, locker),
         _ => Trust::Unverified,
     };
     Holder { state, contents, trust }
@@ -84,7 +86,7 @@ fn probe(fd: c_int) -> State {
             let _ = sys::flock(fd, libc::LOCK_UN);
             State::Free
         }
-        Err(_) => State::Held { locker: None },
+        Err(_) => State::Held { locker: None, shared: 0 },
     }
 }
 
@@ -105,11 +107,18 @@ fn judge(record: &Record, locker: Option<u32>) -> Trust {
     Trust::Current { exited: !(same(recorded) && job_alive) }
 }
 
-/// `Some(Some(pid))` if `/proc/locks` shows a flock lock on this file (the
-/// pid that took it), `Some(None)` if it shows none, `None` if there is no
+/// Who holds flock locks on a file, as `/proc/locks` tells it.
+pub struct Lockers {
+    /// The process that took a lock on it (one of them, if shared).
+    pub pid: Option<u32>,
+    /// How many hold it shared.
+    pub shared: u32,
+}
+
+/// The flock locks `/proc/locks` shows on this file; `None` if there is no
 /// `/proc/locks` to read.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn kernel_lockers(st: &libc::stat) -> Option<Option<u32>> {
+pub fn kernel_lockers(st: &libc::stat) -> Option<Lockers> {
     // "MAJOR:MINOR:INODE" as /proc/locks writes it (hex, hex, decimal).
     let mut id_buf = LineBuf::<64>::new();
     let id = id_buf.line();
@@ -121,21 +130,23 @@ pub fn kernel_lockers(st: &libc::stat) -> Option<Option<u32>> {
     let id = id.as_bytes();
 
     let file = sys::open(c"/proc/locks", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
-    let mut found = None;
+    let mut found = Lockers { pid: None, shared: 0 };
     for_each_line(file.raw(), |line| {
-        // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; waiters have "->".
+        // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF" (READ if shared);
+        // waiters have "->" after the number, and so do not match.
         let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
-        let (_, kind, _, _, pid, file) =
+        let (_, kind, _, access, pid, file) =
             (words.next(), words.next(), words.next(), words.next(), words.next(), words.next());
         if kind == Some(b"FLOCK") && file == Some(id) {
-            found = pid.and_then(parse_u32);
+            found.pid = pid.and_then(parse_u32);
+            found.shared += u32::from(access == Some(b"READ"));
         }
     });
     Some(found)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn kernel_lockers(_st: &libc::stat) -> Option<Option<u32>> {
+pub fn kernel_lockers(_st: &libc::stat) -> Option<Lockers> {
     None
 }
 
@@ -188,8 +199,10 @@ fn parse_u32(text: &[u8]) -> Option<u32> {
 /// `/proc/PID/stat` (clock ticks); `None` if there is no such process.
 pub fn process_started_ns(pid: u32) -> Option<u64> {
     let stat = proc_stat_fields(pid)?;
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|&hz| hz > 0)?;
+    // Start times in /proc are in USER_HZ ticks, which Linux fixes at 100
+    // whatever the kernel's own tick rate, on every architecture but alpha
+    // (asking sysconf would cost half a kilobyte of the binary).
+    let hz = 100;
     stat.start_ticks.checked_mul(1_000_000_000 / hz)
 }
 
@@ -273,6 +286,15 @@ pub fn describe(out: &mut Line, holder: &Holder, verbose: bool) {
         _ => None,
     };
     match (holder.state, holder.trust, record) {
+        (State::Held { locker, shared: shared @ 1.. }, _, _) => {
+            out.push(b"held shared by ").push_u64(u64::from(shared));
+            out.push(if shared == 1 { b" process".as_slice() } else { b" processes" });
+            if let Some(pid) = locker {
+                out.push(b" (pid ").push_u64(u64::from(pid));
+                out.push(if shared == 1 { b")".as_slice() } else { b" and others)" });
+            }
+            out.push(b"; shared holders keep no holder record");
+        }
         (State::Free, _, None) => {
             out.push(b"free");
         }
@@ -289,7 +311,7 @@ pub fn describe(out: &mut Line, holder: &Holder, verbose: bool) {
             push_who(out, record, verbose, true);
             out.push(b", has exited");
         }
-        (State::Held { locker }, Trust::Stale, Some(record)) => {
+        (State::Held { locker, .. }, Trust::Stale, Some(record)) => {
             push_held_by(out, locker);
             out.push(b", which left no current record (the record is stale: it names ");
             push_who(out, record, verbose, false);
@@ -299,7 +321,7 @@ pub fn describe(out: &mut Line, holder: &Holder, verbose: bool) {
             out.push(b"held; the holder record (which cannot be checked here) names ");
             push_who(out, record, verbose, true);
         }
-        (State::Held { locker }, _, None) => {
+        (State::Held { locker, .. }, _, None) => {
             push_held_by(out, locker);
             out.push(match holder.contents {
                 Contents::Foreign => b" (the lock file holds no withlock record)".as_slice(),

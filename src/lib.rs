@@ -198,8 +198,11 @@ fn lock_and_run(
             // SAFETY: all-zero is a valid utsname, for uname to fill.
             let mut uts = unsafe { core::mem::zeroed() };
             let mut store_record = |job: u32| {
-                let facts = record::Facts::now(job, record::host_name(&mut uts));
-                record::store(resolved.as_cstr(), &locked, &facts, argv.iter());
+                // Shared holders are many: none of them is "the" holder.
+                if !options.shared {
+                    let facts = record::Facts::now(job, record::host_name(&mut uts));
+                    record::store(resolved.as_cstr(), &locked, &facts, argv.iter());
+                }
             };
             if options.unlink {
                 match supervise::run(&locked, resolved.as_cstr(), argv, options.verbose, store_record) {

@@ -1,8 +1,9 @@
 //! Taking the lock: open (or create) the lock file, check it, `flock` it,
 //! and make sure the path still names the file we locked.
 //!
-//! The lock is `flock(2)` on the whole file, exclusive, so withlock and
-//! util-linux `flock(1)` exclude each other. It belongs to the open file
+//! The lock is `flock(2)` on the whole file, exclusive (or shared with
+//! `--shared`), so withlock and util-linux `flock(1)` exclude each other.
+//! Shared holders keep no holder record: there are several of them. It belongs to the open file
 //! description, which the job inherits across `execve`: it is released only
 //! when the last process holding that descriptor ends, never by a crash
 //! leaving something behind.
@@ -61,7 +62,8 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
         let Some((fd, opened, writable)) = open_lock_file(path, options.insecure)? else {
             continue; // Removed as we opened it: open the name afresh.
         };
-        let fd = match sys::flock(fd.raw(), libc::LOCK_EX | libc::LOCK_NB) {
+        let kind = if options.shared { libc::LOCK_SH } else { libc::LOCK_EX };
+        let fd = match sys::flock(fd.raw(), kind | libc::LOCK_NB) {
             Ok(()) => fd,
             Err(Errno(libc::EWOULDBLOCK)) if options.replace && !replaced => {
                 replaced = true;
@@ -74,7 +76,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
                 announced = true;
                 match options.wait {
                     Wait::No => return Err(Failure::Busy),
-                    Wait::Forever => block(fd)?,
+                    Wait::Forever => block(fd, kind)?,
                     Wait::For(limit) => {
                         let armed = match deadline {
                             Some(ref armed) => armed,
@@ -83,7 +85,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
                                     .map_err(|errno| Failure::System { call: "setitimer", errno })?,
                             ),
                         };
-                        armed.lock(fd, libc::LOCK_EX).map_err(|missed| match missed {
+                        armed.lock(fd, kind).map_err(|missed| match missed {
                             Missed::Expired => Failure::TimedOut(limit),
                             Missed::Failed(errno) => Failure::System { call: "flock", errno },
                         })?
@@ -228,11 +230,11 @@ fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat,
     Ok(Some((fd, st, writable)))
 }
 
-/// Wait without limit. `EINTR` can only come from a stop and continue
-/// here (no handlers are installed), so just wait again.
-fn block(fd: Fd) -> Result<Fd, Failure<'static>> {
+/// Wait without limit for a lock of `kind`. `EINTR` can only come from a
+/// stop and continue here (no handlers are installed), so just wait again.
+fn block(fd: Fd, kind: c_int) -> Result<Fd, Failure<'static>> {
     loop {
-        match sys::flock(fd.raw(), libc::LOCK_EX) {
+        match sys::flock(fd.raw(), kind) {
             Ok(()) => return Ok(fd),
             Err(Errno(libc::EINTR)) => {}
             Err(errno) => {

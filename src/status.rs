@@ -151,7 +151,7 @@ fn say_free_missing(path: &CStr, json: bool) -> Outcome {
     if json {
         json::push_key(out.push(b"{"), "lock", true);
         json::push_str(out, path.to_bytes());
-        out.push(br#","state":"free","locker_pid":null,"record":"none"}"#);
+        out.push(br#","state":"free","locker_pid":null,"shared_holders":0,"record":"none"}"#);
     } else {
         out.push_quoted(path.to_bytes()).push(b": free (no lock file)");
     }
@@ -197,18 +197,20 @@ fn push_json(out: &mut Line, path: &CStr, holder: &Holder) {
     json::push_key(out.push(b"{"), "lock", true);
     json::push_str(out, path.to_bytes());
     json::push_key(out, "state", false);
-    let locker = match holder.state {
+    let (locker, shared) = match holder.state {
         State::Free => {
             out.push(br#""free""#);
-            None
+            (None, 0)
         }
-        State::Held { locker } => {
+        State::Held { locker, shared } => {
             out.push(br#""held""#);
-            locker
+            (locker, shared)
         }
     };
     json::push_key(out, "locker_pid", false);
     json::push_opt_u64(out, locker.map(u64::from));
+    json::push_key(out, "shared_holders", false);
+    out.push_u64(u64::from(shared));
     json::push_key(out, "record", false);
     let record = match &holder.contents {
         Contents::Empty => {

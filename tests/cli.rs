@@ -25,6 +25,8 @@ mod name;
 mod options;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/shared.rs"]
+mod shared;
 #[path = "cli/shell.rs"]
 mod shell;
 #[path = "cli/signals.rs"]

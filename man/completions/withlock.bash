@@ -11,6 +11,7 @@ _withlock() {
     local options=(
         -w= --wait= --timeout=
         -c= --command=
+        -s --shared
         -q --quiet
         -v --verbose
         -E= --conflict-exit-code=

@@ -9,6 +9,7 @@
 set -g __withlock_options \
     'w wait,timeout DURATION|Wait at most DURATION for a busy lock (10, 0.5, 250ms, 5m, forever)' \
     'c command STRING|Run STRING with /bin/sh -c instead of COMMAND' \
+    's shared|A shared lock: shared holders run together, never with an exclusive one' \
     'q quiet|A busy lock (or expired wait) exits 0, silently' \
     'v verbose|Say what withlock does, on stderr' \
     'E conflict-exit-code N|Exit with N (0-255) when the lock is busy' \
