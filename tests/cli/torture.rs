@@ -208,3 +208,57 @@ fn torture_lock_files_removed_by_holders_never_cause_a_failure() {
         failures[0]
     );
 }
+
+/// A writer's critical section: alone, no reader inside. $1: work dir.
+const WRITER: &str = r#"d=$1
+mkdir "$d/writer" 2>/dev/null || echo "OVERLAP writer+writer" >> "$d/log"
+[ -z "$(ls "$d/readers")" ] || echo "OVERLAP writer+reader" >> "$d/log"
+read n < "$d/counter"
+sleep 0.002
+echo $((n + 1)) > "$d/counter"
+[ -z "$(ls "$d/readers")" ] || echo "OVERLAP writer+reader" >> "$d/log"
+rmdir "$d/writer""#;
+
+/// A reader's critical section: never beside a writer; readers may meet (and count that).
+const READER: &str = r#"d=$1
+[ ! -d "$d/writer" ] || echo "OVERLAP reader+writer" >> "$d/log"
+: > "$d/readers/$$"
+[ "$(ls "$d/readers" | wc -l)" -lt 2 ] || echo together >> "$d/met"
+sleep 0.002
+[ ! -d "$d/writer" ] || echo "OVERLAP reader+writer" >> "$d/log"
+rm "$d/readers/$$""#;
+
+/// Readers (`--shared`) and writers on one lock: a writer is never beside anyone, readers
+/// do meet, and no writer's update is lost.
+#[test]
+fn torture_readers_and_writers() {
+    let _alone = exclusive();
+    let t = TempDir::new();
+    let work = t.mkdir("work", 0o700);
+    fs::create_dir(work.join("readers")).unwrap();
+    fs::write(work.join("counter"), "0\n").unwrap();
+    let lock = t.lock();
+    let (writers, readers, rounds) = (4, 8, 15);
+    thread::scope(|s| {
+        for w in 0..writers + readers {
+            let (work, lock) = (&work, &lock);
+            s.spawn(move || {
+                for _ in 0..rounds {
+                    let mut cmd = withlock();
+                    cmd.args(["-w", "forever"]);
+                    if w >= writers {
+                        cmd.arg("--shared");
+                    }
+                    let script = if w >= writers { READER } else { WRITER };
+                    cmd.arg(lock).args(["sh", "-c", script, "sh"]).arg(work);
+                    run_within(&mut cmd, Duration::from_secs(60)).assert_code(0);
+                }
+            });
+        }
+    });
+    let log = fs::read_to_string(work.join("log")).unwrap_or_default();
+    assert!(log.is_empty(), "exclusion broken:\n{log}");
+    assert_eq!(fs::read_to_string(work.join("counter")).unwrap().trim(), (writers * rounds).to_string());
+    let met = fs::read_to_string(work.join("met")).unwrap_or_default();
+    assert!(met.lines().count() > 0, "readers never held the lock together: --shared did not share");
+}
