@@ -82,6 +82,7 @@ pub fn parse(text: &[u8]) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Rng;
     use std::format;
     use std::vec::Vec;
 
@@ -160,20 +161,6 @@ mod tests {
             parse(b"1.99999999999999999999999999999999999999999999999999"),
             Some(Duration::new(1, 999_999_999))
         );
-    }
-
-    /// A small xorshift generator: seeded, so a failure can be replayed.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     /// Random well-formed durations agree with an independent computation.

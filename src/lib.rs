@@ -38,6 +38,8 @@ pub mod record;
 pub mod status;
 pub mod supervise;
 pub mod sys;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod timer;
 

@@ -360,6 +360,7 @@ fn hex(digit: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Rng;
     use std::vec::Vec;
 
     fn facts() -> Facts<'static> {
@@ -468,17 +469,6 @@ mod tests {
         assert!(r.complete && r.command_cut);
         let args = decoded(r.command.unwrap());
         assert!(!args.is_empty() && args.len() < 10 && args.iter().all(|a| a == &long));
-    }
-
-    /// A small xorshift generator: seeded, so a failure can be replayed.
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
     }
 
     #[test]

@@ -17,9 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::exit_codes::{assert_busy, assert_free};
 use crate::support::{
-    Out, Running, TEST_PATH, TempDir, bin, chown, exists, hold, hold_until_killed, is_root, mkfifo,
-    read_string, require_catchable, require_root, require_root_and_nobody, run, run_within, send_signal,
-    set_mode, start, timing, unique_name, wait_until, withlock,
+    Out, Running, TEST_PATH, TempDir, bin, chown, exists, hold, hold_until_killed, mkfifo, read_string,
+    require_catchable, require_root, require_root_and_nobody, run, run_within, send_signal, set_mode, start,
+    timing, unique_name, wait_until, withlock, without_proc,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -1108,28 +1108,6 @@ fn records_without_a_pid_or_cut_short_are_not_current() {
     let (_, text) = status_text(&lock);
     assert!(text.contains("(the record is incomplete)"), "{text}");
     assert!(alive(flock.pid()), "flock(1) did not hold the lock to the end");
-}
-
-/// Runs `withlock ARGS...` in a private mount namespace without /proc; `None` (after
-/// saying why) where that is not possible.
-fn without_proc(args: &[&OsStr]) -> Option<Out> {
-    if !is_root() {
-        eprintln!("skipping: needs root to unmount /proc in a private namespace");
-        return None;
-    }
-    let out = run(Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"umount -l /proc || exit 99; [ ! -e /proc/self ] || exit 98; exec "$@""#)
-        .arg("sh")
-        .arg(bin())
-        .args(args)
-        .env("PATH", TEST_PATH)
-        .stdin(Stdio::null()));
-    if matches!(out.code(), Some(98 | 99)) || out.stderr_str().contains("unshare failed") {
-        eprintln!("skipping: cannot unmount /proc here: {}", out.describe());
-        return None;
-    }
-    Some(out)
 }
 
 /// Without /proc nothing can be checked: a held lock's record is `unverified`, with no

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
-use crate::support::{TempDir, bin, chown, hold, is_root, read_string, require_root, run, set_mode};
+use crate::support::{TempDir, bin, chown, hold, read_string, require_root, run, set_mode, without_proc};
 
 /// A uid with no /etc/passwd entry.
 const UNLISTED_UID: u32 = 54321;
@@ -42,26 +42,6 @@ fn runs_for_a_user_without_passwd_entry_and_with_an_empty_environment() {
     assert_eq!(written, format!("{UNLISTED_UID}\n"));
     let meta = fs::metadata(&lock).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o777), (UNLISTED_UID, 0o600));
-}
-
-/// Runs `withlock ARGS...` in a private mount namespace whose /proc has been unmounted.
-/// `None` if this machine does not allow that (not root, no unshare).
-fn without_proc(args: &[&std::ffi::OsStr]) -> Option<crate::support::Out> {
-    if !is_root() {
-        eprintln!("skipping: needs root to unmount /proc in a private namespace");
-        return None;
-    }
-    let out = run(Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"umount -l /proc || exit 99; [ ! -e /proc/self ] || exit 98; exec "$@""#)
-        .arg("sh")
-        .arg(bin())
-        .args(args));
-    if matches!(out.code(), Some(98 | 99)) || out.stderr_str().contains("unshare failed") {
-        eprintln!("skipping: cannot unmount /proc here: {}", out.describe());
-        return None;
-    }
-    Some(out)
 }
 
 #[test]
