@@ -57,6 +57,8 @@ pub struct Options {
     pub unlink: bool,
     /// `-s, --shared`: a shared (reader's) lock instead of an exclusive one.
     pub shared: bool,
+    /// `--no-inherit`: only withlock holds the lock, not the job.
+    pub no_inherit: bool,
     /// `-c STRING`: where STRING is in argv; run it with `/bin/sh -c`.
     pub shell: Option<ValueAt>,
     /// `--name NAME`: where NAME is in argv; lock it in withlock's directory.
@@ -85,6 +87,7 @@ impl Options {
         kill_after: None,
         unlink: false,
         shared: false,
+        no_inherit: false,
         shell: None,
         name: None,
     };
@@ -120,6 +123,7 @@ enum Flag {
     Replace,
     Unlink,
     Shared,
+    NoInherit,
     Help,
     Version,
 }
@@ -143,6 +147,7 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"kill-after" => Opt::Valued(Valued::KillAfter),
         b"unlink" => Opt::Flag(Flag::Unlink),
         b"shared" => Opt::Flag(Flag::Shared),
+        b"no-inherit" => Opt::Flag(Flag::NoInherit),
         b"name" => Opt::Valued(Valued::Name),
         b"help" => Opt::Flag(Flag::Help),
         b"version" => Opt::Flag(Flag::Version),
@@ -245,8 +250,11 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
         return usage("--shared does not go with --replace or --unlink", None);
     }
     if options.status {
-        if options.replace || options.unlink {
-            return usage("--status only looks: it does not go with --replace or --unlink", None);
+        if options.replace || options.unlink || options.no_inherit {
+            return usage(
+                "--status only looks: it does not go with --replace, --unlink or --no-inherit",
+                None,
+            );
         }
         if lock >= count && options.name.is_none() {
             return usage("missing LOCK for --status", None);
@@ -295,6 +303,7 @@ fn set_flag(options: &mut Options, flag: Flag) {
         Flag::Replace => options.replace = true,
         Flag::Unlink => options.unlink = true,
         Flag::Shared => options.shared = true,
+        Flag::NoInherit => options.no_inherit = true,
         Flag::Help | Flag::Version => {}
     }
 }

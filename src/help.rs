@@ -34,6 +34,8 @@ pub const HELP: &str = concat!(
     "      --kill-after DURATION\n",
     "                            with --replace: KILL after this long (10s)\n",
     "      --unlink              remove LOCK when COMMAND ends, still holding it\n",
+    "      --no-inherit          only withlock holds the lock, not COMMAND (for jobs\n",
+    "                            that start daemons); COMMAND dies with withlock\n",
     "      --name NAME           lock NAME in withlock's directory instead of LOCK:\n",
     "                            /run/withlock (root), $XDG_RUNTIME_DIR/withlock\n",
     "                            or /tmp/withlock-UID\n",

@@ -206,8 +206,8 @@ fn lock_and_run(
                     record::store(resolved.as_cstr(), &locked, &facts, argv.iter());
                 }
             };
-            if options.unlink {
-                match supervise::run(&locked, resolved.as_cstr(), argv, options.verbose, store_record) {
+            if options.unlink || options.no_inherit {
+                match supervise::run(&locked, resolved.as_cstr(), argv, options, store_record) {
                     Ok(status) => return c_int::from(status),
                     Err(failure) => failure,
                 }

@@ -1,17 +1,22 @@
-//! Staying the job's parent, for `--unlink`: the lock file is removed after
+//! Staying the job's parent, for `--unlink` (the lock file is removed after
 //! the job ends, while withlock still holds the lock, so a directory of lock
-//! files shows exactly the jobs running now.
+//! files shows exactly the jobs running now) and `--no-inherit` (only
+//! withlock holds the lock, so a daemon the job leaves behind cannot pin it).
 //!
-//! This is the one mode that forks; the others exec the job directly. The
-//! parent holds the lock descriptor too, so the lock lives until both have
-//! gone (and anything the job left holding it), and killing the parent still
-//! never lets a second job in. Signals sent to the parent by a process (kill,
+//! This is the one mode that forks; the others exec the job directly. With
+//! `--unlink` the job inherits the lock descriptor too, so the lock lives
+//! until both have gone (and anything the job left holding it), and killing
+//! the parent never lets a second job in. With `--no-inherit` the job does
+//! not get the descriptor; to keep that promise, the job is killed when
+//! withlock dies (Linux: the parent-death signal, SIGKILL; other systems
+//! have no such signal, so there `--no-inherit` does not keep it). Signals sent to the parent by a process (kill,
 //! systemctl stop) are passed on to the job; signals from the terminal
 //! (Ctrl-C, Ctrl-\) already reach the job through its process group, so they
 //! are not passed on twice. The parent's status is the job's, a death by
 //! signal included. A signal that arrives while the job is being started is
 //! held back until the job's pid is known, never lost.
 
+use crate::cli::Options;
 use crate::error::Failure;
 use crate::exec::{self, Argv};
 use crate::lock::Locked;
@@ -60,9 +65,12 @@ pub fn run(
     locked: &Locked,
     path: &CStr,
     argv: Argv,
-    verbose: bool,
+    options: &Options,
     store_record: impl FnOnce(u32),
 ) -> Result<u8, Failure<'static>> {
+    let verbose = options.verbose;
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
     let forwarded = signal_set(&FORWARDED);
     let mut old_mask = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: valid sets; hold the forwarded signals back until the job's
@@ -93,6 +101,9 @@ pub fn run(
         // The child: exec resets the handlers; restore the caller's mask.
         // SAFETY: a valid saved mask.
         unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, ptr::null_mut()) };
+        if options.no_inherit {
+            let_only_the_parent_hold(locked, parent);
+        }
         let failure = exec::exec_command(argv);
         failure.report(b"", argv.iter().next().unwrap_or(b""), c"", false);
         // SAFETY: _exit takes a plain integer and never returns.
@@ -123,7 +134,9 @@ pub fn run(
 
     // Remove the file while we still hold its lock, and only if it is still
     // the file we locked.
-    if sys::lstat(path).is_ok_and(|now| now.st_dev == locked.stat.st_dev && now.st_ino == locked.stat.st_ino)
+    if options.unlink
+        && sys::lstat(path)
+            .is_ok_and(|now| now.st_dev == locked.stat.st_dev && now.st_ino == locked.stat.st_ino)
     {
         // SAFETY: a valid C string.
         unsafe { libc::unlink(path.as_ptr()) };
@@ -136,6 +149,24 @@ pub fn run(
         die_like(libc::WTERMSIG(status));
     }
     Ok(libc::WEXITSTATUS(status) as u8)
+}
+
+/// In the child, for `--no-inherit`: close the lock's descriptor at exec,
+/// and die with the parent, which alone holds the lock.
+fn let_only_the_parent_hold(locked: &Locked, parent: libc::pid_t) {
+    // SAFETY: fcntl on our own descriptor with plain integer arguments.
+    unsafe { libc::fcntl(locked.fd.raw(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid and
+    // _exit cannot fail. If the parent died before the signal was armed, the
+    // lock is gone already: run nothing (exit as for a busy lock).
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(c_int::from(crate::exit::BUSY));
+        }
+    }
+    let _ = parent;
 }
 
 /// End this process with `signal`, as the job ended, without a core dump

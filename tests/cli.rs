@@ -21,6 +21,8 @@ mod job_env;
 mod minimal_env;
 #[path = "cli/name.rs"]
 mod name;
+#[path = "cli/no_inherit.rs"]
+mod no_inherit;
 #[path = "cli/options.rs"]
 mod options;
 #[path = "cli/safety.rs"]

@@ -19,6 +19,7 @@ _withlock() {
         --replace
         --kill-after=
         --unlink
+        --no-inherit
         --name=
         --status
         --json
