@@ -16,6 +16,8 @@ command -v flock >/dev/null || need+=(util-linux)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v musl-gcc >/dev/null || need+=(musl-tools)
 command -v objcopy >/dev/null || need+=(binutils)
+command -v lckdo >/dev/null || need+=(moreutils)           # --fcntl interop
+command -v with-lock-ex >/dev/null || need+=(chiark-utils-bin)
 # The packaging and documentation checks: the three shells and bash-completion (the
 # completions are loaded for real), man-db and groff (the man page must render without
 # warnings), dpkg-deb and readelf (the release files).

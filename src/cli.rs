@@ -59,6 +59,8 @@ pub struct Options {
     pub shared: bool,
     /// `--no-inherit`: only withlock holds the lock, not the job.
     pub no_inherit: bool,
+    /// `--fcntl`: an OFD fcntl lock instead of flock (Linux).
+    pub fcntl: bool,
     /// `-c STRING`: where STRING is in argv; run it with `/bin/sh -c`.
     pub shell: Option<ValueAt>,
     /// `--name NAME`: where NAME is in argv; lock it in withlock's directory.
@@ -88,6 +90,7 @@ impl Options {
         unlink: false,
         shared: false,
         no_inherit: false,
+        fcntl: false,
         shell: None,
         name: None,
     };
@@ -124,6 +127,7 @@ enum Flag {
     Unlink,
     Shared,
     NoInherit,
+    Fcntl,
     Help,
     Version,
 }
@@ -148,6 +152,7 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"unlink" => Opt::Flag(Flag::Unlink),
         b"shared" => Opt::Flag(Flag::Shared),
         b"no-inherit" => Opt::Flag(Flag::NoInherit),
+        b"fcntl" => Opt::Flag(Flag::Fcntl),
         b"name" => Opt::Valued(Valued::Name),
         b"help" => Opt::Flag(Flag::Help),
         b"version" => Opt::Flag(Flag::Version),
@@ -244,6 +249,11 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     if options.kill_after.is_some() && !options.replace {
         return usage("--kill-after goes with --replace", None);
     }
+    if options.fcntl && !cfg!(any(target_os = "linux", target_os = "android")) {
+        // POSIX locks, the only fcntl locks here, drop when any descriptor on
+        // the file closes, as the holder record's does.
+        return usage("--fcntl needs Linux (open file description locks)", None);
+    }
     if options.shared && (options.replace || options.unlink) {
         // Several holders share the lock: none may stop the others, and one
         // that removed the file would let an exclusive holder in beside them.
@@ -304,6 +314,7 @@ fn set_flag(options: &mut Options, flag: Flag) {
         Flag::Unlink => options.unlink = true,
         Flag::Shared => options.shared = true,
         Flag::NoInherit => options.no_inherit = true,
+        Flag::Fcntl => options.fcntl = true,
         Flag::Help | Flag::Version => {}
     }
 }

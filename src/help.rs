@@ -23,6 +23,8 @@ pub const HELP: &str = concat!(
     "  -c, --command STRING      run STRING with /bin/sh -c (then no COMMAND)\n",
     "  -s, --shared              a shared lock: shared holders run together, never\n",
     "                            with an exclusive one\n",
+    "      --fcntl               an OFD fcntl lock instead of flock(2) (Linux): works\n",
+    "                            on NFS, excludes lckdo and with-lock-ex, not flock\n",
     "  -q, --quiet               a busy lock (or expired wait) exits 0, silently\n",
     "  -v, --verbose             say what withlock does, on stderr\n",
     "  -E, --conflict-exit-code N\n",

@@ -60,7 +60,7 @@ pub fn inspect<'b>(
 ) -> Holder<'b> {
     let unknown = State::Held { locker: None, shared: 0 };
     let state = match kernel_lockers(st) {
-        Some(Lockers { pid: Some(pid), shared }) => State::Held { locker: Some(pid), shared },
+        Some(Lockers { count: 1.., pid, shared }) => State::Held { locker: pid, shared },
         Some(_) if known_held => unknown,
         Some(_) => State::Free,
         None if known_held => unknown,
@@ -109,7 +109,10 @@ fn judge(record: &Record, locker: Option<u32>) -> Trust {
 
 /// Who holds flock locks on a file, as `/proc/locks` tells it.
 pub struct Lockers {
-    /// The process that took a lock on it (one of them, if shared).
+    /// How many locks it has (any kind).
+    pub count: u32,
+    /// The process that took a lock on it (one of them, if shared; none for
+    /// an OFD lock, which /proc/locks shows with pid -1).
     pub pid: Option<u32>,
     /// How many hold it shared.
     pub shared: u32,
@@ -130,15 +133,17 @@ pub fn kernel_lockers(st: &libc::stat) -> Option<Lockers> {
     let id = id.as_bytes();
 
     let file = sys::open(c"/proc/locks", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
-    let mut found = Lockers { pid: None, shared: 0 };
+    let mut found = Lockers { count: 0, pid: None, shared: 0 };
     for_each_line(file.raw(), |line| {
         // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF" (READ if shared);
         // waiters have "->" after the number, and so do not match.
         let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
         let (_, kind, _, access, pid, file) =
             (words.next(), words.next(), words.next(), words.next(), words.next(), words.next());
-        if kind == Some(b"FLOCK") && file == Some(id) {
-            found.pid = pid.and_then(parse_u32);
+        // flock locks, and --fcntl's OFD locks (pid -1: none to name).
+        if matches!(kind, Some(b"FLOCK" | b"OFDLCK")) && file == Some(id) {
+            found.count += 1;
+            found.pid = pid.and_then(parse_u32).or(found.pid);
             found.shared += u32::from(access == Some(b"READ"));
         }
     });

@@ -59,11 +59,10 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
     let mut announced = false;
     let mut replaced = false;
     loop {
-        let Some((fd, opened, writable)) = open_lock_file(path, options.insecure)? else {
+        let Some((fd, opened, writable)) = open_lock_file(path, options)? else {
             continue; // Removed as we opened it: open the name afresh.
         };
-        let kind = if options.shared { libc::LOCK_SH } else { libc::LOCK_EX };
-        let fd = match sys::flock(fd.raw(), kind | libc::LOCK_NB) {
+        let fd = match take(options, fd.raw(), false) {
             Ok(()) => fd,
             Err(Errno(libc::EWOULDBLOCK)) if options.replace && !replaced => {
                 replaced = true;
@@ -76,7 +75,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
                 announced = true;
                 match options.wait {
                     Wait::No => return Err(Failure::Busy),
-                    Wait::Forever => block(fd, kind)?,
+                    Wait::Forever => block(fd, options)?,
                     Wait::For(limit) => {
                         let armed = match deadline {
                             Some(ref armed) => armed,
@@ -85,7 +84,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
                                     .map_err(|errno| Failure::System { call: "setitimer", errno })?,
                             ),
                         };
-                        armed.lock(fd, kind).map_err(|missed| match missed {
+                        armed.lock(fd, |fd| take(options, fd, true)).map_err(|missed| match missed {
                             Missed::Expired => Failure::TimedOut(limit),
                             Missed::Failed(errno) => Failure::System { call: "flock", errno },
                         })?
@@ -160,7 +159,7 @@ fn replace_holder(fd: Fd, st: &libc::stat, options: &Options, lock: &[u8]) -> Re
         let dup = sys::dup_cloexec(fd.raw()).map_err(|errno| Failure::System { call: "dup", errno })?;
         let deadline =
             Deadline::start(limit).map_err(|errno| Failure::System { call: "setitimer", errno })?;
-        match deadline.lock(dup, libc::LOCK_EX) {
+        match deadline.lock(dup, |fd| take(options, fd, true)) {
             Ok(_dup) => Ok(true),
             Err(Missed::Expired) => Ok(false),
             Err(Missed::Failed(errno)) => Err(Failure::System { call: "flock", errno }),
@@ -193,10 +192,16 @@ fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
 /// Open or create the lock file and refuse it if it is unsafe. `None` if
 /// the file was removed between our open and our look at it (it has no
 /// name left, so there is nothing to judge or lock: start over).
-fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
+fn open_lock_file(
+    path: &CStr,
+    options: &Options,
+) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
+    // An exclusive fcntl lock needs a descriptor open for writing.
+    let needs_write = options.fcntl && !options.shared;
     let read_only = || sys::open(path, LOCK_FILE_FLAGS | libc::O_RDONLY, LOCK_FILE_MODE);
     let opened = match sys::open(path, LOCK_FILE_FLAGS | libc::O_RDWR, LOCK_FILE_MODE) {
         Ok(fd) => Ok((fd, true)),
+        Err(errno) if needs_write => Err(errno),
         // Not ours to write (root's file, a read-only file system, a program
         // running now): lock it read-only, without a record.
         Err(Errno(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)) => {
@@ -217,7 +222,7 @@ fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat,
     };
     let fstat = |fd: &Fd| sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno });
     let mut st = fstat(&fd)?;
-    if writable && sys::permissions(&st) & 0o111 != 0 {
+    if writable && !needs_write && sys::permissions(&st) & 0o111 != 0 {
         // An executable: the job must get a read-only descriptor (see above).
         fd = read_only().map_err(|errno| Failure::CannotOpen { errno, on_path: false })?;
         writable = false;
@@ -226,15 +231,15 @@ fn open_lock_file(path: &CStr, insecure: bool) -> Result<Option<(Fd, libc::stat,
     if sys::links(&st) == 0 {
         return Ok(None);
     }
-    locate::judge_lock_file(&st, insecure).map_err(|why| Failure::Refused { why })?;
+    locate::judge_lock_file(&st, options.insecure).map_err(|why| Failure::Refused { why })?;
     Ok(Some((fd, st, writable)))
 }
 
-/// Wait without limit for a lock of `kind`. `EINTR` can only come from a
-/// stop and continue here (no handlers are installed), so just wait again.
-fn block(fd: Fd, kind: c_int) -> Result<Fd, Failure<'static>> {
+/// Wait without limit. `EINTR` can only come from a stop and continue here
+/// (no handlers are installed), so just wait again.
+fn block(fd: Fd, options: &Options) -> Result<Fd, Failure<'static>> {
     loop {
-        match sys::flock(fd.raw(), kind) {
+        match take(options, fd.raw(), true) {
             Ok(()) => return Ok(fd),
             Err(Errno(libc::EINTR)) => {}
             Err(errno) => {
@@ -242,6 +247,18 @@ fn block(fd: Fd, kind: c_int) -> Result<Fd, Failure<'static>> {
             }
         }
     }
+}
+
+/// Take the lock on `fd` as `options` say (flock, or with `--fcntl` an OFD
+/// lock; exclusive, or shared with `--shared`), waiting if `wait`. A busy
+/// lock is `EWOULDBLOCK` either way.
+fn take(options: &Options, fd: c_int, wait: bool) -> Result<(), Errno> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if options.fcntl {
+        return sys::ofd_lock(fd, options.shared, wait);
+    }
+    let kind = if options.shared { libc::LOCK_SH } else { libc::LOCK_EX };
+    sys::flock(fd, if wait { kind } else { kind | libc::LOCK_NB })
 }
 
 // Messages are out of line, so their buffers stay off the fast path's stack.

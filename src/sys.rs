@@ -169,6 +169,27 @@ pub fn flock(fd: c_int, operation: c_int) -> Result<(), Errno> {
     check(unsafe { libc::flock(fd, operation) }).map(drop)
 }
 
+/// An open-file-description fcntl lock on the whole file (Linux only):
+/// `shared` for a read lock, `wait` to block. Like flock(2) locks they
+/// belong to the open file description (inherited, kept when other
+/// descriptors close), but they are fcntl locks: NFS carries them, and they
+/// conflict with POSIX locks (lckdo, with-lock-ex). A busy lock is
+/// `EWOULDBLOCK`, as from flock.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn ofd_lock(fd: c_int, shared: bool, wait: bool) -> Result<(), Errno> {
+    // SAFETY: all-zero is a valid flock struct (l_pid must be 0 for OFD).
+    let mut range: libc::flock = unsafe { core::mem::zeroed() };
+    range.l_type = (if shared { libc::F_RDLCK } else { libc::F_WRLCK }) as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    let command = if wait { libc::F_OFD_SETLKW } else { libc::F_OFD_SETLK };
+    // SAFETY: `range` is a valid flock struct for the call.
+    match check(unsafe { libc::fcntl(fd, command, &range) }) {
+        Ok(_) => Ok(()),
+        Err(Errno(libc::EAGAIN | libc::EACCES)) => Err(Errno(libc::EWOULDBLOCK)),
+        Err(errno) => Err(errno),
+    }
+}
+
 /// The effective user id: the owner withlock trusts besides root. Asked
 /// once; the walk and the lock file's check both need it.
 pub fn geteuid() -> libc::uid_t {

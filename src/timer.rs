@@ -109,16 +109,17 @@ impl Deadline {
         Ok(deadline)
     }
 
-    /// Block until `fd` is locked exclusively or the deadline passes. On
-    /// success the descriptor comes back; otherwise it is closed.
-    pub fn lock(&self, fd: Fd, operation: c_int) -> Result<Fd, Missed> {
+    /// Block in `lock` (a blocking lock call on a descriptor) until `fd` is
+    /// locked or the deadline passes. On success the descriptor comes back;
+    /// otherwise it is closed.
+    pub fn lock(&self, fd: Fd, lock: impl Fn(c_int) -> Result<(), Errno>) -> Result<Fd, Missed> {
         let fd = fd.into_raw();
         WATCHED.store(fd, SeqCst);
         let outcome = loop {
             if EXPIRED.load(SeqCst) {
                 break Err(Missed::Expired);
             }
-            match sys::flock(fd, operation) {
+            match lock(fd) {
                 Ok(()) => break Ok(()),
                 // EINTR: the alarm or another signal; EBADF: the alarm closed
                 // the descriptor before flock began. The loop's check decides.

@@ -11,6 +11,8 @@ mod support;
 mod args;
 #[path = "cli/exit_codes.rs"]
 mod exit_codes;
+#[path = "cli/fcntl.rs"]
+mod fcntl;
 #[path = "cli/holder.rs"]
 mod holder;
 #[path = "cli/interop.rs"]

@@ -20,6 +20,7 @@ _withlock() {
         --kill-after=
         --unlink
         --no-inherit
+        --fcntl
         --name=
         --status
         --json

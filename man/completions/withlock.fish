@@ -17,6 +17,7 @@ set -g __withlock_options \
     '- replace|If the lock is held, stop its job and run in its place' \
     '- kill-after DURATION|With --replace: SIGKILL after this long (10s)' \
     '- unlink|Remove the lock file when the command ends' \
+    '- fcntl|An OFD fcntl lock instead of flock (NFS; excludes lckdo and with-lock-ex)' \
     '- no-inherit|Only withlock holds the lock, not the command (jobs that start daemons)' \
     '- name NAME|Lock NAME in withlock''s own directory instead of a LOCK path' \
     '- status|Say who holds each LOCK or DIRECTORY of locks' \

@@ -53,8 +53,11 @@ fn the_job_does_not_get_the_lock_descriptor() {
         out.stdout_str()
     );
     // Without the option it does (the default, documented behaviour).
-    let out =
-        run(withlock().arg(t.lock()).args(["sh", "-c", r#"for f in /proc/$$/fd/*; do readlink "$f"; done; true"#]));
+    let out = run(withlock().arg(t.lock()).args([
+        "sh",
+        "-c",
+        r#"for f in /proc/$$/fd/*; do readlink "$f"; done; true"#,
+    ]));
     assert!(out.stdout_str().lines().any(|l| l == lock), "{}", out.stdout_str());
 }
 
