@@ -142,6 +142,7 @@ lines=(
     "withlock -q $lock ls --al"
     "withlock -- $lock echo --"
     "withlock $lock ls --al"
+    "withlock --name job ech"
 )
 zsh_answers || fail "zsh did not answer"
 
@@ -200,6 +201,8 @@ for sh in "${shells[@]}"; do
     # ... with its own options, never withlock's: options come only before LOCK.
     expect "$sh" "withlock -q $lock ls --al" --not --wait --wait= --quiet
     expect "$sh" "withlock -- $lock echo --" --not --wait --wait= --quiet
+    # With --name NAME there is no LOCK: the command comes right after (bash, zsh).
+    case $sh in bash*|zsh) expect "$sh" "withlock --name job ech" echo --not --quiet ;; esac
     echo "$sh: values, LOCK, command: ok"
 done
 # ls's own options after the command, where the shell knows them (bash-completion, zsh, fish).

@@ -27,7 +27,7 @@ _withlock() {
         -h --help
         -V --version
     )
-    local cur=${COMP_WORDS[COMP_CWORD]} i=1 word value= lock=0 o
+    local cur=${COMP_WORDS[COMP_CWORD]} i=1 word value= lock=0 named=0 o
 
     # Options come only before LOCK. Walk the words before the cursor to find LOCK;
     # `value` says what the word under the cursor is the value of, if anything.
@@ -41,6 +41,9 @@ _withlock() {
             break
             ;;
         --?*)
+            # With --name NAME there is no LOCK: the first word after the options
+            # is the command.
+            [[ ${word%%=*} == --name ]] && named=1
             if _withlock_valued "${word%%=*}" && [[ $word != *=* ]]; then
                 value=$word
                 if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
@@ -64,7 +67,7 @@ _withlock() {
             ;;
         =) ;;
         *)
-            lock=$i
+            lock=$((i - named))
             break
             ;;
         esac
@@ -79,6 +82,8 @@ _withlock() {
             -w | --wait | --timeout) COMPREPLY=($(compgen -W 'forever' -- "$cur")) ;;
             *) COMPREPLY=() ;;
             esac
+        elif ((named)) && [[ $cur != -* ]]; then
+            COMPREPLY=($(compgen -c -- "$cur")) # the command, with --name
         elif [[ $cur == -* ]]; then
             local offer=()
             for o in "${options[@]}"; do
