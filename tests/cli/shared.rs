@@ -59,12 +59,15 @@ fn an_exclusive_waiter_starts_when_the_last_shared_holder_ends() {
 fn a_stream_of_overlapping_shared_holders_keeps_a_writer_out() {
     let _t = timing();
     let t = TempDir::new();
-    let mut readers = vec![holder(&t, &["-s"], "0.8")];
+    // The first reader outlasts the writer's wait, so the outcome does not depend on how
+    // fast readers start; each later reader getting in (holder() waits until it holds
+    // the lock) while the writer waits is the point: waiting writers get no priority.
+    let mut readers = vec![holder(&t, &["-s"], "3")];
     let mut writer = start(withlock().args(["-w", "1"]).arg(t.lock()).arg("true"));
-    let until = Instant::now() + Duration::from_millis(1600);
+    let until = Instant::now() + Duration::from_millis(800);
     while Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200));
-        readers.push(holder(&t, &["-s"], "0.8"));
+        readers.push(holder(&t, &["-s"], "0.5"));
     }
     let out = writer_wait(&mut writer);
     assert_eq!(out, Some(75), "the writer got in between overlapping readers");
