@@ -199,7 +199,7 @@ fn lock_and_run(
         Ok(locked) => {
             // SAFETY: all-zero is a valid utsname, for uname to fill.
             let mut uts = unsafe { core::mem::zeroed() };
-            let mut store_record = |job: u32| {
+            let mut store_record = |job: Option<u32>| {
                 // Shared holders are many: none of them is "the" holder.
                 if !options.shared {
                     let facts = record::Facts::now(job, record::host_name(&mut uts));
@@ -212,8 +212,7 @@ fn lock_and_run(
                     Err(failure) => failure,
                 }
             } else {
-                // SAFETY: getpid cannot fail.
-                store_record(u32::try_from(unsafe { libc::getpid() }).unwrap_or(0));
+                store_record(None);
                 exec::become_command(locked.fd, argv, options.verbose)
             }
         }

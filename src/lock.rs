@@ -86,13 +86,13 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
                         };
                         armed.lock(fd, |fd| take(options, fd, true)).map_err(|missed| match missed {
                             Missed::Expired => Failure::TimedOut(limit),
-                            Missed::Failed(errno) => Failure::System { call: "flock", errno },
+                            Missed::Failed(errno) => Failure::System { call: lock_call(options), errno },
                         })?
                     }
                 }
             }
             Err(errno) => {
-                return Err(Failure::System { call: "flock", errno });
+                return Err(Failure::System { call: lock_call(options), errno });
             }
         };
 
@@ -162,7 +162,7 @@ fn replace_holder(fd: Fd, st: &libc::stat, options: &Options, lock: &[u8]) -> Re
         match deadline.lock(dup, |fd| take(options, fd, true)) {
             Ok(_dup) => Ok(true),
             Err(Missed::Expired) => Ok(false),
-            Err(Missed::Failed(errno)) => Err(Failure::System { call: "flock", errno }),
+            Err(Missed::Failed(errno)) => Err(Failure::System { call: lock_call(options), errno }),
         }
     };
     if wait(libc::SIGTERM, options.kill_after.unwrap_or(DEFAULT_KILL_AFTER))?
@@ -243,10 +243,15 @@ fn block(fd: Fd, options: &Options) -> Result<Fd, Failure<'static>> {
             Ok(()) => return Ok(fd),
             Err(Errno(libc::EINTR)) => {}
             Err(errno) => {
-                return Err(Failure::System { call: "flock", errno });
+                return Err(Failure::System { call: lock_call(options), errno });
             }
         }
     }
+}
+
+/// The system call `take` makes, for messages.
+fn lock_call(options: &Options) -> &'static str {
+    if options.fcntl { "fcntl" } else { "flock" }
 }
 
 /// Take the lock on `fd` as `options` say (flock, or with `--fcntl` an OFD

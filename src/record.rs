@@ -63,15 +63,17 @@ pub struct Facts<'a> {
 }
 
 impl Facts<'_> {
-    /// The facts for a job with process id `job` (this process, unless
-    /// withlock stays its parent), taking the lock now.
-    pub fn now(job: u32, host: &[u8]) -> Facts<'_> {
-        // SAFETY: these calls take no arguments and cannot fail.
-        let (locker, pgid, uid) =
-            unsafe { (libc::getpid(), libc::getpgid(job as libc::pid_t), libc::getuid()) };
+    /// The facts for the job, taking the lock now: `job` is its process id
+    /// when withlock stays its parent, `None` when the job is this process.
+    pub fn now(job: Option<u32>, host: &[u8]) -> Facts<'_> {
+        // SAFETY: getpid and getuid cannot fail.
+        let (locker, uid) = unsafe { (u32::try_from(libc::getpid()).unwrap_or(0), libc::getuid()) };
+        let job = job.unwrap_or(locker);
+        // SAFETY: getpgid takes a plain pid; an error (-1) is recorded as 0.
+        let pgid = unsafe { libc::getpgid(job as libc::pid_t) };
         Facts {
             pid: job,
-            locker: u32::try_from(locker).unwrap_or(0),
+            locker,
             pgid: u32::try_from(pgid).unwrap_or(0),
             uid,
             host,

@@ -66,7 +66,7 @@ pub fn run(
     path: &CStr,
     argv: Argv,
     options: &Options,
-    store_record: impl FnOnce(u32),
+    store_record: impl FnOnce(Option<u32>),
 ) -> Result<u8, Failure<'static>> {
     let verbose = options.verbose;
     // SAFETY: getpid cannot fail.
@@ -110,7 +110,7 @@ pub fn run(
         unsafe { libc::_exit(c_int::from(failure.exit_code(0))) };
     }
     JOB.store(job, SeqCst);
-    store_record(job as u32);
+    store_record(Some(job as u32));
     if verbose {
         say(
             b"started the job as pid ",
