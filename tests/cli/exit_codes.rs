@@ -210,11 +210,7 @@ fn permission_denied_exits_73() {
         return;
     };
     // nobody must be able to reach the binary and the directory, but not write there.
-    set_mode(t.path(), 0o711);
-    let bin_dir = t.mkdir("bin", 0o755);
-    let bin = bin_dir.join("withlock");
-    fs::copy(crate::support::bin(), &bin).unwrap();
-    set_mode(&bin, 0o755);
+    let bin = crate::support::runnable_copy(&t);
     let dir = t.mkdir("d", 0o755);
     // Both a file that cannot be created and an existing root-only file cannot be opened.
     let existing = dir.join("root-only.lock");
@@ -295,11 +291,7 @@ fn unsearchable_path_directory_does_not_turn_not_found_into_126() {
             return;
         };
         // Run as nobody: t (0711) and the binary copy are reachable, `secret` is not.
-        set_mode(t.path(), 0o711);
-        let bin_dir = t.mkdir("bin", 0o755);
-        let bin = bin_dir.join("withlock");
-        fs::copy(crate::support::bin(), &bin).unwrap();
-        set_mode(&bin, 0o755);
+        let bin = crate::support::runnable_copy(&t);
         let locks = t.mkdir("locks", 0o755);
         chown(&locks, uid, gid);
         let out = run(std::process::Command::new("setpriv")

@@ -4,18 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, exists, run, start, timing, wait_until, withlock};
-
-/// Starts `cmd` (whose job creates `ready` and sleeps) and returns once it holds the lock.
-fn holding(cmd: &mut Command, ready: &std::path::Path) -> crate::support::Running {
-    let mut running = start(cmd);
-    assert!(
-        wait_until(Duration::from_secs(10), || exists(ready) || !running.is_running()) && exists(ready),
-        "the holder never got the lock: {}",
-        running.stderr_so_far()
-    );
-    running
-}
+use crate::support::{TempDir, exists, run, start_holding, timing, withlock};
 
 const JOB: [&str; 4] = ["sh", "-c", r#": > "$1"; exec sleep 30"#, "sh"];
 
@@ -34,7 +23,7 @@ fn have(tool: &str) -> bool {
 fn fcntl_locks_exclude_each_other_and_not_flock() {
     let t = TempDir::new();
     let ready = t.join("ready");
-    let _h = holding(withlock().arg("--fcntl").arg(t.lock()).args(JOB).arg(&ready), &ready);
+    let _h = start_holding(withlock().arg("--fcntl").arg(t.lock()).args(JOB).arg(&ready), &ready);
     run(withlock().arg("--fcntl").arg(t.lock()).arg("true")).assert_code(75);
     // flock(2) and fcntl locks ignore each other on Linux: the documented limit.
     run(withlock().arg(t.lock()).arg("true")).assert_code(0);
@@ -50,13 +39,15 @@ fn a_fcntl_waiter_starts_when_the_holder_ends() {
     let ready = t.join("ready");
     let mut holder = withlock();
     holder.arg("--fcntl").arg(t.lock()).args(["sh", "-c", r#": > "$1"; exec sleep 0.4"#, "sh"]).arg(&ready);
-    let _h = holding(&mut holder, &ready);
+    let _h = start_holding(&mut holder, &ready);
     let began = Instant::now();
     run(withlock().args(["--fcntl", "-w", "10"]).arg(t.lock()).arg("true")).assert_code(0);
     assert!(began.elapsed() >= Duration::from_millis(100), "the waiter did not wait");
     // And an expiring wait gives up.
-    let _h2 =
-        holding(withlock().arg("--fcntl").arg(t.lock()).args(JOB).arg(t.join("ready2")), &t.join("ready2"));
+    let _h2 = start_holding(
+        withlock().arg("--fcntl").arg(t.lock()).args(JOB).arg(t.join("ready2")),
+        &t.join("ready2"),
+    );
     run(withlock().args(["--fcntl", "-w", "0.2"]).arg(t.lock()).arg("true")).assert_code(75);
 }
 
@@ -64,7 +55,7 @@ fn a_fcntl_waiter_starts_when_the_holder_ends() {
 fn shared_fcntl_locks() {
     let t = TempDir::new();
     let ready = t.join("ready");
-    let _h = holding(withlock().args(["--fcntl", "-s"]).arg(t.lock()).args(JOB).arg(&ready), &ready);
+    let _h = start_holding(withlock().args(["--fcntl", "-s"]).arg(t.lock()).args(JOB).arg(&ready), &ready);
     run(withlock().args(["--fcntl", "-s"]).arg(t.lock()).arg("true")).assert_code(0);
     run(withlock().arg("--fcntl").arg(t.lock()).arg("true")).assert_code(75);
 }
@@ -78,11 +69,11 @@ fn lckdo_and_withlock_fcntl_exclude_each_other() {
     let ready = t.join("ready");
     let mut lckdo = Command::new("lckdo");
     lckdo.arg(t.lock()).args(JOB).arg(&ready);
-    let h = holding(&mut lckdo, &ready);
+    let h = start_holding(&mut lckdo, &ready);
     run(withlock().arg("--fcntl").arg(t.lock()).arg("true")).assert_code(75);
     drop(h);
     let ready2 = t.join("ready2");
-    let _h = holding(withlock().arg("--fcntl").arg(t.lock()).args(JOB).arg(&ready2), &ready2);
+    let _h = start_holding(withlock().arg("--fcntl").arg(t.lock()).args(JOB).arg(&ready2), &ready2);
     let out = Command::new("lckdo").args(["-q"]).arg(t.lock()).arg("true").output().unwrap();
     assert_eq!(out.status.code(), Some(75), "lckdo ran beside withlock --fcntl: {out:?}");
 }
@@ -96,11 +87,11 @@ fn with_lock_ex_and_withlock_fcntl_exclude_each_other() {
     let ready = t.join("ready");
     let mut wle = Command::new("with-lock-ex");
     wle.arg("-w").arg(t.lock()).args(JOB).arg(&ready);
-    let h = holding(&mut wle, &ready);
+    let h = start_holding(&mut wle, &ready);
     run(withlock().arg("--fcntl").arg(t.lock()).arg("true")).assert_code(75);
     drop(h);
     let ready2 = t.join("ready2");
-    let _h = holding(withlock().arg("--fcntl").arg(t.lock()).args(JOB).arg(&ready2), &ready2);
+    let _h = start_holding(withlock().arg("--fcntl").arg(t.lock()).args(JOB).arg(&ready2), &ready2);
     let marker = t.join("ran");
     let out =
         Command::new("with-lock-ex").arg("-f").arg(t.lock()).arg("touch").arg(&marker).output().unwrap();

@@ -19,7 +19,7 @@ use crate::exit_codes::{assert_busy, assert_free};
 use crate::support::{
     Out, Running, TEST_PATH, TempDir, bin, chown, exists, hold, hold_until_killed, mkfifo, read_string,
     require_catchable, require_root, require_root_and_nobody, run, run_within, send_signal, set_mode, start,
-    timing, unique_name, wait_until, withlock, without_proc,
+    start_holding, timing, unique_name, wait_until, withlock, without_proc,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -521,16 +521,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts `cmd`, a locker whose job creates `ready` once it holds the lock; returns once it
-/// does.
-#[track_caller]
-fn start_holder(cmd: &mut Command, ready: &Path) -> Running {
-    let mut running = start(cmd);
-    let ok = wait_until(Duration::from_secs(10), || exists(ready) || !running.is_running());
-    assert!(ok && exists(ready), "the holder never got the lock\nstderr: {:?}", running.stderr_so_far());
-    running
-}
-
 /// A holder started in a process group of its own, killed with its whole group when
 /// dropped: a failing test leaves nothing behind (flock(1)'s child, the job of an
 /// `--unlink` withlock, a shell's background job), even though the holder is no single
@@ -545,7 +535,7 @@ impl Group {
     #[track_caller]
     fn start(cmd: &mut Command, ready: &Path) -> Group {
         cmd.process_group(0);
-        let run = start_holder(cmd, ready);
+        let run = start_holding(cmd, ready);
         let pgid = run.pid();
         Group { run: Some(run), pgid }
     }
@@ -1348,7 +1338,7 @@ fn status_of_a_held_lock_names_the_current_holder() {
     let (before, before_boot) = (unix_now(), boot_ns());
     let mut cmd = withlock();
     cmd.process_group(0).arg(&lock).args(["sh", "-c", IDLE, "sh"]).arg(&ready);
-    let holder = start_holder(&mut cmd, &ready);
+    let holder = start_holding(&mut cmd, &ready);
     let pid = u64::try_from(holder.pid()).unwrap();
 
     let (code, o) = status_of(&lock);
@@ -1728,7 +1718,7 @@ fn replace_stops_a_holder_that_exits_on_sigterm() {
     let lock = t.lock();
     let (ready, trapped) = (t.join("ready"), t.join("trapped"));
     let script = r#"trap 'echo TERM >> "$2"; exit 0' TERM; : > "$1"; while :; do sleep 0.05; done"#;
-    let holder = start_holder(
+    let holder = start_holding(
         withlock().arg(&lock).args(["sh", "-c", script, "sh"]).arg(&ready).arg(&trapped),
         &ready,
     );
@@ -1756,7 +1746,7 @@ fn replace_sigkills_a_holder_that_ignores_sigterm() {
     let t = TempDir::new();
     let lock = t.lock();
     let ready = t.join("ready");
-    let holder = start_holder(
+    let holder = start_holding(
         withlock()
             .arg(&lock)
             .args(["sh", "-c", r#"trap '' TERM; : > "$1"; exec sleep 300"#, "sh"])
@@ -1895,7 +1885,7 @@ fn replace_of_another_users_job_needs_root() {
     let marks = t.mkdir("marks", 0o755);
     chown(&marks, uid, gid);
     let ready = marks.join("ready");
-    let holder = start_holder(
+    let holder = start_holding(
         as_user(uid, gid)
             .arg(&bin_copy)
             .arg(&lock)
@@ -2030,7 +2020,7 @@ fn unlink_passes_signals_sent_to_withlock_on_to_the_job_once() {
             continue;
         }
         let ready = t.join(format!("ready-{name}"));
-        let job = start_holder(
+        let job = start_holding(
             withlock().arg("--unlink").arg(&lock).args(["sh", "-c", script, "sh"]).arg(&ready).arg(name),
             &ready,
         );
@@ -2106,7 +2096,7 @@ fn unlink_ctrl_c_at_the_terminal_reaches_the_job_exactly_once() {
             Ok(())
         });
     }
-    let job = start_holder(&mut cmd, &ready);
+    let job = start_holding(&mut cmd, &ready);
     let mut tty = fs::File::from(master);
     tty.write_all(b"\x03").unwrap();
     let out = job.wait(Duration::from_secs(10));

@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::support::{
-    TEST_PATH, TempDir, bin, chown, exists, hold_using, require_root, run, set_mode, unique_name, withlock,
+    TEST_PATH, TempDir, chown, exists, hold_using, require_root, run, runnable_copy, set_mode, unique_name,
+    withlock,
 };
 
 /// The test user: not in /etc/passwd, so nothing else on the machine uses its uid.
@@ -24,15 +25,6 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// A copy of the binary that `UID` can run (the build directory may not be searchable).
-fn runnable_copy(t: &TempDir) -> PathBuf {
-    set_mode(t.path(), 0o711);
-    let dir = t.mkdir("bin", 0o755);
-    let copy = dir.join("withlock");
-    fs::copy(bin(), &copy).unwrap();
-    set_mode(&copy, 0o755);
-    copy
-}
-
 /// withlock (the copy at `bin`) as `UID`, with no XDG_RUNTIME_DIR unless `runtime_dir`.
 fn as_user(bin: &Path, runtime_dir: Option<&Path>) -> Command {
     let mut cmd = Command::new("setpriv");
@@ -150,6 +142,13 @@ fn a_user_gets_xdg_runtime_dir_withlock_0700() {
     holder.release();
 }
 
+/// `/tmp/withlock-UID`, the fallback directory, removed now and again when the guard drops.
+fn fresh_tmp_dir() -> (PathBuf, Cleanup) {
+    let dir = PathBuf::from(format!("/tmp/withlock-{UID}"));
+    let _ = fs::remove_dir_all(&dir);
+    (dir.clone(), Cleanup(dir))
+}
+
 #[test]
 fn without_xdg_runtime_dir_a_user_gets_tmp_withlock_uid_0700() {
     if !require_root("without_xdg_runtime_dir_a_user_gets_tmp_withlock_uid_0700") {
@@ -158,9 +157,7 @@ fn without_xdg_runtime_dir_a_user_gets_tmp_withlock_uid_0700() {
     let _serial = serial();
     let t = TempDir::new();
     let bin = runnable_copy(&t);
-    let dir = PathBuf::from(format!("/tmp/withlock-{UID}"));
-    let _ = fs::remove_dir_all(&dir);
-    let _cleanup = Cleanup(dir.clone());
+    let (dir, _cleanup) = fresh_tmp_dir();
     run(as_user(&bin, None).args(["--name", "job", "true"])).assert_code(0);
     assert_eq!(owner_and_mode(&dir), (UID, 0o700));
     assert_eq!(owner_and_mode(&dir.join("job")), (UID, 0o600));
@@ -180,9 +177,7 @@ fn a_tmp_directory_planted_by_someone_else_is_refused() {
     let _serial = serial();
     let t = TempDir::new();
     let bin = runnable_copy(&t);
-    let dir = PathBuf::from(format!("/tmp/withlock-{UID}"));
-    let _ = fs::remove_dir_all(&dir);
-    let _cleanup = Cleanup(dir.clone());
+    let (dir, _cleanup) = fresh_tmp_dir();
     fs::create_dir(&dir).unwrap();
     set_mode(&dir, 0o777);
     chown(&dir, OTHER, OTHER);

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, exists, run, run_within, start, timing, wait_until, withlock};
+use crate::support::{TempDir, exists, run, run_within, start, start_holding, timing, wait_until, withlock};
 
 /// `withlock [opts] LOCK sh -c ': > READY; sleep SECS'`, returned once it holds the lock.
 fn holder(t: &TempDir, opts: &[&str], secs: &str) -> crate::support::Running {
@@ -14,13 +14,7 @@ fn holder(t: &TempDir, opts: &[&str], secs: &str) -> crate::support::Running {
         .args(["sh", "-c", r#": > "$1"; exec sleep "$2""#, "sh"])
         .arg(&ready)
         .arg(secs);
-    let mut running = start(&mut cmd);
-    assert!(
-        wait_until(Duration::from_secs(10), || exists(&ready) || !running.is_running()) && exists(&ready),
-        "the holder never got the lock: {}",
-        running.stderr_so_far()
-    );
-    running
+    start_holding(&mut cmd, &ready)
 }
 
 #[test]

@@ -448,15 +448,33 @@ pub fn hold_using(dir: &TempDir, mut locker: Command, done_stamp: Option<&Path>)
         .arg(&ready)
         .arg(&release)
         .arg(done_stamp.map_or(OsStr::new(""), Path::as_os_str));
-    let mut run = start(&mut locker);
-    let ok = wait_until(Duration::from_secs(10), || exists(&ready) || !run.is_running());
+    Holder { run: start_holding(&mut locker, &ready), release }
+}
+
+/// Starts `cmd`, whose job creates `ready` once it runs (that is, holds the lock), and
+/// returns once it does; fails the test if it ends first or takes over 10 s.
+#[track_caller]
+pub fn start_holding(cmd: &mut Command, ready: &Path) -> Running {
+    let mut run = start(cmd);
+    let ok = wait_until(Duration::from_secs(10), || exists(ready) || !run.is_running());
     assert!(
-        ok && exists(&ready),
+        ok && exists(ready),
         "holder never got the lock: {}\nstderr: {:?}",
         run.what,
         run.stderr_so_far()
     );
-    Holder { run, release }
+    run
+}
+
+/// A copy of the binary that another user can run: `t` becomes 0711 and the copy sits in
+/// `t/bin` (0755), since `t` itself is the tests' private 0700 directory.
+pub fn runnable_copy(t: &TempDir) -> PathBuf {
+    set_mode(t.path(), 0o711);
+    let dir = t.mkdir("bin", 0o755);
+    let copy = dir.join("withlock");
+    fs::copy(bin(), &copy).unwrap();
+    set_mode(&copy, 0o755);
+    copy
 }
 
 /// `withlock LOCK <idle job>`, returned once it holds the lock.
@@ -473,16 +491,9 @@ pub fn hold(dir: &TempDir, lock: &Path) -> Holder {
 #[track_caller]
 pub fn hold_until_killed(dir: &TempDir, lock: &Path) -> Holder {
     let ready = dir.join(format!("holder-{}.ready", unique()));
-    let mut run =
-        start(withlock().arg(lock).args(["sh", "-c", r#": > "$1"; exec sleep 300"#, "sh"]).arg(&ready));
-    let ok = wait_until(Duration::from_secs(10), || exists(&ready) || !run.is_running());
-    assert!(
-        ok && exists(&ready),
-        "holder never got the lock: {}\nstderr: {:?}",
-        run.what,
-        run.stderr_so_far()
-    );
-    Holder { run, release: dir.join("never-released") }
+    let mut cmd = withlock();
+    cmd.arg(lock).args(["sh", "-c", r#": > "$1"; exec sleep 300"#, "sh"]).arg(&ready);
+    Holder { run: start_holding(&mut cmd, &ready), release: dir.join("never-released") }
 }
 
 /// `flock LOCK <idle job>` (util-linux), returned once it holds the lock.
