@@ -144,14 +144,20 @@ fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
     let mut dir = text::LineBuf::<{ locate::PATH_MAX }>::new();
     let mut path = text::LineBuf::<{ locate::PATH_MAX }>::new();
     if let Err(failure) = named::lock_path(name_of(args, options), true, dir.line(), path.line()) {
-        let lock_path = path.line().as_bytes();
-        let lock_path = lock_path.strip_suffix(b"\0").unwrap_or(lock_path);
-        failure.report(lock_path, b"", named::c_str(dir.line()), options.verbose);
-        return c_int::from(failure.exit_code(exit::BUSY));
+        return report_named(&failure, dir.line(), path.line(), options.verbose);
     }
     let lock_path = path.line().as_bytes();
     let lock_path = &lock_path[..lock_path.len() - 1]; // Without its NUL.
     walk_long_path(args, options, lock_path, command)
+}
+
+/// Say why `DIR/NAME` could not be reached (`path` and `dir` as
+/// `named::lock_path` left them) and return the exit code.
+fn report_named(failure: &Failure, dir: &text::Line, path: &text::Line, verbose: bool) -> c_int {
+    let lock_path = path.as_bytes();
+    let lock_path = lock_path.strip_suffix(b"\0").unwrap_or(lock_path);
+    failure.report(lock_path, b"", named::c_str(dir), verbose);
+    c_int::from(failure.exit_code(exit::BUSY))
 }
 
 /// `--status --name NAME [LOCK...]`: the named lock, then any others. It
@@ -162,10 +168,7 @@ fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     let mut dir = text::LineBuf::<{ locate::PATH_MAX }>::new();
     let mut path = text::LineBuf::<{ locate::PATH_MAX }>::new();
     if let Err(failure) = named::lock_path(name_of(args, options), false, dir.line(), path.line()) {
-        let lock_path = path.line().as_bytes();
-        let lock_path = lock_path.strip_suffix(b"\0").unwrap_or(lock_path);
-        failure.report(lock_path, b"", named::c_str(dir.line()), false);
-        return c_int::from(failure.exit_code(exit::BUSY));
+        return report_named(&failure, dir.line(), path.line(), false);
     }
     let named = core::iter::once(named::c_str(path.line()));
     c_int::from(status::run(named.chain((first..args.count).map(|i| args.get(i))), options.json))

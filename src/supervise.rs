@@ -153,6 +153,7 @@ pub fn run(
 
 /// In the child, for `--no-inherit`: close the lock's descriptor at exec,
 /// and die with the parent, which alone holds the lock.
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(unused_variables))]
 fn let_only_the_parent_hold(locked: &Locked, parent: libc::pid_t) {
     // SAFETY: fcntl on our own descriptor with plain integer arguments.
     unsafe { libc::fcntl(locked.fd.raw(), libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -166,7 +167,6 @@ fn let_only_the_parent_hold(locked: &Locked, parent: libc::pid_t) {
             libc::_exit(c_int::from(crate::exit::BUSY));
         }
     }
-    let _ = parent;
 }
 
 /// End this process with `signal`, as the job ended, without a core dump
