@@ -51,8 +51,11 @@ pub struct Options {
     pub json: bool,
     /// `--replace`: stop the holder's job and take its place.
     pub replace: bool,
-    /// `--kill-after`: how long `--replace` waits after SIGTERM.
+    /// `--kill-after`: from SIGTERM to SIGKILL when a job is stopped
+    /// (`--replace`'s holder, a job past `--max-runtime`).
     pub kill_after: Option<core::time::Duration>,
+    /// `--max-runtime`: stop the job's process group after this long.
+    pub max_runtime: Option<core::time::Duration>,
     /// `--unlink`: remove the lock file at the end, still holding the lock.
     pub unlink: bool,
     /// `-s, --shared`: a shared (reader's) lock instead of an exclusive one.
@@ -87,6 +90,7 @@ impl Options {
         json: false,
         replace: false,
         kill_after: None,
+        max_runtime: None,
         unlink: false,
         shared: false,
         no_inherit: false,
@@ -114,6 +118,7 @@ enum Valued {
     Wait,
     ConflictExitCode,
     KillAfter,
+    MaxRuntime,
     Name,
 }
 
@@ -149,6 +154,7 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"json" => Opt::Flag(Flag::Json),
         b"replace" => Opt::Flag(Flag::Replace),
         b"kill-after" => Opt::Valued(Valued::KillAfter),
+        b"max-runtime" => Opt::Valued(Valued::MaxRuntime),
         b"unlink" => Opt::Flag(Flag::Unlink),
         b"shared" => Opt::Flag(Flag::Shared),
         b"no-inherit" => Opt::Flag(Flag::NoInherit),
@@ -246,8 +252,8 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     if options.json && !options.status {
         return usage("--json goes with --status", None);
     }
-    if options.kill_after.is_some() && !options.replace {
-        return usage("--kill-after goes with --replace", None);
+    if options.kill_after.is_some() && !options.replace && options.max_runtime.is_none() {
+        return usage("--kill-after goes with --replace or --max-runtime", None);
     }
     if options.fcntl && !cfg!(any(target_os = "linux", target_os = "android")) {
         // POSIX locks, the only fcntl locks here, drop when any descriptor on
@@ -260,9 +266,9 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
         return usage("--shared does not go with --replace or --unlink", None);
     }
     if options.status {
-        if options.replace || options.unlink || options.no_inherit {
+        if options.replace || options.unlink || options.no_inherit || options.max_runtime.is_some() {
             return usage(
-                "--status only looks: it does not go with --replace, --unlink or --no-inherit",
+                "--status only looks: it does not go with --replace, --unlink, --no-inherit or --max-runtime",
                 None,
             );
         }
@@ -343,6 +349,10 @@ fn set_value<'a>(
             None => {
                 return usage("bad duration for --kill-after (examples: 10, 0.5, 250ms, 1m)", Some(value));
             }
+        },
+        Valued::MaxRuntime => match duration::parse(value) {
+            Some(limit) if !limit.is_zero() => options.max_runtime = Some(limit),
+            _ => return usage("bad duration for --max-runtime (examples: 90, 30m, 2h)", Some(value)),
         },
         Valued::ConflictExitCode => match parse_exit_code(value) {
             Some(code) => options.conflict_exit_code = Some(code),
@@ -469,7 +479,10 @@ mod tests {
         );
         let replace = Options { replace: true, kill_after: Some(Duration::from_secs(3)), ..Options::DEFAULT };
         assert_eq!(parse_strs(&["withlock", "--replace", "--kill-after=3", "L", "c"]), run(replace, 3));
-        assert_eq!(problem(&["withlock", "--kill-after", "3", "L", "c"]), "--kill-after goes with --replace");
+        assert_eq!(
+            problem(&["withlock", "--kill-after", "3", "L", "c"]),
+            "--kill-after goes with --replace or --max-runtime"
+        );
         assert!(
             problem(&["withlock", "--replace", "--kill-after", "x", "L", "c"]).starts_with("bad duration")
         );

@@ -17,6 +17,8 @@ pub const CANNOT_CREATE: u8 = 73; // EX_CANTCREAT
 pub const BUSY: u8 = 75; // EX_TEMPFAIL
 /// The lock's location or file was refused as unsafe.
 pub const REFUSED: u8 = 77; // EX_NOPERM
+/// The job ran past `--max-runtime` and was stopped (as timeout(1) says).
+pub const TIMED_OUT: u8 = 124;
 /// The command exists but cannot be executed (as shells report it).
 pub const CANNOT_EXECUTE: u8 = 126;
 /// The command was not found (as shells report it).

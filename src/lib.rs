@@ -174,6 +174,43 @@ fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     c_int::from(status::run(named.chain((first..args.count).map(|i| args.get(i))), options.json))
 }
 
+/// `--unlink`, `--no-inherit`, `--max-runtime`: run the job as a child (see
+/// [`supervise`]) and return its exit status, or 124 if it was stopped for
+/// running too long. A job killed by a signal kills us the same way.
+fn stay_parent(
+    locked: &lock::Locked,
+    path: &CStr,
+    argv: exec::Argv,
+    options: &cli::Options,
+    store_record: impl FnOnce(Option<u32>),
+) -> Result<u8, Failure<'static>> {
+    let watch = supervise::Watch {
+        own_group: options.max_runtime.is_some(),
+        max_runtime: options.max_runtime,
+        kill_after: options.kill_after.unwrap_or(lock::DEFAULT_KILL_AFTER),
+        die_with_parent: options.no_inherit,
+        withhold: if options.no_inherit { Some(locked.fd.raw()) } else { None },
+        verbose: options.verbose,
+    };
+    let ended = supervise::run(argv, &watch, &mut supervise::NoGuard, |job| store_record(Some(job)))?;
+    // Remove the file while we still hold its lock, and only if it is still
+    // the file we locked.
+    if options.unlink
+        && sys::lstat(path)
+            .is_ok_and(|now| now.st_dev == locked.stat.st_dev && now.st_ino == locked.stat.st_ino)
+    {
+        // SAFETY: a valid C string.
+        unsafe { libc::unlink(path.as_ptr()) };
+        if options.verbose {
+            supervise::say(b"the job ended; removed the lock file", None, b"");
+        }
+    }
+    Ok(match ended {
+        supervise::Ended::Exited(status) => supervise::exit_like(status),
+        _ => exit::TIMED_OUT,
+    })
+}
+
 /// After the walk: take the lock and become the command, or say why not
 /// and return the exit code.
 fn lock_and_run(
@@ -209,8 +246,8 @@ fn lock_and_run(
                     record::store(resolved.as_cstr(), &locked, &facts, argv.iter());
                 }
             };
-            if options.unlink || options.no_inherit {
-                match supervise::run(&locked, resolved.as_cstr(), argv, options, store_record) {
+            if options.unlink || options.no_inherit || options.max_runtime.is_some() {
+                match stay_parent(&locked, resolved.as_cstr(), argv, options, store_record) {
                     Ok(status) => return c_int::from(status),
                     Err(failure) => failure,
                 }

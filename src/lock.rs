@@ -175,8 +175,8 @@ fn replace_holder(fd: Fd, st: &libc::stat, options: &Options, lock: &[u8]) -> Re
     ))
 }
 
-/// How long `--replace` waits after SIGTERM, unless `--kill-after` says.
-const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(10);
+/// From SIGTERM to SIGKILL (`--replace`, `--max-runtime`), unless `--kill-after` says.
+pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(10);
 
 #[cold]
 #[inline(never)]

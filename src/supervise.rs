@@ -1,31 +1,40 @@
-//! Staying the job's parent, for `--unlink` (the lock file is removed after
-//! the job ends, while withlock still holds the lock, so a directory of lock
-//! files shows exactly the jobs running now) and `--no-inherit` (only
-//! withlock holds the lock, so a daemon the job leaves behind cannot pin it).
+//! Staying the job's parent, for the modes that need someone to watch the
+//! job: `--unlink` (remove the lock file after the job, still holding the
+//! lock), `--no-inherit` (only withlock holds the lock, so a daemon the job
+//! leaves behind cannot pin it), `--max-runtime` (stop a hung job), and a
+//! lock in etcd (keep the lease alive; stop the job before it can lapse).
 //!
-//! This is the one mode that forks; the others exec the job directly. With
-//! `--unlink` the job inherits the lock descriptor too, so the lock lives
-//! until both have gone (and anything the job left holding it), and killing
-//! the parent never lets a second job in. With `--no-inherit` the job does
-//! not get the descriptor; to keep that promise, the job is killed when
-//! withlock dies (Linux: the parent-death signal, SIGKILL; other systems
-//! have no such signal, so there `--no-inherit` does not keep it). Signals sent to the parent by a process (kill,
-//! systemctl stop) are passed on to the job; signals from the terminal
-//! (Ctrl-C, Ctrl-\) already reach the job through its process group, so they
-//! are not passed on twice. The parent's status is the job's, a death by
-//! signal included. A signal that arrives while the job is being started is
-//! held back until the job's pid is known, never lost.
+//! This is the one mode that forks; the plain path execs the job directly.
+//! The parent waits in one loop, woken by a self-pipe that every signal
+//! handler writes to (so no signal is lost between a check and the wait) or
+//! by the next deadline: the run-time limit, the SIGKILL after
+//! `--kill-after`, or a [`Guard`]'s next duty (an etcd keepalive).
+//!
+//! Process groups. With `--max-runtime` or a [`Guard`] the job gets its own
+//! process group, so that stopping it stops everything it started. If
+//! withlock was in the terminal's foreground, the job's group takes the
+//! terminal: Ctrl-C and Ctrl-\ reach the job once, and Ctrl-Z stops the job,
+//! then withlock (so the shell sees a stopped job; `fg` and `bg` continue
+//! both). Signals sent to withlock are passed to the whole group. Without an
+//! own group (`--unlink`, `--no-inherit`), the job shares withlock's group:
+//! terminal signals already reach it, so only signals a process sent to
+//! withlock alone are passed on, never twice.
+//!
+//! Killing withlock. With `--unlink` or `--max-runtime` the job inherits the
+//! lock descriptor: the lock lives until the job is gone. With
+//! `--no-inherit` or a [`Guard`] it does not, so the job is killed when
+//! withlock dies (Linux: the parent-death signal; other systems have none,
+//! so there this promise is not kept).
 
-use crate::cli::Options;
 use crate::error::Failure;
 use crate::exec::{self, Argv};
-use crate::lock::Locked;
 use crate::sys::{self, Errno};
 use crate::text;
-use core::ffi::{CStr, c_int};
+use core::ffi::c_int;
 use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicI32, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use core::time::Duration;
 
 /// The signals passed on to the job.
 const FORWARDED: [c_int; 6] =
@@ -33,18 +42,33 @@ const FORWARDED: [c_int; 6] =
 
 /// The job's pid, for the handler.
 static JOB: AtomicI32 = AtomicI32::new(0);
+/// Whether the job leads its own process group (signals go to the group).
+static OWN_GROUP: AtomicBool = AtomicBool::new(false);
+/// The self-pipe's write end: every handled signal wakes the wait loop.
+static WAKE: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn forward(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
     let job = JOB.load(SeqCst);
-    // si_code > 0: sent by the kernel (the terminal's Ctrl-C reaches the
-    // whole foreground group, the job included). Only what a process sent
-    // to us alone is passed on.
-    if code <= 0 && job > 0 && sender != job {
-        // SAFETY: kill is async-signal-safe and takes plain integers.
-        unsafe { libc::kill(job, signal) };
+    if signal != libc::SIGCHLD && job > 0 {
+        if OWN_GROUP.load(SeqCst) {
+            // The job's group is not ours: whatever reached us, from the
+            // terminal or a process, has not reached it.
+            // SAFETY: kill is async-signal-safe and takes plain integers.
+            unsafe { libc::kill(-job, signal) };
+        } else if code <= 0 && sender != job {
+            // Same group: the terminal's signals (si_code > 0, sent by the
+            // kernel) reached the job already. Pass on only what a process
+            // sent to us alone.
+            // SAFETY: as above.
+            unsafe { libc::kill(job, signal) };
+        }
     }
+    let byte = [0u8];
+    // SAFETY: write is async-signal-safe; the pipe is non-blocking, so a
+    // full pipe (the loop is awake anyway) cannot block the handler.
+    unsafe { libc::write(WAKE.load(SeqCst), byte.as_ptr().cast(), 1) };
 }
 
 fn signal_set(signals: &[c_int]) -> libc::sigset_t {
@@ -59,104 +83,180 @@ fn signal_set(signals: &[c_int]) -> libc::sigset_t {
     }
 }
 
-/// Run the job as a child, remove the lock file when it ends, and return
-/// its exit status (a job killed by a signal kills us the same way).
+/// How the parent watches the job.
+pub struct Watch {
+    /// The job leads its own process group (and takes the terminal).
+    pub own_group: bool,
+    /// Stop the job's group when it has run this long (`--max-runtime`).
+    pub max_runtime: Option<Duration>,
+    /// From SIGTERM to SIGKILL when withlock stops the job.
+    pub kill_after: Duration,
+    /// The job dies with withlock (parent-death signal).
+    pub die_with_parent: bool,
+    /// A descriptor the job must not inherit (`--no-inherit`'s lock).
+    pub withhold: Option<c_int>,
+    pub verbose: bool,
+}
+
+/// A duty the parent keeps while the job runs (an etcd lease), asked at
+/// the instant it names.
+pub trait Guard {
+    /// When to call [`Guard::tick`] next (boot-clock nanoseconds).
+    fn wake_at(&self) -> Option<u64>;
+    /// Do the duty. `Err(deadline)`: the lock is lost or cannot be
+    /// confirmed; the job must be dead by `deadline`.
+    fn tick(&mut self, now: u64) -> Result<(), u64>;
+}
+
+/// No duty: `--unlink`, `--no-inherit`, `--max-runtime`.
+pub struct NoGuard;
+
+impl Guard for NoGuard {
+    fn wake_at(&self) -> Option<u64> {
+        None
+    }
+    fn tick(&mut self, _: u64) -> Result<(), u64> {
+        Ok(())
+    }
+}
+
+/// How the job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// By itself: its wait status.
+    Exited(c_int),
+    /// Stopped by withlock after `--max-runtime`.
+    TimedOut,
+    /// Stopped by withlock because the [`Guard`] lost the lock.
+    Lost,
+}
+
+/// Start the job as a child, watch it as `watch` says, and return how it
+/// ended. `started` is told the job's pid (to record it) before the job
+/// can be signalled.
 pub fn run(
-    locked: &Locked,
-    path: &CStr,
     argv: Argv,
-    options: &Options,
-    store_record: impl FnOnce(Option<u32>),
-) -> Result<u8, Failure<'static>> {
-    let verbose = options.verbose;
+    watch: &Watch,
+    guard: &mut impl Guard,
+    started: impl FnOnce(u32),
+) -> Result<Ended, Failure<'static>> {
+    let wake = wake_pipe()?;
+    WAKE.store(wake[1], SeqCst);
+    OWN_GROUP.store(watch.own_group, SeqCst);
     // SAFETY: getpid cannot fail.
     let parent = unsafe { libc::getpid() };
-    let forwarded = signal_set(&FORWARDED);
+    let terminal = if watch.own_group { foreground_terminal() } else { None };
+
+    // Hold the forwarded signals back until the job's pid is known; keep
+    // SIGTTOU blocked for good, so that handing the terminal over and
+    // writing a message while the job has it never stops withlock.
+    let mut held = signal_set(&FORWARDED);
+    // SAFETY: a valid set and signal.
+    unsafe {
+        libc::sigaddset(&mut held, libc::SIGTTOU);
+        libc::sigaddset(&mut held, libc::SIGCHLD);
+    }
     let mut old_mask = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: valid sets; hold the forwarded signals back until the job's
-    // pid is known.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &forwarded, old_mask.as_mut_ptr()) };
+    // SAFETY: valid sets.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &held, old_mask.as_mut_ptr()) };
     // SAFETY: sigprocmask filled it.
     let old_mask = unsafe { old_mask.assume_init() };
-    for signal in FORWARDED {
-        // SAFETY: a zeroed sigaction is valid; the handler only reads its
-        // arguments, an atomic, and calls kill, all async-signal-safe.
-        unsafe {
-            let mut action: libc::sigaction = core::mem::zeroed();
-            action.sa_sigaction =
-                forward as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-            action.sa_mask = forwarded;
-            libc::sigaction(signal, &action, ptr::null_mut());
-        }
+    for signal in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+        handle(signal, &held);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if watch.own_group {
+        // Orphans of the job come to us, so that we can tell when its whole
+        // group is gone (waitpid on the group says ECHILD).
+        // SAFETY: prctl with plain integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     }
 
-    // SAFETY: withlock is single-threaded; the child only restores its mask
-    // and execs (or reports and exits).
+    // SAFETY: withlock is single-threaded; the child only sets up its group,
+    // terminal and mask, and execs (or reports and exits).
     let job = unsafe { libc::fork() };
     if job == -1 {
         return Err(Failure::System { call: "fork", errno: sys::errno() });
     }
     if job == 0 {
-        // The child: exec resets the handlers; restore the caller's mask.
-        // SAFETY: a valid saved mask.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, ptr::null_mut()) };
-        if options.no_inherit {
-            let_only_the_parent_hold(locked, parent);
-        }
-        let failure = exec::exec_command(argv);
-        failure.report(b"", argv.iter().next().unwrap_or(b""), c"", false);
-        // SAFETY: _exit takes a plain integer and never returns.
-        unsafe { libc::_exit(c_int::from(failure.exit_code(0))) };
+        become_job(argv, watch, terminal, parent, &old_mask);
+    }
+    if watch.own_group {
+        // Also here, so that the group exists before any signal is sent to
+        // it, whichever of us runs first (EACCES: the job did it and execed).
+        // SAFETY: plain integers.
+        unsafe { libc::setpgid(job, job) };
     }
     JOB.store(job, SeqCst);
-    store_record(Some(job as u32));
-    if verbose {
-        say(
-            b"started the job as pid ",
-            Some(job as u32),
-            b"; staying its parent to remove the lock file after it",
-        );
+    started(job as u32);
+    if watch.verbose {
+        say(b"started the job as pid ", Some(job as u32), b", staying its parent");
     }
-    // SAFETY: a valid saved mask; held-back signals are delivered now.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, ptr::null_mut()) };
-
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid int to fill.
-        if unsafe { libc::waitpid(job, &mut status, 0) } == job {
-            break;
-        }
-        if sys::errno() != Errno(libc::EINTR) {
-            return Err(Failure::System { call: "waitpid", errno: sys::errno() });
-        }
+    let mut unblock = signal_set(&FORWARDED);
+    // SAFETY: valid sets; held-back signals are delivered now. SIGTTOU
+    // stays blocked.
+    unsafe {
+        libc::sigaddset(&mut unblock, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &unblock, ptr::null_mut());
     }
 
-    // Remove the file while we still hold its lock, and only if it is still
-    // the file we locked.
-    if options.unlink
-        && sys::lstat(path)
-            .is_ok_and(|now| now.st_dev == locked.stat.st_dev && now.st_ino == locked.stat.st_ino)
-    {
-        // SAFETY: a valid C string.
-        unsafe { libc::unlink(path.as_ptr()) };
-        if verbose {
-            say(b"the job ended; removed the lock file", None, b"");
-        }
+    let mut watcher = Watcher {
+        job,
+        terminal,
+        wake: wake[0],
+        status: None,
+        stopping: None,
+        killed: false,
+        verbose: watch.verbose,
+        kill_after: watch.kill_after,
+    };
+    let limit = watch.max_runtime.map(|limit| now_ns().saturating_add(nanos(limit)));
+    let ended = watcher.wait(limit, guard);
+    if let Some(tty) = terminal {
+        // Take the terminal back from the (now empty) job group.
+        // SAFETY: plain integers; SIGTTOU is blocked.
+        unsafe { libc::tcsetpgrp(tty, libc::getpgrp()) };
     }
-
-    if libc::WIFSIGNALED(status) {
-        die_like(libc::WTERMSIG(status));
-    }
-    Ok(libc::WEXITSTATUS(status) as u8)
+    ended
 }
 
-/// In the child, for `--no-inherit`: close the lock's descriptor at exec,
-/// and die with the parent, which alone holds the lock.
+/// The rest of the child's life: its own group and the terminal, the
+/// parent-death signal, the caller's signal mask, then exec.
+fn become_job(
+    argv: Argv,
+    watch: &Watch,
+    terminal: Option<c_int>,
+    parent: libc::pid_t,
+    old_mask: &libc::sigset_t,
+) -> ! {
+    if watch.own_group {
+        // SAFETY: plain integers; SIGTTOU is still blocked, so a group that
+        // is not yet the foreground may take the terminal.
+        unsafe {
+            libc::setpgid(0, 0);
+            if let Some(tty) = terminal {
+                libc::tcsetpgrp(tty, libc::getpid());
+            }
+        }
+    }
+    if let Some(fd) = watch.withhold {
+        // SAFETY: fcntl on our own descriptor with plain integer arguments.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    if watch.die_with_parent {
+        die_with(parent);
+    }
+    // SAFETY: the caller's saved mask; exec resets the handlers.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, ptr::null_mut()) };
+    let failure = exec::exec_command(argv);
+    failure.report(b"", argv.iter().next().unwrap_or(b""), c"", false);
+    // SAFETY: _exit takes a plain integer and never returns.
+    unsafe { libc::_exit(c_int::from(failure.exit_code(0))) }
+}
+
+/// In the child: die when the parent, which alone holds the lock, dies.
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(unused_variables))]
-fn let_only_the_parent_hold(locked: &Locked, parent: libc::pid_t) {
-    // SAFETY: fcntl on our own descriptor with plain integer arguments.
-    unsafe { libc::fcntl(locked.fd.raw(), libc::F_SETFD, libc::FD_CLOEXEC) };
+fn die_with(parent: libc::pid_t) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid and
     // _exit cannot fail. If the parent died before the signal was armed, the
@@ -167,6 +267,239 @@ fn let_only_the_parent_hold(locked: &Locked, parent: libc::pid_t) {
             libc::_exit(c_int::from(crate::exit::BUSY));
         }
     }
+}
+
+/// Catch `signal` with [`on_signal`], unless it is ignored: an ignored
+/// signal stays ignored, for us and for the job (a job started in the
+/// background by a script ignores SIGINT, and so must its copy here).
+fn handle(signal: c_int, mask: &libc::sigset_t) {
+    // SAFETY: a zeroed sigaction is valid; sigaction fills or reads it. The
+    // handler only reads its arguments and atomics, and calls kill and
+    // write, all async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = core::mem::zeroed();
+        libc::sigaction(signal, ptr::null(), &mut action);
+        if action.sa_sigaction == libc::SIG_IGN && signal != libc::SIGCHLD {
+            return;
+        }
+        action.sa_sigaction =
+            on_signal as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        action.sa_mask = *mask;
+        libc::sigaction(signal, &action, ptr::null_mut());
+    }
+}
+
+/// A non-blocking, close-on-exec pipe.
+fn wake_pipe() -> Result<[c_int; 2], Failure<'static>> {
+    let mut fds = [-1; 2];
+    // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) == -1 {
+            return Err(Failure::System { call: "pipe", errno: sys::errno() });
+        }
+        for fd in fds {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+        }
+    }
+    Ok(fds)
+}
+
+/// The terminal withlock is in the foreground of, if any: the job's group
+/// will take it.
+fn foreground_terminal() -> Option<c_int> {
+    // SAFETY: plain integers; tcgetpgrp fails on a non-terminal.
+    (0..3).find(|&fd| unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() })
+}
+
+pub fn now_ns() -> u64 {
+    crate::clock::boot_ns()
+}
+
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+struct Watcher {
+    job: libc::pid_t,
+    terminal: Option<c_int>,
+    wake: c_int,
+    /// The job's wait status, once it has ended.
+    status: Option<c_int>,
+    /// Why and until when withlock is stopping the job (SIGKILL then).
+    stopping: Option<(Ended, u64)>,
+    killed: bool,
+    verbose: bool,
+    kill_after: Duration,
+}
+
+impl Watcher {
+    fn wait(&mut self, limit: Option<u64>, guard: &mut impl Guard) -> Result<Ended, Failure<'static>> {
+        loop {
+            self.reap()?;
+            if let Some(status) = self.status {
+                match self.stopping {
+                    None => return Ok(Ended::Exited(status)),
+                    Some((why, _)) if self.killed || self.group_gone() => return Ok(why),
+                    Some(_) => {}
+                }
+            }
+            let now = now_ns();
+            if self.stopping.is_none()
+                && let Some(limit) = limit
+                && now >= limit
+            {
+                self.stop(Ended::TimedOut, nanos(self.kill_after));
+            }
+            if self.status.is_none()
+                && guard.wake_at().is_some_and(|at| now >= at)
+                && let Err(deadline) = guard.tick(now)
+            {
+                self.stop(Ended::Lost, deadline.saturating_sub(now_ns()));
+            }
+            if let Some((_, kill_at)) = self.stopping
+                && !self.killed
+                && now_ns() >= kill_at
+            {
+                self.kill(libc::SIGKILL);
+                self.killed = true;
+                if self.verbose {
+                    say(b"sent SIGKILL to the job's process group after --kill-after", None, b"");
+                }
+                continue;
+            }
+            let mut next = u64::MAX;
+            if self.stopping.is_none()
+                && let Some(limit) = limit
+            {
+                next = limit;
+            }
+            if let Some((_, kill_at)) = self.stopping
+                && !self.killed
+            {
+                next = next.min(kill_at);
+            }
+            if self.status.is_none()
+                && let Some(at) = guard.wake_at()
+            {
+                next = next.min(at);
+            }
+            self.sleep_until(next);
+        }
+    }
+
+    /// Collect every child that changed state; note the job's end, and
+    /// follow it when the terminal stopped it (Ctrl-Z).
+    fn reap(&mut self) -> Result<(), Failure<'static>> {
+        loop {
+            let mut status = 0;
+            // SAFETY: `status` is a valid int to fill.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) };
+            if pid == 0 {
+                return Ok(());
+            }
+            if pid == -1 {
+                return match sys::errno() {
+                    Errno(libc::EINTR) => continue,
+                    Errno(libc::ECHILD) => Ok(()),
+                    errno => Err(Failure::System { call: "waitpid", errno }),
+                };
+            }
+            if pid != self.job {
+                continue; // An orphan of the job, reaped.
+            }
+            if libc::WIFSTOPPED(status) {
+                self.suspend();
+            } else {
+                self.status = Some(status);
+            }
+        }
+    }
+
+    /// Has everything in the job's group ended? (Linux: the group's orphans
+    /// are our children, so waitpid knows. Elsewhere we cannot tell, and
+    /// wait for the SIGKILL.)
+    fn group_gone(&self) -> bool {
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            let mut status = 0;
+            // SAFETY: as in `reap`; WNOHANG never blocks.
+            let pid = unsafe { libc::waitpid(-self.job, &mut status, libc::WNOHANG) };
+            pid == -1 && sys::errno() == Errno(libc::ECHILD)
+        } else {
+            false
+        }
+    }
+
+    /// Stop the job's group: SIGTERM now, SIGKILL after `grace` ns.
+    fn stop(&mut self, why: Ended, grace: u64) {
+        self.stopping = Some((why, now_ns().saturating_add(grace)));
+        self.kill(libc::SIGCONT);
+        self.kill(libc::SIGTERM);
+        if self.verbose || why == Ended::Lost {
+            let mut buf = text::diagnostic();
+            let line = buf.line();
+            line.push(match why {
+                Ended::Lost => b"lost the lock (the lease could not be kept alive): stopping the job",
+                _ => b"the job ran longer than --max-runtime: stopping it",
+            });
+            line.push(b" (SIGTERM to its process group, SIGKILL in ");
+            line.push_duration(Duration::from_nanos(grace));
+            line.push(b")");
+            line.emit();
+        }
+    }
+
+    fn kill(&self, signal: c_int) {
+        // SAFETY: plain integers. The job is not reaped until its group is
+        // gone or killed, so its pid (the group's id) cannot be reused.
+        unsafe { libc::kill(-self.job, signal) };
+    }
+
+    /// Ctrl-Z stopped the job: give the terminal back to our group and stop
+    /// too, so the shell sees a stopped job; when continued (`fg`, `bg`),
+    /// hand the terminal over again if it is ours, and continue the job.
+    fn suspend(&mut self) {
+        let Some(tty) = self.terminal else {
+            return;
+        };
+        // SAFETY: plain integers; SIGTTOU is blocked.
+        unsafe {
+            libc::tcsetpgrp(tty, libc::getpgrp());
+            libc::kill(libc::getpid(), libc::SIGSTOP);
+            if libc::tcgetpgrp(tty) == libc::getpgrp() {
+                libc::tcsetpgrp(tty, self.job);
+            }
+        }
+        self.kill(libc::SIGCONT);
+    }
+
+    /// Sleep until a signal arrives or the boot clock reaches `until`.
+    fn sleep_until(&self, until: u64) {
+        let now = now_ns();
+        let timeout = if until == u64::MAX {
+            -1
+        } else {
+            // Round up: waking a little early would only spin.
+            c_int::try_from(until.saturating_sub(now).div_ceil(1_000_000)).unwrap_or(c_int::MAX)
+        };
+        let mut pfd = libc::pollfd { fd: self.wake, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, timeout) };
+        if ready > 0 {
+            let mut drain = [0u8; 64];
+            // SAFETY: a valid buffer; the pipe is non-blocking.
+            while unsafe { libc::read(self.wake, drain.as_mut_ptr().cast(), drain.len()) } > 0 {}
+        }
+    }
+}
+
+/// Exit as the job did: its code, or its death by the same signal.
+pub fn exit_like(status: c_int) -> u8 {
+    if libc::WIFSIGNALED(status) {
+        die_like(libc::WTERMSIG(status));
+    }
+    libc::WEXITSTATUS(status) as u8
 }
 
 /// End this process with `signal`, as the job ended, without a core dump
@@ -187,7 +520,7 @@ fn die_like(signal: c_int) -> ! {
 
 #[cold]
 #[inline(never)]
-fn say(before: &[u8], pid: Option<u32>, after: &[u8]) {
+pub fn say(before: &[u8], pid: Option<u32>, after: &[u8]) {
     let mut buf = text::diagnostic();
     let line = buf.line();
     line.push(before);
