@@ -56,6 +56,12 @@ pub struct Options {
     pub kill_after: Option<core::time::Duration>,
     /// `--max-runtime`: stop the job's process group after this long.
     pub max_runtime: Option<core::time::Duration>,
+    /// `--lease` (etcd): the lease's time to live.
+    pub lease: Option<core::time::Duration>,
+    /// `--connect-timeout` (etcd): how long connecting to an endpoint may take.
+    pub connect_timeout: Option<core::time::Duration>,
+    /// `--min-hold` (etcd): keep the lock at least this long after the start.
+    pub min_hold: Option<core::time::Duration>,
     /// `--unlink`: remove the lock file at the end, still holding the lock.
     pub unlink: bool,
     /// `-s, --shared`: a shared (reader's) lock instead of an exclusive one.
@@ -91,6 +97,9 @@ impl Options {
         replace: false,
         kill_after: None,
         max_runtime: None,
+        lease: None,
+        connect_timeout: None,
+        min_hold: None,
         unlink: false,
         shared: false,
         no_inherit: false,
@@ -119,6 +128,9 @@ enum Valued {
     ConflictExitCode,
     KillAfter,
     MaxRuntime,
+    Lease,
+    ConnectTimeout,
+    MinHold,
     Name,
 }
 
@@ -155,6 +167,9 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"replace" => Opt::Flag(Flag::Replace),
         b"kill-after" => Opt::Valued(Valued::KillAfter),
         b"max-runtime" => Opt::Valued(Valued::MaxRuntime),
+        b"lease" => Opt::Valued(Valued::Lease),
+        b"connect-timeout" => Opt::Valued(Valued::ConnectTimeout),
+        b"min-hold" => Opt::Valued(Valued::MinHold),
         b"unlink" => Opt::Flag(Flag::Unlink),
         b"shared" => Opt::Flag(Flag::Shared),
         b"no-inherit" => Opt::Flag(Flag::NoInherit),
@@ -249,11 +264,28 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     }
 
     let lock = i;
+    let etcd = options.name.is_none() && lock < count && is_etcd(args(lock));
     if options.json && !options.status {
         return usage("--json goes with --status", None);
     }
-    if options.kill_after.is_some() && !options.replace && options.max_runtime.is_none() {
-        return usage("--kill-after goes with --replace or --max-runtime", None);
+    if options.kill_after.is_some() && !options.replace && options.max_runtime.is_none() && !etcd {
+        return usage("--kill-after goes with --replace, --max-runtime or an etcd:// LOCK", None);
+    }
+    if !etcd && (options.lease.is_some() || options.connect_timeout.is_some() || options.min_hold.is_some()) {
+        return usage("--lease, --connect-timeout and --min-hold go with an etcd:// LOCK", None);
+    }
+    if etcd
+        && (options.shared
+            || options.replace
+            || options.unlink
+            || options.no_inherit
+            || options.fcntl
+            || options.name.is_some())
+    {
+        return usage(
+            "an etcd:// LOCK does not go with --shared, --replace, --unlink, --no-inherit, --fcntl or --name",
+            None,
+        );
     }
     if options.fcntl && !cfg!(any(target_os = "linux", target_os = "android")) {
         // POSIX locks, the only fcntl locks here, drop when any descriptor on
@@ -354,12 +386,27 @@ fn set_value<'a>(
             Some(limit) if !limit.is_zero() => options.max_runtime = Some(limit),
             _ => return usage("bad duration for --max-runtime (examples: 90, 30m, 2h)", Some(value)),
         },
+        Valued::Lease | Valued::ConnectTimeout | Valued::MinHold => {
+            let Some(d) = duration::parse(value).filter(|d| !d.is_zero()) else {
+                return usage("bad duration (examples: 15, 2.5, 500ms, 1m)", Some(value));
+            };
+            match which {
+                Valued::Lease => options.lease = Some(d),
+                Valued::ConnectTimeout => options.connect_timeout = Some(d),
+                _ => options.min_hold = Some(d),
+            }
+        }
         Valued::ConflictExitCode => match parse_exit_code(value) {
             Some(code) => options.conflict_exit_code = Some(code),
             None => return usage("bad exit code for -E (a number from 0 to 255)", Some(value)),
         },
     }
     Ok(())
+}
+
+/// Is LOCK an address in etcd rather than a file?
+pub fn is_etcd(lock: &[u8]) -> bool {
+    lock.starts_with(b"etcd://")
 }
 
 /// A decimal number from 0 to 255.
@@ -481,7 +528,7 @@ mod tests {
         assert_eq!(parse_strs(&["withlock", "--replace", "--kill-after=3", "L", "c"]), run(replace, 3));
         assert_eq!(
             problem(&["withlock", "--kill-after", "3", "L", "c"]),
-            "--kill-after goes with --replace or --max-runtime"
+            "--kill-after goes with --replace, --max-runtime or an etcd:// LOCK"
         );
         assert!(
             problem(&["withlock", "--replace", "--kill-after", "x", "L", "c"]).starts_with("bad duration")

@@ -11,6 +11,11 @@ pub const USAGE: u8 = 64; // EX_USAGE
 pub const OS_ERROR: u8 = 71; // EX_OSERR
 /// A bug in withlock (a panic). Never expected; please report it.
 pub const INTERNAL: u8 = 70; // EX_SOFTWARE
+/// The lock service (etcd) cannot be reached or trusted; the job did not run.
+pub const UNAVAILABLE: u8 = 69; // EX_UNAVAILABLE
+/// The lock in etcd was lost (its lease could not be kept alive) while the
+/// job ran; withlock stopped the job before the lease could expire.
+pub const LEASE_LOST: u8 = 76;
 /// The lock file cannot be opened or created.
 pub const CANNOT_CREATE: u8 = 73; // EX_CANTCREAT
 /// The lock is busy, or the wait for it expired.

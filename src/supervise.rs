@@ -44,13 +44,19 @@ const FORWARDED: [c_int; 6] =
 static JOB: AtomicI32 = AtomicI32::new(0);
 /// Whether the job leads its own process group (signals go to the group).
 static OWN_GROUP: AtomicBool = AtomicBool::new(false);
-/// The self-pipe's write end: every handled signal wakes the wait loop.
-static WAKE: AtomicI32 = AtomicI32::new(-1);
+/// The self-pipe: every handled signal writes to it, to wake a waiting loop.
+static WAKE: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
+/// The last signal that asks withlock to stop (SIGTERM, SIGINT, SIGHUP,
+/// SIGQUIT), or 0.
+static ASKED: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
     let job = JOB.load(SeqCst);
+    if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT) {
+        ASKED.store(signal, SeqCst);
+    }
     if signal != libc::SIGCHLD && job > 0 {
         if OWN_GROUP.load(SeqCst) {
             // The job's group is not ours: whatever reached us, from the
@@ -68,7 +74,7 @@ extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc:
     let byte = [0u8];
     // SAFETY: write is async-signal-safe; the pipe is non-blocking, so a
     // full pipe (the loop is awake anyway) cannot block the handler.
-    unsafe { libc::write(WAKE.load(SeqCst), byte.as_ptr().cast(), 1) };
+    unsafe { libc::write(WAKE[1].load(SeqCst), byte.as_ptr().cast(), 1) };
 }
 
 fn signal_set(signals: &[c_int]) -> libc::sigset_t {
@@ -140,8 +146,7 @@ pub fn run(
     guard: &mut impl Guard,
     started: impl FnOnce(u32),
 ) -> Result<Ended, Failure<'static>> {
-    let wake = wake_pipe()?;
-    WAKE.store(wake[1], SeqCst);
+    wake_pipe()?;
     OWN_GROUP.store(watch.own_group, SeqCst);
     // SAFETY: getpid cannot fail.
     let parent = unsafe { libc::getpid() };
@@ -203,7 +208,6 @@ pub fn run(
     let mut watcher = Watcher {
         job,
         terminal,
-        wake: wake[0],
         status: None,
         stopping: None,
         killed: false,
@@ -290,8 +294,29 @@ fn handle(signal: c_int, mask: &libc::sigset_t) {
     }
 }
 
-/// A non-blocking, close-on-exec pipe.
-fn wake_pipe() -> Result<[c_int; 2], Failure<'static>> {
+/// Catch the signals that ask withlock to stop, before there is a job (an
+/// etcd lock's wait): [`asked_to_stop`] then tells, and [`pause_until`]
+/// wakes. Ignored signals stay ignored.
+pub fn catch_stop_signals() -> Result<c_int, Failure<'static>> {
+    let wake = wake_pipe()?;
+    let all = signal_set(&FORWARDED);
+    for signal in FORWARDED {
+        handle(signal, &all);
+    }
+    Ok(wake)
+}
+
+/// The last signal that asked withlock to stop, if any.
+pub fn asked_to_stop() -> Option<c_int> {
+    Some(ASKED.load(SeqCst)).filter(|&signal| signal != 0)
+}
+
+/// The self-pipe's read end (made once), which a caught signal makes readable.
+fn wake_pipe() -> Result<c_int, Failure<'static>> {
+    let made = WAKE[0].load(SeqCst);
+    if made >= 0 {
+        return Ok(made);
+    }
     let mut fds = [-1; 2];
     // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
     unsafe {
@@ -303,7 +328,9 @@ fn wake_pipe() -> Result<[c_int; 2], Failure<'static>> {
             libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
         }
     }
-    Ok(fds)
+    WAKE[1].store(fds[1], SeqCst);
+    WAKE[0].store(fds[0], SeqCst);
+    Ok(fds[0])
 }
 
 /// The terminal withlock is in the foreground of, if any: the job's group
@@ -324,7 +351,6 @@ pub fn nanos(d: Duration) -> u64 {
 struct Watcher {
     job: libc::pid_t,
     terminal: Option<c_int>,
-    wake: c_int,
     /// The job's wait status, once it has ended.
     status: Option<c_int>,
     /// Why and until when withlock is stopping the job (SIGKILL then).
@@ -474,24 +500,34 @@ impl Watcher {
         self.kill(libc::SIGCONT);
     }
 
-    /// Sleep until a signal arrives or the boot clock reaches `until`.
     fn sleep_until(&self, until: u64) {
-        let now = now_ns();
-        let timeout = if until == u64::MAX {
-            -1
-        } else {
-            // Round up: waking a little early would only spin.
-            c_int::try_from(until.saturating_sub(now).div_ceil(1_000_000)).unwrap_or(c_int::MAX)
-        };
-        let mut pfd = libc::pollfd { fd: self.wake, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, timeout) };
-        if ready > 0 {
-            let mut drain = [0u8; 64];
-            // SAFETY: a valid buffer; the pipe is non-blocking.
-            while unsafe { libc::read(self.wake, drain.as_mut_ptr().cast(), drain.len()) } > 0 {}
-        }
+        pause_until(until, -1);
     }
+}
+
+/// Sleep until a caught signal arrives, `fd` (if not -1) is readable, or
+/// the boot clock reaches `until`; whether `fd` is readable.
+pub fn pause_until(until: u64, fd: c_int) -> bool {
+    let now = now_ns();
+    let timeout = if until == u64::MAX {
+        -1
+    } else {
+        // Round up: waking a little early would only spin.
+        c_int::try_from(until.saturating_sub(now).div_ceil(1_000_000)).unwrap_or(c_int::MAX)
+    };
+    let wake = WAKE[0].load(SeqCst);
+    let mut fds = [
+        libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
+    ];
+    // SAFETY: two valid pollfds (a negative fd is ignored by poll).
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+    if ready > 0 && fds[0].revents != 0 {
+        let mut drain = [0u8; 64];
+        // SAFETY: a valid buffer; the pipe is non-blocking.
+        while unsafe { libc::read(wake, drain.as_mut_ptr().cast(), drain.len()) } > 0 {}
+    }
+    ready > 0 && fds[1].revents != 0
 }
 
 /// Exit as the job did: its code, or its death by the same signal.
@@ -504,7 +540,7 @@ pub fn exit_like(status: c_int) -> u8 {
 
 /// End this process with `signal`, as the job ended, without a core dump
 /// of our own.
-fn die_like(signal: c_int) -> ! {
+pub fn die_like(signal: c_int) -> ! {
     let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     let only = signal_set(&[signal]);
     // SAFETY: plain calls with valid arguments; if the signal does not kill
