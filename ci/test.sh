@@ -43,12 +43,7 @@ step "build the static binary"
 make --no-print-directory build
 bin=$PWD/target/$target/release/withlock
 file "$bin" 2>/dev/null || true
-size=$(stat -c %s "$bin")
-echo "size: $size bytes (goal: at most 65536)"
-if [ "$size" -gt 65536 ]; then
-    echo "FAIL: the static binary grew past 64 KB" >&2
-    exit 1
-fi
+make --no-print-directory check-size
 
 step "unit and integration tests (against $bin)"
 WITHLOCK_BIN=$bin cargo test --locked

@@ -193,6 +193,9 @@ pub fn run(
         unsafe { libc::setpgid(job, job) };
     }
     JOB.store(job, SeqCst);
+    // The parent-death signal reaches only the job itself; a guardian
+    // takes its whole group down with withlock.
+    let guardian = if watch.own_group && watch.die_with_parent { guard_group(job, parent) } else { 0 };
     started(job as u32);
     if watch.verbose {
         say(b"started the job as pid ", Some(job as u32), b", staying its parent");
@@ -216,6 +219,11 @@ pub fn run(
     };
     let limit = watch.max_runtime.map(|limit| now_ns().saturating_add(nanos(limit)));
     let ended = watcher.wait(limit, guard);
+    if guardian > 0 {
+        // We are not dying: the guardian must not act.
+        // SAFETY: plain integers; the guardian is our unreaped child.
+        unsafe { libc::kill(guardian, libc::SIGKILL) };
+    }
     if let Some(tty) = terminal {
         // Take the terminal back from the (now empty) job group.
         // SAFETY: plain integers; SIGTTOU is blocked.
@@ -256,6 +264,39 @@ fn become_job(
     failure.report(b"", argv.iter().next().unwrap_or(b""), c"", false);
     // SAFETY: _exit takes a plain integer and never returns.
     unsafe { libc::_exit(c_int::from(failure.exit_code(0))) }
+}
+
+/// A second child, outside the job's group, that SIGKILLs the whole group
+/// if withlock dies (Linux: its own parent-death signal); withlock kills it
+/// first when all goes well. Its pid, or 0 where there is no such signal.
+fn guard_group(job: libc::pid_t, parent: libc::pid_t) -> libc::pid_t {
+    if !cfg!(any(target_os = "linux", target_os = "android")) {
+        return 0;
+    }
+    // SAFETY: single-threaded; the child only waits for one signal, kills
+    // and exits.
+    let guardian = unsafe { libc::fork() };
+    if guardian != 0 {
+        return guardian.max(0);
+    }
+    let death = signal_set(&[libc::SIGUSR2]);
+    // SAFETY: plain calls with valid arguments. SIGUSR2 stays blocked, to
+    // be taken by sigwait; the signals a terminal or `kill` might send our
+    // group are ignored, so that only withlock's death (or SIGKILL) ends us.
+    unsafe {
+        libc::sigprocmask(libc::SIG_SETMASK, &death, ptr::null_mut());
+        for signal in FORWARDED {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2);
+        let mut got = 0;
+        if libc::getppid() == parent {
+            libc::sigwait(&death, &mut got);
+        }
+        libc::kill(-job, libc::SIGKILL);
+        libc::_exit(0)
+    }
 }
 
 /// In the child: die when the parent, which alone holds the lock, dies.
@@ -546,6 +587,11 @@ pub fn die_like(signal: c_int) -> ! {
     // SAFETY: plain calls with valid arguments; if the signal does not kill
     // us (it was ignored where we cannot undo it), exit as a shell would.
     unsafe {
+        // The raw system call: musl's setrlimit applies the limit to every
+        // thread (we have one), which pulls in 2 KB of thread machinery.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        libc::syscall(libc::SYS_setrlimit, libc::RLIMIT_CORE, &no_core as *const libc::rlimit);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
         libc::signal(signal, libc::SIG_DFL);
         libc::sigprocmask(libc::SIG_UNBLOCK, &only, ptr::null_mut());
