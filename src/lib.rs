@@ -21,6 +21,9 @@
 
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod base64;
 pub mod cli;
 pub mod clock;
 pub mod duration;
@@ -30,6 +33,9 @@ pub mod exit;
 pub mod help;
 pub mod holder;
 pub mod json;
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod jsonread;
 pub mod locate;
 pub mod lock;
 pub mod named;
