@@ -39,6 +39,9 @@ pub(crate) mod jsonread;
 pub mod locate;
 pub mod lock;
 pub mod named;
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod net;
 pub mod once;
 pub mod record;
 pub mod status;
