@@ -32,6 +32,9 @@ pub mod exec;
 pub mod exit;
 pub mod help;
 pub mod holder;
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod http;
 pub mod json;
 #[cfg(feature = "etcd")]
 #[allow(dead_code)]
