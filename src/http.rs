@@ -25,7 +25,8 @@ pub enum Error {
     /// The deadline passed. A [`Reader`] keeps what it received: calling it
     /// again (with the same buffer) resumes the response.
     Timeout,
-    /// The server closed the connection before the response was complete.
+    /// The server closed the connection before any of the response came
+    /// (as it may do to a kept-alive connection it finds idle).
     Closed,
     /// A system call failed (`ECONNRESET`, `EPIPE`, ...).
     Io(Errno),
@@ -183,18 +184,18 @@ impl Reader {
         Ok(())
     }
 
-    /// The peer closed: the end of a body framed by the connection's end,
-    /// else a response cut short.
+    /// The peer closed: before the response ([`Error::Closed`]), at the end
+    /// of a body framed by the connection's end, or in the middle.
     fn end_of_stream(&mut self) -> Result<(), Error> {
-        match (self.stage, self.framing) {
-            (Stage::Head, _) => Err(Error::Closed),
-            (_, Framing::UntilClose) => {
+        match self.stage {
+            _ if self.filled == 0 => Err(Error::Closed),
+            Stage::UntilClose => {
                 self.body_len = self.filled - self.body_start;
                 self.keep_alive = false;
                 self.stage = Stage::Done;
                 Ok(())
             }
-            _ => Err(Error::Closed),
+            _ => Err(Error::Malformed("the connection closed in the middle of a response")),
         }
     }
 

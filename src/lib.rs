@@ -28,6 +28,9 @@ pub mod cli;
 pub mod clock;
 pub mod duration;
 pub mod error;
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod etcd;
 pub mod exec;
 pub mod exit;
 pub mod help;
