@@ -276,28 +276,36 @@ impl Reader {
         if seen[..prefix] != b"HTTP/"[..prefix] {
             return Err(Error::Malformed("not an HTTP response"));
         }
-        let from = self.scan.saturating_sub(3);
-        let found = seen[from..].windows(4).position(|w| w == b"\r\n\r\n");
-        let head_end = found.map(|at| from + at + 4);
-        // Lines end with CRLF, strictly: a bare LF would otherwise leave us
-        // waiting for a blank line that never comes.
-        let new_head = &seen[from.saturating_sub(1)..head_end.unwrap_or(seen.len())];
-        if new_head.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r') || seen.first() == Some(&b'\n') {
-            return Err(BAD_LINE);
+        // Find the blank line that ends the head. Lines end with CRLF,
+        // strictly: a bare LF would leave us waiting for a blank line that
+        // never comes.
+        let mut head_end = None;
+        for i in self.scan..seen.len() {
+            if seen[i] == b'\n' {
+                if i == 0 || seen[i - 1] != b'\r' {
+                    return Err(BAD_LINE);
+                }
+                if i >= 3 && seen[i - 3..i - 1] == *b"\r\n" {
+                    head_end = Some(i + 1);
+                    break;
+                }
+            }
         }
         let Some(head_end) = head_end else {
+            // Each LF looks back at what came before it: go on from here.
             self.scan = seen.len();
             return self.need_more(buf.len());
         };
-        // Each line with its CR: the head up to its last line's CR, split at LFs.
-        let mut lines = seen[..head_end - 3].split(|&b| b == b'\n');
-        let status_line = lines.next().unwrap_or_default();
-        let (status, http10) = status_line_of(status_line.strip_suffix(b"\r").ok_or(BAD_LINE)?)?;
+        let (status_line, mut at) = line_at(seen, 0, head_end).ok_or(BAD_LINE)?;
+        let (status, http10) = status_line_of(status_line)?;
         let mut length = None;
         let mut chunked = false;
         let mut close = http10;
-        for line in lines {
-            let (name, value) = header(line.strip_suffix(b"\r").ok_or(BAD_LINE)?)?;
+        while let Some((line, next)) = line_at(seen, at, head_end)
+            && !line.is_empty()
+        {
+            at = next;
+            let (name, value) = header(line)?;
             if name.eq_ignore_ascii_case(b"content-length") {
                 let n = crate::text::parse_u64(value).ok_or(Error::Malformed("bad Content-Length"))?;
                 let n = usize::try_from(n).map_err(|_| Error::TooBig)?;
