@@ -265,7 +265,10 @@ impl<'a> Client<'a> {
     /// Ask for lock `name` for `lease` with `POST /v3/lock/lock`, which
     /// answers only once the lock is ours (or the request fails). Follow
     /// with [`Client::lock_receive`]; until then the connection carries
-    /// nothing else.
+    /// nothing else. The request always goes out on a new connection, so
+    /// that a kept-alive one the server closed cannot pass for a failure.
+    /// To give up waiting, drop the client: etcd (3.4, verified) then
+    /// cancels the request and deletes our key `NAME/<lease hex>`.
     pub fn lock_send(&mut self, name: &[u8], lease: i64, deadline: u64) -> Result<(), Error> {
         if self.locking {
             return Err(Error::Reply("a lock request is already outstanding on this connection"));
@@ -276,6 +279,9 @@ impl<'a> Client<'a> {
         body.push(b",\"lease\":");
         push_i64(body, lease);
         body.push(b"}");
+        if self.state == State::Used {
+            self.state = State::Broken;
+        }
         self.ready(deadline)?;
         self.send(b"/v3/lock/lock", deadline)?;
         self.locking = true;
@@ -442,7 +448,11 @@ impl<'a> Client<'a> {
                 Ok(())
             }
             Err(e) => {
-                self.state = State::Broken;
+                // A late reply would be taken for the next one's; but a
+                // lock request may go on waiting.
+                if !(self.locking && e == http::Error::Timeout) {
+                    self.state = State::Broken;
+                }
                 Err(e.into())
             }
         }
@@ -938,6 +948,29 @@ mod tests {
         let gone = waiter.lock_receive(far()).unwrap_err();
         assert!(gone.is_lease_not_found(), "{gone:?}");
         assert!(matches!(gone, Error::Server { status: 500, code: 2, .. }), "{gone:?}");
+
+        // Giving up a wait: dropping the lock's client makes etcd delete
+        // the waiting key.
+        let three = a.grant(30, far()).unwrap();
+        let four = a.grant(30, far()).unwrap();
+        assert!(a.try_acquire(b"wire/giveup", three.id, b"", far()).unwrap().acquired());
+        let mut quitter = client(&address);
+        quitter.lock_send(b"wire/giveup", four.id, far()).unwrap();
+        let queued = Key::lock_key(b"wire/giveup", four.id).unwrap();
+        let mut until = |present: bool| {
+            let give_up = clock::boot_ns() + 5_000_000_000;
+            while a.get(queued.as_bytes(), far()).unwrap().is_some() != present {
+                assert!(
+                    clock::boot_ns() < give_up,
+                    "the waiting key did not {}",
+                    if present { "appear" } else { "go" }
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        };
+        until(true);
+        drop(quitter);
+        until(false);
 
         // Plain keys.
         let rev = a.put(b"wire/plain", b"v", 0, far()).unwrap();
