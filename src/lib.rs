@@ -21,18 +21,33 @@
 
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod base64;
 pub mod cli;
 pub mod clock;
 pub mod duration;
 pub mod error;
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod etcd;
 pub mod exec;
 pub mod exit;
 pub mod help;
 pub mod holder;
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod http;
 pub mod json;
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod jsonread;
 pub mod locate;
 pub mod lock;
 pub mod named;
+#[cfg(feature = "etcd")]
+#[allow(dead_code)]
+pub(crate) mod net;
 pub mod once;
 pub mod record;
 pub mod status;
