@@ -29,8 +29,9 @@ pub mod clock;
 pub mod duration;
 pub mod error;
 #[cfg(feature = "etcd")]
-#[allow(dead_code)]
 pub(crate) mod etcd;
+#[cfg(feature = "etcd")]
+pub mod etcd_session;
 pub mod exec;
 pub mod exit;
 pub mod help;
@@ -101,6 +102,11 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         Ok(cli::Request::Version) => {
             help::print_version();
             return 0;
+        }
+        Ok(cli::Request::Run { options, lock, command })
+            if options.name.is_none() && cli::is_etcd(args.get(lock).to_bytes()) =>
+        {
+            return run_etcd(&args, &options, lock, command);
         }
         Ok(cli::Request::Run { options, lock, command }) => (options, lock, command),
         Ok(cli::Request::Status { options, first }) if options.name.is_some() => {
@@ -226,6 +232,51 @@ fn stay_parent(
     })
 }
 
+/// A LOCK in etcd (see [`etcd_session`]). Out of line: the local path
+/// never touches it.
+#[cold]
+#[inline(never)]
+fn run_etcd(args: &Args, options: &cli::Options, lock: usize, command: usize) -> c_int {
+    #[cfg(feature = "etcd")]
+    return with_command(args, options, command, |argv| {
+        etcd_session::run(args.get(lock).to_bytes(), options, argv)
+    });
+    #[cfg(not(feature = "etcd"))]
+    {
+        let _ = (options, command);
+        let mut buf = text::diagnostic();
+        let line = buf.line();
+        line.push_quoted(args.get(lock).to_bytes());
+        line.push(b": this withlock was built without etcd support (build it with `make FEATURES=etcd`)");
+        line.emit();
+        c_int::from(exit::UNAVAILABLE)
+    }
+}
+
+/// Call `f` with the command to run: `/bin/sh -c STRING` for `-c STRING`,
+/// otherwise argv from COMMAND on.
+fn with_command<R>(
+    args: &Args,
+    options: &cli::Options,
+    command: usize,
+    f: impl FnOnce(exec::Argv) -> R,
+) -> R {
+    let shell_argv: [*const c_char; 4];
+    let argv = match options.shell {
+        Some(at) => {
+            let string = args.get(at.index).to_bytes_with_nul().get(at.offset..).unwrap_or(b"\0");
+            shell_argv = [c"/bin/sh".as_ptr(), c"-c".as_ptr(), string.as_ptr().cast(), core::ptr::null()];
+            // SAFETY: three C strings that live as long as the process (two
+            // literals and the tail of an argv string, which ends with its
+            // NUL), then a null; the array outlives every use of `argv`,
+            // which lives only during `f`.
+            unsafe { exec::Argv::new(shell_argv.as_ptr()) }
+        }
+        None => args.tail(command),
+    };
+    f(argv)
+}
+
 /// After the walk: take the lock and become the command, or say why not
 /// and return the exit code.
 fn lock_and_run(
@@ -236,20 +287,18 @@ fn lock_and_run(
     lock_path: &[u8],
     command: usize,
 ) -> c_int {
-    // `-c STRING` runs `/bin/sh -c STRING`; otherwise argv from COMMAND on.
-    let shell_argv: [*const c_char; 4];
-    let argv = match options.shell {
-        Some(at) => {
-            let string = args.get(at.index).to_bytes_with_nul().get(at.offset..).unwrap_or(b"\0");
-            shell_argv = [c"/bin/sh".as_ptr(), c"-c".as_ptr(), string.as_ptr().cast(), core::ptr::null()];
-            // SAFETY: three C strings that live as long as the process (two
-            // literals and the tail of an argv string, which ends with its
-            // NUL), then a null; the array outlives every use of `argv` in
-            // this function, the only place it is used.
-            unsafe { exec::Argv::new(shell_argv.as_ptr()) }
-        }
-        None => args.tail(command),
-    };
+    with_command(args, options, command, |argv| {
+        lock_and_run_command(walked, resolved, options, lock_path, argv)
+    })
+}
+
+fn lock_and_run_command(
+    walked: Result<(), Failure<'static>>,
+    resolved: &locate::Resolved,
+    options: &cli::Options,
+    lock_path: &[u8],
+    argv: exec::Argv,
+) -> c_int {
     let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
         Ok(locked) => {
             // SAFETY: all-zero is a valid utsname, for uname to fill.

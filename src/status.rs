@@ -42,6 +42,9 @@ const OPEN_FLAGS: i32 =
     libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
 
 fn report_path(path: &CStr, json: bool) -> Outcome {
+    if crate::cli::is_etcd(path.to_bytes()) {
+        return report_remote(path, json);
+    }
     let file = match sys::open(path, OPEN_FLAGS, 0) {
         Ok(file) => file,
         Err(Errno(libc::ENOENT)) => return say_free_missing(path, json),
@@ -63,6 +66,20 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
         Kind::Directory => report_directory(path, json),
         kind => say_error(path, json, exit::REFUSED, kind.described()),
     }
+}
+
+/// A lock in etcd (see `etcd_session::status`).
+#[cold]
+#[inline(never)]
+fn report_remote(path: &CStr, json: bool) -> Outcome {
+    #[cfg(feature = "etcd")]
+    return match crate::etcd_session::status(path.to_bytes(), json) {
+        0 => Outcome::Free,
+        exit::BUSY => Outcome::Held,
+        code => Outcome::Error(code),
+    };
+    #[cfg(not(feature = "etcd"))]
+    say_error(path, json, exit::UNAVAILABLE, b"this withlock was built without etcd support")
 }
 
 /// Every regular file in the directory `dir`.

@@ -38,6 +38,7 @@ pub struct Lease {
 
 /// The outcome of [`Client::try_acquire`].
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // Some fields only for the tests and for debugging.
 pub struct Attempt {
     /// Our key, `NAME/<lease hex>`, and its create revision.
     pub my_key: Key,
@@ -71,6 +72,7 @@ pub struct KeyInfo {
 
 /// The reply of `/v3/lock/lock`: the key we own, and the store's revision.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // Some fields only for the tests and for debugging.
 pub struct Locked {
     pub key: Key,
     pub header_revision: i64,
@@ -147,6 +149,7 @@ impl<'a> Client<'a> {
         }
     }
 
+    #[cfg(test)]
     pub fn endpoint(&self) -> &Endpoint<'a> {
         &self.endpoint
     }
@@ -308,6 +311,7 @@ impl<'a> Client<'a> {
         Ok(Locked { key: Key::from_b64(&key)?, header_revision: header_revision(&reply)? })
     }
 
+    #[cfg(test)]
     /// Put `key` = `value`, under `lease` unless it is 0 (`POST
     /// /v3/kv/put`): the store's new revision.
     pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64, deadline: u64) -> Result<i64, Error> {
@@ -365,6 +369,7 @@ impl<'a> Client<'a> {
         })
     }
 
+    #[cfg(test)]
     /// Delete `key` (`POST /v3/kv/deleterange`): how many keys went (0 or 1).
     pub fn delete(&mut self, key: &[u8], deadline: u64) -> Result<i64, Error> {
         let body = self.body();
@@ -506,6 +511,7 @@ fn check_reply(status: u16, body: &[u8]) -> Result<Value<'_>, Error> {
 }
 
 /// The answer of [`Client::range_prefix`]: the keys, oldest first.
+#[allow(dead_code)] // Some fields only for the tests and for debugging.
 pub struct Range<'r> {
     pub header_revision: i64,
     /// How many keys there are under the prefix (not only those returned).
@@ -538,6 +544,7 @@ impl<'r> Iterator for Range<'r> {
 
 /// One key of a [`Range`]; its key and value stay base64 until asked for.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // Some fields only for the tests and for debugging.
 pub struct Kv<'r> {
     key: Value<'r>,
     value: Option<Value<'r>>,

@@ -55,6 +55,7 @@ impl<'a> Address<'a> {
         &self.endpoints[..self.count]
     }
 
+    #[cfg(test)]
     /// Whether every endpoint is this machine (plain HTTP to any other
     /// crosses a network).
     pub fn all_loopback(&self) -> bool {
@@ -282,6 +283,7 @@ impl core::fmt::Debug for Message {
 
 /// Why a call to etcd failed.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // `status` and `code` only for the tests and for debugging.
 pub enum Error {
     /// The connection or the HTTP exchange failed (includes timeouts).
     Http(http::Error),
@@ -292,9 +294,6 @@ pub enum Error {
     /// The request does not fit our buffer (a NAME or value too long).
     TooLong,
 }
-
-/// gRPC's NOT_FOUND, which etcd uses for "requested lease not found".
-pub const GRPC_NOT_FOUND: i64 = 5;
 
 impl From<http::Error> for Error {
     fn from(e: http::Error) -> Error {
@@ -309,6 +308,7 @@ impl From<net::Error> for Error {
 }
 
 impl Error {
+    #[cfg(test)]
     /// Whether the deadline passed.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Http(http::Error::Timeout))

@@ -1,0 +1,624 @@
+//! A lock held in etcd (`etcd://HOST:PORT[,HOST:PORT...]/NAME`): take it,
+//! keep it, and never let the job run on once it may have passed to another
+//! host.
+//!
+//! The lock is etcd's own, exactly as `etcdctl lock NAME` takes it: a lease,
+//! and the key `NAME/<lease id in hex>`; the oldest key (lowest create
+//! revision) under `NAME/` holds the lock, the others wait in line. So an
+//! `etcdctl lock` holder and a withlock holder exclude each other. The key's
+//! value is withlock's holder record (see [`crate::record`]), and its create
+//! revision, which grows with every new holder, is the fencing token.
+//!
+//! The safety argument. The server lets a lease expire no earlier than TTL
+//! after it received the last keepalive, which is after we sent it (a
+//! leader change only extends a lease). So from the send time of the last
+//! acknowledged keepalive, on our boot clock, the lease lives at least TTL.
+//! withlock keeps the lease alive every TTL/5; if it cannot confirm it,
+//! it sends SIGTERM to the job's process group `--kill-after` + a margin
+//! before that bound, and SIGKILL a margin before it, so the job is dead
+//! before another host can be given the lock. Settings that leave no room
+//! for one lost keepalive before that point are refused.
+//!
+//! The job cannot outlive withlock (Linux: the parent-death signal); when it
+//! ends, or withlock is asked to stop, the lease is revoked at once so the
+//! next host need not wait for it to expire.
+
+use crate::cli::Options;
+use crate::duration::Wait;
+use crate::etcd::client::{self, Client};
+use crate::etcd::{self, Address, Endpoint, Error};
+use crate::exec::Argv;
+use crate::supervise::{self, Ended, Guard, nanos, now_ns};
+use crate::text::{self, Line, LineBuf};
+use crate::{exit, json, record};
+use core::ffi::{CStr, c_int};
+use core::time::Duration;
+
+/// The lease's default time to live (`--lease`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// How long connecting may take, per endpoint (`--connect-timeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The job must be dead this long before the lease can expire: room for
+/// the SIGKILL to land and for the clocks' rates to differ.
+const MARGIN_NS: u64 = 250_000_000;
+/// etcd raises shorter leases to its minimum (about 2 s with defaults).
+const MIN_LEASE: Duration = Duration::from_secs(2);
+
+/// The settings of a lock in etcd, checked.
+#[derive(Clone, Copy)]
+pub struct Timing {
+    pub lease: Duration,
+    pub kill_after: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Timing {
+    /// Check that the job can always be stopped in time: after one lost
+    /// keepalive (two periods of TTL/5), there must still be `kill_after`
+    /// and the margin before the lease can expire.
+    pub fn new(options: &Options) -> Result<Timing, &'static str> {
+        let lease = options.lease.unwrap_or(DEFAULT_LEASE);
+        if lease < MIN_LEASE {
+            return Err("--lease must be at least 2s (etcd's shortest lease)");
+        }
+        let kill_after = options.kill_after.unwrap_or(lease / 3);
+        if nanos(kill_after) + MARGIN_NS > nanos(lease) / 5 * 3 {
+            return Err("--kill-after is too long for --lease: withlock could not stop the job before \
+                        the lease expires (it needs --lease at least 5/3 of --kill-after + 0.25s)");
+        }
+        let connect_timeout = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        Ok(Timing { lease, kill_after, connect_timeout })
+    }
+}
+
+/// Take the lock at `address`, run the job under it, and return the exit
+/// code (the job's, or one of withlock's own).
+pub fn run(address: &[u8], options: &Options, argv: Argv) -> c_int {
+    let address = match etcd::parse_address(address) {
+        Ok(address) => address,
+        Err(error) => return usage(error.problem, error.culprit),
+    };
+    let timing = match Timing::new(options) {
+        Ok(timing) => timing,
+        Err(problem) => return usage(problem, b""),
+    };
+    if !options.insecure
+        && let Some(remote) = address.endpoints().iter().find(|e| !crate::net::is_loopback(&e.host))
+    {
+        let mut buf = text::diagnostic();
+        let line = buf.line();
+        line.push(b"refusing plain HTTP to ").push(remote.text).push(
+            b", which is not on this host: lock traffic would cross the network unencrypted. \
+              Run `etcd grpc-proxy start --endpoints=https://... --listen-addr=127.0.0.1:23790` \
+              (with the cluster's certificates) on each host and lock etcd://127.0.0.1:23790/NAME, \
+              or pass --insecure on a trusted network",
+        );
+        line.emit();
+        return c_int::from(exit::REFUSED);
+    }
+    let session = Session { address: &address, timing, options, name: address.name };
+    session.run(argv)
+}
+
+/// Connect to the first endpoint of `address` that answers, each within
+/// `--connect-timeout`; failures are told to `failed`.
+fn connect<'a>(
+    address: &Address<'a>,
+    timing: &Timing,
+    failed: &mut dyn FnMut(&Endpoint<'a>, &Error),
+) -> Result<Client<'a>, Error> {
+    let each = nanos(timing.connect_timeout);
+    let all = each.saturating_mul(address.endpoints().len() as u64);
+    client::connect(address, each, now_ns().saturating_add(all), failed)
+}
+
+/// Say that `endpoint` could not be reached (with `-v`, or always before
+/// the job runs: then it is why the job does not run).
+fn say_unreachable(endpoint: &Endpoint, error: &Error) {
+    let mut buf = text::diagnostic();
+    let line = buf.line();
+    line.push(b"cannot reach etcd at ").push_printable(endpoint.text).push(b": ");
+    error.push_to(line);
+    line.emit();
+}
+
+struct Session<'a> {
+    address: &'a Address<'a>,
+    timing: Timing,
+    options: &'a Options,
+    name: &'a [u8],
+}
+
+impl Session<'_> {
+    fn deadline(&self, after: Duration) -> u64 {
+        now_ns().saturating_add(nanos(after))
+    }
+
+    fn run(&self, argv: Argv) -> c_int {
+        let mut client = match connect(self.address, &self.timing, &mut say_unreachable) {
+            Ok(client) => client,
+            Err(_) => return self.unavailable(b"no etcd endpoint could be reached", None),
+        };
+        let ttl = self.timing.lease.as_secs().max(1) as i64;
+        let grant_sent = now_ns();
+        let lease = match client.grant(ttl, self.deadline(self.timing.connect_timeout)) {
+            Ok(lease) => lease,
+            Err(error) => return self.unavailable(b"cannot get a lease from etcd", Some(&error)),
+        };
+        let mut guard =
+            Lease::new(self.address, client, lease.id, lease.ttl.min(ttl), grant_sent, &self.timing);
+
+        // The record, written as the key's value with the key itself.
+        // SAFETY: all-zero is a valid utsname, for uname to fill.
+        let mut uts = unsafe { core::mem::zeroed() };
+        let facts = record::Facts::now(None, record::host_name(&mut uts));
+        let mut value = LineBuf::<{ record::CAPACITY }>::new();
+        record::compose(value.line(), &facts, argv.iter(), 0);
+
+        let mut attempt = match guard.client.try_acquire(
+            self.name,
+            lease.id,
+            value.line().as_bytes(),
+            self.deadline(self.timing.connect_timeout),
+        ) {
+            Ok(attempt) => attempt,
+            Err(error) => {
+                guard.revoke(self.timing.connect_timeout);
+                return self.unavailable(b"cannot take the lock in etcd", Some(&error));
+            }
+        };
+        if !attempt.acquired() {
+            match self.options.wait {
+                Wait::No => {
+                    self.busy(&mut guard, &attempt);
+                    guard.revoke(self.timing.connect_timeout);
+                    return self.conflict();
+                }
+                wait => match self.wait_in_line(&mut guard, wait) {
+                    Ok(revision) => attempt.my_revision = revision,
+                    Err(code) => {
+                        guard.revoke(self.timing.connect_timeout);
+                        return code;
+                    }
+                },
+            }
+        }
+
+        let token = attempt.my_revision as u64;
+        export(c"WITHLOCK_FENCING_TOKEN", |line| {
+            line.push_u64(token);
+        });
+        export(c"ETCD_LOCK_REV", |line| {
+            line.push_u64(token);
+        });
+        export(c"ETCD_LOCK_KEY", |line| {
+            line.push(attempt.my_key.as_bytes());
+        });
+        if self.options.verbose {
+            let mut buf = text::diagnostic();
+            let line = buf.line();
+            line.push(b"took the etcd lock ").push_quoted(attempt.my_key.as_bytes());
+            line.push(b" (fencing token ").push_u64(token).push(b")");
+            line.emit();
+        }
+
+        let watch = supervise::Watch {
+            own_group: true,
+            max_runtime: self.options.max_runtime,
+            kill_after: self.timing.kill_after,
+            die_with_parent: true,
+            withhold: None,
+            verbose: self.options.verbose,
+        };
+        let started = now_ns();
+        let ended = supervise::run(argv, &watch, &mut guard, |_| {});
+        let ended = match ended {
+            Ok(ended) => ended,
+            Err(failure) => {
+                guard.revoke(self.timing.connect_timeout);
+                failure.report(b"", b"", c"", false);
+                return c_int::from(failure.exit_code(exit::BUSY));
+            }
+        };
+        if let (Ended::Exited(_), Some(min_hold)) = (ended, self.options.min_hold) {
+            guard.hold_until(started.saturating_add(nanos(min_hold)));
+        }
+        guard.revoke(self.timing.connect_timeout);
+        c_int::from(match ended {
+            Ended::Exited(status) => supervise::exit_like(status),
+            Ended::TimedOut => exit::TIMED_OUT,
+            Ended::Lost => exit::LEASE_LOST,
+        })
+    }
+
+    /// `-w`: wait for our key to become the oldest, keeping the lease alive
+    /// meanwhile. The wait is etcd's own (`/v3/lock/lock` answers when our
+    /// key is first in line), not polling. Our key's create revision once
+    /// it holds the lock, or the exit code.
+    fn wait_in_line(&self, guard: &mut Lease, wait: Wait) -> Result<i64, c_int> {
+        let until = match wait {
+            Wait::For(limit) => self.deadline(limit),
+            _ => u64::MAX,
+        };
+        if let Err(failure) = supervise::catch_stop_signals() {
+            failure.report(b"", b"", c"", false);
+            return Err(c_int::from(exit::OS_ERROR));
+        }
+        let mut waiter = match connect(self.address, &self.timing, &mut say_unreachable) {
+            Ok(client) => client,
+            Err(_) => return Err(self.unavailable(b"no etcd endpoint could be reached", None)),
+        };
+        if let Err(error) = waiter.lock_send(self.name, guard.id, self.deadline(self.timing.connect_timeout))
+        {
+            return Err(self.unavailable(b"cannot wait for the lock in etcd", Some(&error)));
+        }
+        if self.options.verbose {
+            supervise::say(b"the etcd lock is held; waiting in line", None, b"");
+        }
+        loop {
+            if let Some(signal) = supervise::asked_to_stop() {
+                drop(waiter);
+                guard.revoke(self.timing.connect_timeout);
+                supervise::die_like(signal);
+            }
+            if now_ns() >= until {
+                if !self.options.quiet {
+                    let mut buf = text::diagnostic();
+                    let line = buf.line();
+                    line.push(b"etcd lock ").push_quoted(self.name).push(b" is still busy after waiting ");
+                    if let Wait::For(limit) = wait {
+                        line.push_duration(limit);
+                    }
+                    line.emit();
+                }
+                return Err(self.conflict());
+            }
+            let next = guard.wake_at().unwrap_or(u64::MAX).min(until);
+            if supervise::pause_until(next, waiter.raw_fd()) {
+                match waiter.lock_receive(self.deadline(self.timing.connect_timeout)) {
+                    Ok(locked) => return self.confirm(guard, &locked),
+                    Err(error) => {
+                        return Err(self.unavailable(b"lost the connection while waiting", Some(&error)));
+                    }
+                }
+            }
+            if guard.wake_at().is_some_and(|at| now_ns() >= at) && guard.tick(now_ns()).is_err() {
+                return Err(self.unavailable(b"could not keep the lease alive while waiting", None));
+            }
+        }
+    }
+
+    /// etcd 3.4 may answer a lock request even after the waiter's lease
+    /// expired: trust the answer only if the key is there, under our lease.
+    fn confirm(&self, guard: &mut Lease, locked: &client::Locked) -> Result<i64, c_int> {
+        match guard.client.get(locked.key.as_bytes(), self.deadline(self.timing.connect_timeout)) {
+            Ok(Some(info)) if info.lease == guard.id => Ok(info.create_revision),
+            Ok(_) => Err(self.unavailable(b"the lease expired while waiting", None)),
+            Err(error) => Err(self.unavailable(b"cannot check the lock in etcd", Some(&error))),
+        }
+    }
+
+    fn conflict(&self) -> c_int {
+        c_int::from(self.options.conflict_exit_code.unwrap_or(if self.options.quiet {
+            0
+        } else {
+            exit::BUSY
+        }))
+    }
+
+    /// Say who holds the lock (unless `-q`).
+    fn busy(&self, guard: &mut Lease, attempt: &client::Attempt) {
+        if self.options.quiet {
+            return;
+        }
+        let mut buf = text::diagnostic();
+        let line = buf.line();
+        line.push(b"busy: etcd lock ").push_quoted(self.name).push(b" is held");
+        let mut value = [0u8; record::CAPACITY];
+        match owner_record(&mut guard.client, attempt.owner_key.as_bytes(), &mut value, self.timing) {
+            Some(record) => describe(line, &record),
+            None => {
+                line.push(b" by ").push_quoted(attempt.owner_key.as_bytes());
+            }
+        }
+        line.push(b" (fencing token ").push_u64(attempt.owner_revision as u64).push(b")");
+        if attempt.count > 2 {
+            line.push(b"; ").push_u64(attempt.count as u64 - 2).push(b" more waiting");
+        }
+        line.push(b" (use -w DURATION to wait for it, or -q to skip quietly)");
+        line.emit();
+    }
+
+    /// "Cannot reach or trust the lock service" is never silenced by `-q`,
+    /// and never runs the job.
+    fn unavailable(&self, what: &[u8], error: Option<&Error>) -> c_int {
+        let mut buf = text::diagnostic();
+        let line = buf.line();
+        line.push(what);
+        if let Some(error) = error {
+            line.push(b" (");
+            error.push_to(line);
+            line.push(b")");
+        }
+        line.push(b"; the job was not run (exit 69)");
+        line.emit();
+        c_int::from(exit::UNAVAILABLE)
+    }
+}
+
+/// The holder record in the value of `key` (read as the oldest key under
+/// that exact name), if there is one.
+fn owner_record<'b>(
+    client: &mut Client,
+    key: &[u8],
+    out: &'b mut [u8; record::CAPACITY],
+    timing: Timing,
+) -> Option<record::Record<'b>> {
+    let deadline = now_ns().saturating_add(nanos(timing.connect_timeout));
+    let mut range = client.range_prefix(key, 1, deadline).ok()?;
+    let kv = range.next()?.ok()?;
+    let value = kv.value(out).ok()?;
+    match record::parse(value) {
+        record::Contents::Record(record) => Some(record),
+        _ => None,
+    }
+}
+
+/// "by host H, pid P, since T" from a holder record.
+pub fn describe(line: &mut Line, record: &record::Record) {
+    if let Some(host) = record.host {
+        line.push(b" by host ").push_printable(host);
+    }
+    if let Some(pid) = record.pid {
+        line.push(b", pid ").push_u64(u64::from(pid));
+    }
+    if let Some(since) = record.since {
+        line.push(b", since ").push_printable(since);
+    }
+}
+
+fn usage(problem: &'static str, culprit: &[u8]) -> c_int {
+    let mut buf = text::diagnostic();
+    let line = buf.line();
+    line.push(problem.as_bytes());
+    if !culprit.is_empty() {
+        line.push(b": ").push_quoted(culprit);
+    }
+    line.emit();
+    c_int::from(exit::USAGE)
+}
+
+/// Set `name` in our environment, which the job inherits.
+fn export(name: &CStr, value: impl FnOnce(&mut Line)) {
+    let mut buf = LineBuf::<256>::new();
+    let line = buf.line();
+    value(line);
+    line.push(b"\0");
+    // SAFETY: two NUL-terminated strings; withlock is single-threaded.
+    unsafe { libc::setenv(name.as_ptr(), line.as_bytes().as_ptr().cast(), 1) };
+}
+
+/// The lease, kept alive while the job runs: the [`Guard`] the parent loop
+/// asks at each keepalive and before each safety deadline.
+struct Lease<'a> {
+    address: &'a Address<'a>,
+    client: Client<'a>,
+    id: i64,
+    ttl_ns: u64,
+    period_ns: u64,
+    /// SIGTERM this long before the lease can expire.
+    stop_before_ns: u64,
+    /// When the last acknowledged keepalive (or the grant) was sent: the
+    /// lease lives at least `ttl_ns` from then.
+    confirmed: u64,
+    next: u64,
+}
+
+impl<'a> Lease<'a> {
+    fn new(
+        address: &'a Address<'a>,
+        client: Client<'a>,
+        id: i64,
+        ttl: i64,
+        sent: u64,
+        timing: &Timing,
+    ) -> Lease<'a> {
+        let ttl_ns = (ttl.max(1) as u64).saturating_mul(1_000_000_000);
+        let period_ns = ttl_ns / 5;
+        Lease {
+            address,
+            client,
+            id,
+            ttl_ns,
+            period_ns,
+            stop_before_ns: nanos(timing.kill_after) + MARGIN_NS,
+            confirmed: sent,
+            next: sent + period_ns,
+        }
+    }
+
+    /// The last instant the lease is surely alive.
+    fn expiry(&self) -> u64 {
+        self.confirmed.saturating_add(self.ttl_ns)
+    }
+
+    /// When the job must be told to stop, unless a keepalive succeeds first.
+    fn stop_at(&self) -> u64 {
+        self.expiry().saturating_sub(self.stop_before_ns)
+    }
+
+    /// Keep the lease (the job has ended) until `until`, for `--min-hold`;
+    /// a signal to withlock ends the hold early.
+    fn hold_until(&mut self, until: u64) {
+        loop {
+            let now = now_ns();
+            if now >= until || supervise::asked_to_stop().is_some() {
+                return;
+            }
+            if now >= self.next && self.tick(now).is_err() {
+                return; // Lost: nothing runs under it any more.
+            }
+            supervise::pause_until(self.next.min(until), -1);
+        }
+    }
+
+    /// Give the lease back at once (bounded); if that fails it expires.
+    fn revoke(&mut self, within: Duration) {
+        let deadline = now_ns().saturating_add(nanos(within));
+        if self.client.revoke(self.id, deadline).is_err_and(|e| !e.is_lease_not_found())
+            && self.switch_endpoint(deadline)
+        {
+            let _ = self.client.revoke(self.id, deadline);
+        }
+    }
+
+    /// After a failed call: connect to the first endpoint that answers
+    /// (the same one again if it is the only one), by `deadline`.
+    fn switch_endpoint(&mut self, deadline: u64) -> bool {
+        let each = deadline.saturating_sub(now_ns());
+        match client::connect(self.address, each, deadline, &mut |_, _| {}) {
+            Ok(client) => {
+                self.client = client;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Guard for Lease<'_> {
+    fn wake_at(&self) -> Option<u64> {
+        Some(self.next.min(self.stop_at()))
+    }
+
+    fn tick(&mut self, now: u64) -> Result<(), u64> {
+        let stop_at = self.stop_at();
+        if now >= stop_at {
+            return Err(self.expiry().saturating_sub(MARGIN_NS));
+        }
+        // One keepalive, bounded so that a hung server cannot make us miss
+        // the moment to stop the job.
+        let deadline = stop_at.min(now.saturating_add(self.period_ns));
+        let sent = now_ns();
+        let mut result = self.client.keepalive(self.id, deadline);
+        if result.is_err() && self.switch_endpoint(deadline) {
+            result = self.client.keepalive(self.id, deadline);
+        }
+        match result {
+            Ok(ttl) if ttl > 0 => {
+                self.confirmed = sent;
+                self.ttl_ns = self.ttl_ns.min((ttl as u64).saturating_mul(1_000_000_000));
+                self.next = sent + self.period_ns;
+                Ok(())
+            }
+            // The server says the lease is gone: someone else may hold the
+            // lock already. Stop the job now.
+            Ok(_) => Err(now_ns()),
+            Err(_) => {
+                // Try again soon; the deadline to stop stays where it is.
+                self.next = now_ns().saturating_add(self.period_ns / 4).min(stop_at);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `--status etcd://.../NAME`: who holds the lock (the oldest key under
+/// `NAME/`, and its record), and how many wait. 0 if free, 75 if held, 69
+/// if etcd cannot be asked, 64 for a bad address.
+pub fn status(lock: &[u8], json: bool) -> u8 {
+    let address = match etcd::parse_address(lock) {
+        Ok(address) => address,
+        Err(error) => return usage(error.problem, error.culprit) as u8,
+    };
+    let timing =
+        Timing { lease: DEFAULT_LEASE, kill_after: Duration::ZERO, connect_timeout: DEFAULT_CONNECT_TIMEOUT };
+    let mut out = LineBuf::<{ 2 * record::CAPACITY + 512 }>::new();
+    let line = out.line();
+    let mut prefix = LineBuf::<{ etcd::KEY_MAX + 1 }>::new();
+    prefix.line().push(address.name).push(b"/");
+    let held = connect(&address, &timing, &mut |_, _| {}).and_then(|mut client| {
+        let deadline = now_ns().saturating_add(nanos(timing.connect_timeout));
+        let mut range = client.range_prefix(prefix.line().as_bytes(), 1, deadline)?;
+        let count = range.count;
+        let Some(owner) = range.next().transpose()? else {
+            return Ok(false);
+        };
+        let mut key = [0u8; etcd::KEY_MAX];
+        let key = owner.key(&mut key)?;
+        let mut value = [0u8; record::CAPACITY];
+        let value = owner.value(&mut value)?;
+        let record = match record::parse(value) {
+            record::Contents::Record(record) => Some(record),
+            _ => None,
+        };
+        if json {
+            json::push_key(line.push(b"{"), "lock", true);
+            json::push_str(line, lock);
+            line.push(br#","state":"held""#);
+            json::push_key(line, "key", false);
+            json::push_str(line, key);
+            json::push_key(line, "fencing_token", false);
+            line.push_u64(owner.create_revision as u64);
+            json::push_key(line, "waiting", false);
+            line.push_u64(count.saturating_sub(1) as u64);
+            json::push_key(line, "pid", false);
+            json::push_opt_u64(line, record.as_ref().and_then(|r| r.pid).map(u64::from));
+            json::push_key(line, "host", false);
+            json::push_opt_str(line, record.as_ref().and_then(|r| r.host));
+            json::push_key(line, "since", false);
+            json::push_opt_str(line, record.as_ref().and_then(|r| r.since));
+            line.push(b"}");
+        } else {
+            line.push_quoted(lock).push(b": held");
+            match &record {
+                Some(record) => describe(line, record),
+                None => {
+                    line.push(b" by ").push_quoted(key).push(b" (not withlock: no holder record)");
+                }
+            }
+            line.push(b" (key ").push_printable(key);
+            line.push(b", fencing token ").push_u64(owner.create_revision as u64).push(b")");
+            if count > 1 {
+                line.push(b"; ").push_u64(count as u64 - 1).push(b" waiting");
+            }
+        }
+        Ok(true)
+    });
+    match held {
+        Ok(true) => {
+            line.write_to(1);
+            exit::BUSY
+        }
+        Ok(false) => {
+            if json {
+                json::push_key(line.push(b"{"), "lock", true);
+                json::push_str(line, lock);
+                line.push(b",\"state\":\"free\"}");
+            } else {
+                line.push_quoted(lock).push(b": free");
+            }
+            line.write_to(1);
+            0
+        }
+        Err(error) => {
+            if json {
+                json::push_key(line.push(b"{"), "lock", true);
+                json::push_str(line, lock);
+                line.push(br#","state":"error","error":"#);
+                let mut why = LineBuf::<256>::new();
+                error.push_to(why.line());
+                json::push_str(line, why.line().as_bytes());
+                line.push(b"}");
+                line.write_to(1);
+            } else {
+                let mut buf = text::diagnostic();
+                let why = buf.line();
+                why.push(b"cannot tell who holds ").push_quoted(lock).push(b": ");
+                error.push_to(why);
+                why.emit();
+            }
+            exit::UNAVAILABLE
+        }
+    }
+}
