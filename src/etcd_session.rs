@@ -223,7 +223,10 @@ impl Session<'_> {
         if let (Ended::Exited(_), Some(min_hold)) = (ended, self.options.min_hold) {
             guard.hold_until(started.saturating_add(nanos(min_hold)));
         }
-        guard.revoke(self.timing.connect_timeout);
+        // A lost lease is revoked too, in case etcd is back (briefly: it
+        // may well not be).
+        let within = if ended == Ended::Lost { Duration::from_secs(1) } else { self.timing.connect_timeout };
+        guard.revoke(within.min(self.timing.connect_timeout));
         c_int::from(match ended {
             Ended::Exited(status) => supervise::exit_like(status),
             Ended::TimedOut => exit::TIMED_OUT,

@@ -419,7 +419,9 @@ impl Watcher {
             {
                 self.stop(Ended::TimedOut, nanos(self.kill_after));
             }
+            // Once the job is being stopped, the guard has said all it can.
             if self.status.is_none()
+                && self.stopping.is_none()
                 && guard.wake_at().is_some_and(|at| now >= at)
                 && let Err(deadline) = guard.tick(now)
             {
@@ -448,6 +450,7 @@ impl Watcher {
                 next = next.min(kill_at);
             }
             if self.status.is_none()
+                && self.stopping.is_none()
                 && let Some(at) = guard.wake_at()
             {
                 next = next.min(at);
