@@ -65,6 +65,17 @@ pub enum Failure<'a> {
         pid: u32,
         uid: u32,
     },
+    /// `--slots N`: all N slots are taken.
+    SlotsBusy {
+        slots: u8,
+    },
+    /// `--slots N` (`ours`) met a job on the same LOCK with another N:
+    /// `slot`'s holder records `theirs`, or (`None`) `slot` is N and held.
+    SlotsMixed {
+        slot: u8,
+        ours: u8,
+        theirs: Option<u32>,
+    },
     /// `execvp` failed.
     CannotRun {
         errno: Errno,
@@ -79,8 +90,8 @@ impl Failure<'_> {
     /// busy lock (75, or 0 with `-q`, or `-E N`).
     pub fn exit_code(&self, conflict: u8) -> u8 {
         match self {
-            Failure::Usage(_) => exit::USAGE,
-            Failure::Busy | Failure::TimedOut(_) => conflict,
+            Failure::Usage(_) | Failure::SlotsMixed { .. } => exit::USAGE,
+            Failure::Busy | Failure::TimedOut(_) | Failure::SlotsBusy { .. } => conflict,
             Failure::Refused { .. } | Failure::ReplaceForbidden { .. } => exit::REFUSED,
             Failure::CannotReplace(_) => exit::BUSY,
             Failure::CannotOpen { .. } => exit::CANNOT_CREATE,
@@ -94,7 +105,7 @@ impl Failure<'_> {
     }
 
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Failure::Busy | Failure::TimedOut(_))
+        matches!(self, Failure::Busy | Failure::TimedOut(_) | Failure::SlotsBusy { .. })
     }
 
     /// Write the one-line explanation (plus the usage summary for usage
@@ -132,6 +143,22 @@ impl Failure<'_> {
                     line.truncate_to(mark);
                 }
                 line.push(b"; giving up (use a longer -w, or -w forever)");
+            }
+            Failure::SlotsBusy { slots } => {
+                line.push_quoted(lock).push(b" is busy: all ").push_u64(u64::from(*slots));
+                line.push(b" slots are taken (use -w DURATION to wait for one, or -q to skip quietly)");
+            }
+            Failure::SlotsMixed { slot, ours, theirs } => {
+                line.push(b"refusing ").push_quoted(lock).push(b".").push_u64(u64::from(*slot));
+                match theirs {
+                    Some(theirs) => {
+                        line.push(b": its holder runs with --slots ").push_u64(u64::from(*theirs))
+                    }
+                    None => line.push(b": it is held, by a job with more slots"),
+                };
+                line.push(b", this is --slots ").push_u64(u64::from(*ours));
+                line.push(b" (give every job on ").push_quoted(lock);
+                line.push(b" the same --slots N, or use another LOCK)");
             }
             Failure::Refused { why } => {
                 line.push(b"refusing lock ").push_quoted(lock).push(b": ");

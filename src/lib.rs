@@ -35,6 +35,7 @@ pub mod lock;
 pub mod named;
 pub mod once;
 pub mod record;
+pub mod slots;
 pub mod status;
 pub mod supervise;
 pub mod sys;
@@ -198,6 +199,9 @@ fn lock_and_run(
         }
         None => args.tail(command),
     };
+    if options.slots > 0 {
+        return slots::run(walked, resolved.as_cstr(), argv, options, lock_path);
+    }
     let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
         Ok(locked) => {
             // SAFETY: all-zero is a valid utsname, for uname to fill.

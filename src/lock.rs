@@ -55,7 +55,18 @@ pub struct Locked {
 pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Failure<'static>> {
     // Armed only once the lock turns out busy: an uncontended run pays for
     // no timer. Dropping it (on return) disarms it before the job starts.
-    let mut deadline: Option<Deadline> = None;
+    acquire_until(path, options, lock, &mut None)
+}
+
+/// [`acquire`], with a deadline that the caller keeps: `--slots` goes on
+/// waiting, for a slot, against the same `-w` once it has the gate.
+#[inline(never)]
+pub fn acquire_until(
+    path: &CStr,
+    options: &Options,
+    lock: &[u8],
+    deadline: &mut Option<Deadline>,
+) -> Result<Locked, Failure<'static>> {
     let mut announced = false;
     let mut replaced = false;
     loop {
@@ -78,7 +89,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
                     Wait::Forever => block(fd, options)?,
                     Wait::For(limit) => {
                         let armed = match deadline {
-                            Some(ref armed) => armed,
+                            Some(armed) => armed,
                             None => deadline.insert(
                                 Deadline::start(limit)
                                     .map_err(|errno| Failure::System { call: "setitimer", errno })?,
@@ -192,7 +203,7 @@ fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
 /// Open or create the lock file and refuse it if it is unsafe. `None` if
 /// the file was removed between our open and our look at it (it has no
 /// name left, so there is nothing to judge or lock: start over).
-fn open_lock_file(
+pub fn open_lock_file(
     path: &CStr,
     options: &Options,
 ) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
@@ -279,7 +290,7 @@ fn say_replaced(lock: &[u8]) {
 
 #[cold]
 #[inline(never)]
-fn announce_wait(lock: &[u8], wait: Wait) {
+pub fn announce_wait(lock: &[u8], wait: Wait) {
     let mut buf = text::diagnostic();
     let line = buf.line();
     line.push_quoted(lock).push(b" is busy; ");
