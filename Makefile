@@ -25,7 +25,7 @@ SIZE_GOAL := 65536
 
 VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
 BIN     := target/$(TARGET)/release/withlock
-SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs .cargo/config.toml
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs static.ld .cargo/config.toml
 
 # Exactly the files `install` creates (and `uninstall` removes).
 INSTALLED := $(BINDIR)/withlock $(MANDIR)/man1/withlock.1 $(BASHCOMPDIR)/withlock \
