@@ -70,11 +70,11 @@ pub enum Failure<'a> {
         slots: u8,
     },
     /// `--slots N` (`ours`) met a job on the same LOCK with another N:
-    /// `slot`'s holder records `theirs`, or (`None`) `slot` is N and held.
+    /// `slot`'s holder records `theirs` (0: not known), or `slot` is N.
     SlotsMixed {
         slot: u8,
         ours: u8,
-        theirs: Option<u32>,
+        theirs: u64,
     },
     /// `execvp` failed.
     CannotRun {
@@ -150,15 +150,12 @@ impl Failure<'_> {
             }
             Failure::SlotsMixed { slot, ours, theirs } => {
                 line.push(b"refusing ").push_quoted(lock).push(b".").push_u64(u64::from(*slot));
+                line.push(b": it is held by a job with ");
                 match theirs {
-                    Some(theirs) => {
-                        line.push(b": its holder runs with --slots ").push_u64(u64::from(*theirs))
-                    }
-                    None => line.push(b": it is held, by a job with more slots"),
+                    0 => line.push(b"more slots than --slots "),
+                    _ => line.push(b"--slots ").push_u64(*theirs).push(b", not "),
                 };
-                line.push(b", this is --slots ").push_u64(u64::from(*ours));
-                line.push(b" (give every job on ").push_quoted(lock);
-                line.push(b" the same --slots N, or use another LOCK)");
+                line.push_u64(u64::from(*ours)).push(b" (give every job on a LOCK the same --slots N)");
             }
             Failure::Refused { why } => {
                 line.push(b"refusing lock ").push_quoted(lock).push(b": ");

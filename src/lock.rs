@@ -55,18 +55,7 @@ pub struct Locked {
 pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Failure<'static>> {
     // Armed only once the lock turns out busy: an uncontended run pays for
     // no timer. Dropping it (on return) disarms it before the job starts.
-    acquire_until(path, options, lock, &mut None)
-}
-
-/// [`acquire`], with a deadline that the caller keeps: `--slots` goes on
-/// waiting, for a slot, against the same `-w` once it has the gate.
-#[inline(never)]
-pub fn acquire_until(
-    path: &CStr,
-    options: &Options,
-    lock: &[u8],
-    deadline: &mut Option<Deadline>,
-) -> Result<Locked, Failure<'static>> {
+    let mut deadline: Option<Deadline> = None;
     let mut announced = false;
     let mut replaced = false;
     loop {
@@ -89,7 +78,7 @@ pub fn acquire_until(
                     Wait::Forever => block(fd, options)?,
                     Wait::For(limit) => {
                         let armed = match deadline {
-                            Some(armed) => armed,
+                            Some(ref armed) => armed,
                             None => deadline.insert(
                                 Deadline::start(limit)
                                     .map_err(|errno| Failure::System { call: "setitimer", errno })?,

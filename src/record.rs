@@ -167,8 +167,8 @@ pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a
     field(out, b"boot_ns", facts.boot_ns);
     out.push(concat!("version=", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
     if facts.slots > 0 {
-        field(out, b"slots", u64::from(facts.slots));
-        field(out, b"slot", u64::from(facts.slot));
+        out.push(b"slots=").push_u64(u64::from(facts.slots));
+        out.push(b"\nslot=").push_u64(u64::from(facts.slot)).push(b"\n");
     }
 
     // The command goes last but one, so that if it is too long only it is
@@ -245,9 +245,6 @@ pub struct Record<'a> {
     pub since_unix: Option<u64>,
     pub boot_ns: Option<u64>,
     pub version: Option<&'a [u8]>,
-    /// `--slots N`: N, and the slot this lock file is.
-    pub slots: Option<u32>,
-    pub slot: Option<u32>,
     /// Encoded as the module docs say; see [`Args`].
     pub command: Option<&'a [u8]>,
     pub command_cut: bool,
@@ -292,8 +289,6 @@ pub fn parse(bytes: &[u8]) -> Contents<'_> {
             b"since_unix" => record.since_unix = number(),
             b"boot_ns" => record.boot_ns = number(),
             b"version" => record.version = Some(value),
-            b"slots" => record.slots = small(),
-            b"slot" => record.slot = small(),
             b"command" => record.command = Some(value),
             b"command_cut" => record.command_cut = value == b"1",
             _ => {}
@@ -435,8 +430,6 @@ mod tests {
                 since_unix: Some(1_795_658_401),
                 boot_ns: Some(81_234_567_890),
                 version: Some(b"0.1.0"),
-                slots: None,
-                slot: None,
                 command: Some(b"rsync -a /srv /backup"),
                 command_cut: false,
                 complete: true,
@@ -452,7 +445,7 @@ mod tests {
         let text = std::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.contains("\nversion=0.1.0\nslots=3\nslot=2\ncommand=job\n"), "{text}");
         let Contents::Record(r) = parse(out.as_bytes()) else { panic!("not a record") };
-        assert_eq!((r.slots, r.slot, r.complete), (Some(3), Some(2), true));
+        assert!(r.complete && r.command == Some(b"job"));
         // Without --slots, neither key is written.
         assert!(!String::from_utf8(composed(&[b"job"])).unwrap().contains("slot"));
     }

@@ -2,31 +2,31 @@
 //!
 //! Slot `i` (0 to N-1) is a lock file of its own, `LOCK.i`, next to LOCK:
 //! opened, checked and locked exactly as any lock file (the walk to LOCK
-//! vouches for the directory they share), and holding its own holder
-//! record, which also says `slots=N` and `slot=i`. The job holds its slot's
-//! lock as it would hold LOCK's, gets `WITHLOCK_SLOT=i` in its environment,
-//! and inherits no other descriptor.
+//! vouches for the directory they share), re-checked after locking, and
+//! holding its own holder record, which also says `slots=N` and `slot=i`.
+//! The job holds its slot's lock as it would hold LOCK's, gets
+//! `WITHLOCK_SLOT=i` in its environment, and inherits no other descriptor.
 //!
 //! Without `-w`, the slots are tried in order without waiting; the first
 //! free one is taken, and if none is, the run is busy.
 //!
 //! With `-w`, LOCK itself is a *gate*: waiters take it in turn (a blocking
-//! flock, bounded by `-w` as for any lock), so that only one of them at a
-//! time waits for a slot. Under the gate it tries every slot; if all are
-//! taken, it waits for any of them in the kernel, with no polling: one
-//! watcher process per slot blocks in `flock` on the descriptor it
-//! inherited from withlock. A flock lock belongs to the open file
-//! description, which watcher and withlock share, so the watcher that gets
-//! its slot has got it for withlock. It says which on a pipe (a descriptor,
-//! so `-w`'s deadline can end the wait without a race; see `timer`) and
-//! exits; withlock kills and reaps every watcher, and closes the
-//! descriptors of the other slots, which also lets go of a slot a second
-//! watcher may have won meanwhile (withlock held the last reference to it).
-//! Then it lets go of the gate and becomes the job.
+//! flock, as for any lock), so that one of them at a time waits for a slot.
+//! Under the gate it tries every slot; if all are taken, it waits for any of
+//! them in the kernel, without polling: one watcher process per slot blocks
+//! in `flock` on the descriptor it inherited from withlock. A flock lock
+//! belongs to the open file description, which watcher and withlock share,
+//! so the watcher that gets its slot has got it for withlock. It writes the
+//! slot's number to a pipe and exits; withlock, blocked in `poll` on the
+//! pipe (with what is left of `-w` as its timeout), kills and reaps every
+//! watcher, and closes the descriptors of the other slots, which also lets
+//! go of a slot a second watcher may have won meanwhile (withlock held the
+//! last reference to it). Then it lets go of the gate and becomes the job.
 //!
-//! A slot whose busy holder records another N, or a held `LOCK.N` (a slot
-//! past ours, never created here), means that jobs with different N share
-//! LOCK: that is refused, since neither limit would then hold.
+//! A slot whose holder's current record names another N, or a held `LOCK.N`
+//! (one past our last slot; looked at if it exists, never created), means
+//! that jobs with different N share LOCK, and neither limit would hold:
+//! that is refused.
 
 use crate::cli::Options;
 use crate::duration::Wait;
@@ -35,21 +35,41 @@ use crate::exec::{self, Argv};
 use crate::holder::{self, State, Trust};
 use crate::lock::{self, Locked};
 use crate::once::TakeOnce;
-use crate::record::{self, Contents, Record};
 use crate::sys::{self, Errno, Fd};
-use crate::text::{Line, LineBuf};
-use crate::timer::{Deadline, Missed};
-use core::cell::Cell;
+use crate::{clock, record, text};
 use core::ffi::{CStr, c_char, c_int};
-use core::time::Duration;
 
 /// The most slots a LOCK may have.
 pub const MAX: u8 = 64;
+
+/// The slots' file names, `LOCK.i`, made one at a time after `LOCK.`.
+struct Names {
+    buf: [u8; crate::locate::PATH_MAX + 4],
+    base: usize,
+    /// The length of the last name made (0: none yet); failures from then
+    /// on concern that slot's file.
+    len: usize,
+}
+
+impl Names {
+    fn of(&mut self, slot: u8) -> &CStr {
+        let mut at = self.base;
+        if slot >= 10 {
+            self.buf[at] = b'0' + slot / 10;
+            at += 1;
+        }
+        self.buf[at] = b'0' + slot % 10;
+        self.buf[at + 1] = 0;
+        self.len = at + 1;
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"")
+    }
+}
 
 /// The descriptors of the slots opened so far (-1: none), closed on drop.
 struct Opened([c_int; MAX as usize]);
 
 impl Drop for Opened {
+    #[inline(never)]
     fn drop(&mut self) {
         for &fd in &self.0 {
             if fd >= 0 {
@@ -70,10 +90,13 @@ pub fn run(
     options: &Options,
     lock: &[u8],
 ) -> c_int {
-    let mut name = LineBuf::<{ crate::locate::PATH_MAX + 8 }>::new();
+    let base = resolved.to_bytes();
+    let mut names = Names { buf: [0; crate::locate::PATH_MAX + 4], base: base.len() + 1, len: 0 };
+    names.buf[..base.len()].copy_from_slice(base);
+    names.buf[base.len()] = b'.';
     let mut opened = Opened([-1; MAX as usize]);
     let walk_failed = walked.is_err();
-    let failure = match walked.and_then(|()| take(resolved, options, lock, name.line(), &mut opened)) {
+    let failure = match walked.and_then(|()| take(resolved, options, lock, &mut names, &mut opened)) {
         Ok(slot) => {
             let fd = Fd::from_raw(core::mem::replace(&mut opened.0[usize::from(slot)], -1));
             drop(opened); // Only the slot's descriptor goes to the job.
@@ -86,12 +109,7 @@ pub fn run(
                     let mut uts = unsafe { core::mem::zeroed() };
                     let mut facts = record::Facts::now(None, record::host_name(&mut uts));
                     (facts.slots, facts.slot) = (options.slots, slot);
-                    record::store(
-                        slot_path(name.line(), resolved.to_bytes(), slot),
-                        &locked,
-                        &facts,
-                        argv.iter(),
-                    );
+                    record::store(names.of(slot), &locked, &facts, argv.iter());
                     let mut var = *b"WITHLOCK_SLOT=\0\0\0";
                     var[14] = b'0' + slot / 10;
                     var[14 + usize::from(slot >= 10)] = b'0' + slot % 10;
@@ -109,12 +127,9 @@ pub fn run(
     let conflict = options.conflict_exit_code.unwrap_or(if options.quiet { 0 } else { crate::exit::BUSY });
     if !(options.quiet && failure.is_conflict()) {
         // A failure on a slot's file names that file (the last one tried).
-        let tried = name.line().as_bytes();
         let shown = match failure {
-            Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. }
-                if !tried.is_empty() =>
-            {
-                &tried[..tried.len() - 1]
+            Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. } if names.len > 0 => {
+                &names.buf[..names.len]
             }
             _ => lock,
         };
@@ -125,182 +140,148 @@ pub fn run(
     c_int::from(failure.exit_code(conflict))
 }
 
-/// `base.slot`, in `buf`.
-fn slot_path<'b>(buf: &'b mut Line, base: &[u8], slot: u8) -> &'b CStr {
-    buf.clear();
-    buf.push(base).push(b".").push_u64(u64::from(slot)).push(b"\0");
-    CStr::from_bytes_with_nul(buf.as_bytes()).unwrap_or(c"")
-}
-
 /// Take a free slot of the lock at `gate` (LOCK), waiting for one as `-w`
 /// says; its descriptor is left in `opened`.
-fn take(
-    gate: &CStr,
-    options: &Options,
-    lock: &[u8],
-    name: &mut Line,
-    opened: &mut Opened,
-) -> Result<u8, Failure<'static>> {
-    let base = gate.to_bytes();
-    let limit = match options.wait {
-        Wait::No => return scan(base, options, name, opened),
-        Wait::For(limit) => limit,
-        Wait::Forever => FOREVER,
-    };
-    let mut deadline = None;
-    let _gate = lock::acquire_until(gate, options, lock, &mut deadline)?;
-    loop {
-        match scan(base, options, name, opened) {
-            Err(Failure::SlotsBusy { .. }) => {}
-            taken => return taken,
-        }
-        if options.verbose {
-            lock::announce_wait(lock, options.wait);
-        }
-        let slot = wait_for_any(&opened.0[..usize::from(options.slots)], limit, &mut deadline)?;
-        let stat = sys::fstat(opened.0[usize::from(slot)])
-            .map_err(|errno| Failure::System { call: "fstat", errno })?;
-        if same_file(slot_path(name, base, slot), &stat)? {
-            return Ok(slot);
-        }
-        // Removed while we waited: it guards nothing. Look again.
-    }
-    // Returning lets go of the gate and disarms the deadline, before the
-    // job starts.
-}
-
-/// How long `-w forever` waits for a slot: longer than any system runs.
-const FOREVER: Duration = Duration::from_secs(i32::MAX as u64);
-
-/// Try every slot in order, without waiting: the first free one is taken.
-/// The descriptors of all the slots tried are kept in `opened`.
-fn scan(
-    base: &[u8],
-    options: &Options,
-    name: &mut Line,
-    opened: &mut Opened,
-) -> Result<u8, Failure<'static>> {
+fn take(gate: &CStr, options: &Options, lock: &[u8], names: &mut Names, opened: &mut Opened) -> Result<u8, Failure<'static>> {
+    let started = clock::boot_ns();
     let slots = options.slots;
-    // Another N: someone holds the slot past our last.
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-    if let Ok(file) = sys::open(slot_path(name, base, slots), flags, 0) {
-        mixed(file.raw(), slots, slots)?;
-    }
-    for slot in 0..slots {
-        loop {
-            let path = slot_path(name, base, slot);
-            let Some((fd, stat, _)) = lock::open_lock_file(path, options)? else { continue };
+    let waits = options.wait != Wait::No;
+    // The gate is held until we return, and never reaches the job.
+    let _gate = if waits { Some(lock::acquire(gate, options, lock)?.fd) } else { None };
+    'again: loop {
+        // Someone holds the slot past our last: a job with more slots.
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        if let Ok(file) = sys::open(names.of(slots), flags, 0) {
+            mixed(file.raw(), slots, slots)?;
+        }
+        let mut slot = 0;
+        // Every slot in order, without waiting: the first free one is ours.
+        // The descriptors of the busy ones are kept, to wait on.
+        while slot < slots {
+            let Some((fd, _, _)) = lock::open_lock_file(names.of(slot), options)? else {
+                continue 'again; // Removed as we opened it.
+            };
             let fd = fd.into_raw();
-            let old = core::mem::replace(&mut opened.0[usize::from(slot)], fd);
+            let old = core::mem::replace(&mut opened.0[usize::from(slot & 63)], fd);
             if old >= 0 {
                 sys::close(old);
             }
             match sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
-                Ok(()) if same_file(path, &stat)? => return Ok(slot),
-                Ok(()) => {} // Removed as we locked it: open the name afresh.
-                Err(Errno(libc::EWOULDBLOCK)) => {
-                    mixed(fd, slot, slots)?;
-                    break;
-                }
+                Ok(()) => break,
+                Err(Errno(libc::EWOULDBLOCK)) => mixed(fd, slot, slots)?,
                 Err(errno) => return Err(Failure::System { call: "flock", errno }),
             }
+            slot += 1;
+        }
+        if slot == slots {
+            if !waits {
+                return Err(Failure::SlotsBusy { slots });
+            }
+            if options.verbose {
+                lock::announce_wait(lock, options.wait);
+            }
+            slot = wait_for_any(&opened.0[..usize::from(slots)], options.wait, started)?;
+        }
+        // The name must still be the file we locked: one removed or
+        // replaced meanwhile guards nothing. Then look again.
+        let fd = opened.0[usize::from(slot & 63)];
+        let same = |now: libc::stat| sys::fstat(fd).is_ok_and(|st| now.st_dev == st.st_dev && now.st_ino == st.st_ino);
+        if sys::lstat(names.of(slot)).is_ok_and(same) {
+            return Ok(slot);
         }
     }
-    Err(Failure::SlotsBusy { slots })
+    // Returning lets go of the gate before the job starts.
 }
 
-/// Does `path` still name the file we locked (`stat`)?
-fn same_file(path: &CStr, stat: &libc::stat) -> Result<bool, Failure<'static>> {
-    match sys::lstat(path) {
-        Ok(now) => Ok(now.st_dev == stat.st_dev && now.st_ino == stat.st_ino),
-        Err(Errno(libc::ENOENT)) => Ok(false),
-        Err(errno) => Err(Failure::System { call: "lstat", errno }),
-    }
-}
-
-/// Refuse to run beside jobs with another N (`ours`): when slot `slot`
-/// (open at `fd`, and busy) has a current holder record that says so, or
-/// when `slot` is N and held at all. A record must be the current holder's:
-/// an earlier one may still be there for an instant after the lock changed
-/// hands.
+/// Refuse to run beside jobs with another N (`ours`): when the busy slot
+/// `slot` (open at `fd`) has a current holder record with another
+/// `slots=`, or when `slot` is N and held at all. The record must be the
+/// current holder's: an earlier one may be there for an instant after the
+/// lock changed hands.
 fn mixed(fd: c_int, slot: u8, ours: u8) -> Result<(), Failure<'static>> {
     let mut buf = [0u8; record::CAPACITY];
-    let theirs = match record::parse(holder::read_contents(fd, &mut buf)) {
-        Contents::Record(Record { slots: Some(theirs), .. }) if theirs != u32::from(ours) => Some(theirs),
-        _ if slot < ours => return Ok(()),
-        _ => None,
-    };
-    let Ok(stat) = sys::fstat(fd) else { return Ok(()) };
-    let holder = holder::inspect(fd, &stat, &mut buf, slot < ours);
-    if holder.state == State::Free || matches!(holder.trust, Trust::Stale | Trust::Last) && slot < ours {
+    // The holder record's `slots=` (see `record`).
+    let theirs = holder::read_contents(fd, &mut buf)
+        .strip_prefix(record::MAGIC)
+        .and_then(|body| body.split(|&b| b == b'\n').find_map(|line| line.strip_prefix(b"slots=")))
+        .and_then(text::parse_u64);
+    let past = slot == ours;
+    if !past && theirs.is_none_or(|theirs| theirs == u64::from(ours)) {
         return Ok(());
     }
-    Err(Failure::SlotsMixed { slot, ours, theirs })
+    let Ok(stat) = sys::fstat(fd) else { return Ok(()) };
+    let holder = holder::inspect(fd, &stat, &mut buf, !past);
+    if holder.state == State::Free || !past && matches!(holder.trust, Trust::Stale | Trust::Last) {
+        return Ok(());
+    }
+    Err(Failure::SlotsMixed { slot, ours, theirs: theirs.unwrap_or(0) })
 }
 
-/// Wait in the kernel, at most `limit` (see `deadline`), until one of the
-/// slots open at `busy` is ours (see the module docs). Returns the slot.
-fn wait_for_any(
-    busy: &[c_int],
-    limit: Duration,
-    deadline: &mut Option<Deadline>,
-) -> Result<u8, Failure<'static>> {
+/// Wait in the kernel, as long as `wait` allows from `started` (a
+/// `boot_ns`), until one of the slots open at `busy` is ours (see the
+/// module docs). Returns the slot.
+fn wait_for_any(busy: &[c_int], wait: Wait, started: u64) -> Result<u8, Failure<'static>> {
     let mut ends = [0; 2];
     let mut watchers = [0; MAX as usize];
-    let won = Cell::new(0);
+    let mut slot = 0u8;
     // SAFETY: pipe fills the two descriptors of `ends`.
-    let outcome = match unsafe { libc::pipe(ends.as_mut_ptr()) } {
-        -1 => Err(Missed::Failed(sys::errno())),
-        _ => {
-            let (from, to) = (Fd::from_raw(ends[0]), Fd::from_raw(ends[1]));
-            // SAFETY: getpid cannot fail.
-            let parent = unsafe { libc::getpid() };
-            let mut forked = Ok(());
-            for (slot, (&fd, watcher)) in busy.iter().zip(&mut watchers).enumerate() {
-                // SAFETY: withlock is single-threaded; the child only locks,
-                // writes and exits.
-                match unsafe { libc::fork() } {
-                    -1 => forked = Err(Missed::Failed(sys::errno())),
-                    0 => watch(fd, to.raw(), slot as u8, parent),
-                    pid => *watcher = pid,
-                }
+    let errno = if unsafe { libc::pipe(ends.as_mut_ptr()) } == -1 {
+        sys::errno()
+    } else {
+        let (from, to) = (Fd::from_raw(ends[0]), Fd::from_raw(ends[1]));
+        // SAFETY: getpid cannot fail.
+        let parent = unsafe { libc::getpid() };
+        let mut errno = Errno(0);
+        for (i, (&fd, watcher)) in busy.iter().zip(&mut watchers).enumerate() {
+            // SAFETY: withlock is single-threaded; the child only locks,
+            // writes and exits.
+            match unsafe { libc::fork() } {
+                -1 => errno = sys::errno(),
+                0 => watch(fd, to.raw(), i as u8, parent),
+                pid => *watcher = pid,
             }
-            // Only watchers may write: if they all end without a slot, read
-            // sees the end of the pipe instead of waiting forever.
-            drop(to);
-            forked.and_then(|()| {
-                let armed = match deadline {
-                    Some(armed) => armed,
-                    None => deadline.insert(Deadline::start(limit).map_err(Missed::Failed)?),
-                };
-                armed.lock(from, |fd| {
-                    let mut slot = 0u8;
-                    // SAFETY: `slot` is valid for a write of one byte.
-                    match unsafe { libc::read(fd, (&raw mut slot).cast(), 1) } {
-                        1 => {
-                            won.set(slot);
-                            Ok(())
-                        }
-                        0 => Err(Errno(libc::ECHILD)),
-                        _ => Err(sys::errno()),
-                    }
-                })
-            })
         }
+        // Only watchers may write: if they all end without a slot, the
+        // pipe ends instead of staying silent.
+        drop(to);
+        let mut ready = libc::pollfd { fd: from.raw(), events: libc::POLLIN, revents: 0 };
+        while errno == Errno(0) {
+            let timeout = match wait {
+                Wait::For(limit) => {
+                    // What is left, in whole milliseconds rounded up.
+                    let waited = (clock::boot_ns() - started) / 1_000_000;
+                    let limit = limit.as_secs() * 1000 + u64::from(limit.subsec_nanos().div_ceil(1_000_000));
+                    c_int::try_from(limit.saturating_sub(waited)).unwrap_or(c_int::MAX)
+                }
+                _ => -1,
+            };
+            // SAFETY: `ready` is one valid pollfd; `slot` is valid for a
+            // write of one byte.
+            errno = match unsafe { libc::poll(&mut ready, 1, timeout) } {
+                0 => Errno(libc::ETIMEDOUT),
+                -1 if sys::errno() == Errno(libc::EINTR) => continue,
+                -1 => sys::errno(),
+                _ => match unsafe { libc::read(from.raw(), (&raw mut slot).cast(), 1) } {
+                    1 => break,
+                    _ => Errno(libc::ECHILD), // Every watcher ended without a slot.
+                },
+            };
+        }
+        errno
     };
     for &pid in &watchers {
-        // SAFETY: kill and waitpid on our own child, which is not reaped
-        // yet; no status is wanted.
+        // SAFETY: kill and waitpid on our own child, not reaped yet; no
+        // status is wanted.
         while pid > 0
             && unsafe { libc::kill(pid, libc::SIGKILL) } == 0
             && unsafe { libc::waitpid(pid, core::ptr::null_mut(), 0) } == -1
             && sys::errno() == Errno(libc::EINTR)
         {}
     }
-    match outcome {
-        Ok(_) => Ok(won.get()),
-        Err(Missed::Expired) => Err(Failure::TimedOut(limit)),
-        Err(Missed::Failed(errno)) => Err(Failure::System { call: "waiting for a slot", errno }),
+    match (errno, wait) {
+        (Errno(0), _) => Ok(slot),
+        (Errno(libc::ETIMEDOUT), Wait::For(limit)) => Err(Failure::TimedOut(limit)),
+        (errno, _) => Err(Failure::System { call: "waiting for a slot", errno }),
     }
 }
 
@@ -336,31 +317,29 @@ unsafe extern "C" {
 /// How many environment variables a job of `--slots` may have.
 const ENVIRONMENT_MAX: usize = 4096;
 
-/// The job's environment: the caller's, with `var` in place of any
-/// `WITHLOCK_SLOT`. In static memory (no allocator): pages are touched only
-/// as far as the environment goes.
+/// The job's environment: the caller's, with `WITHLOCK_SLOT` replaced. In
+/// static memory (no allocator): pages are touched only as far as it goes.
 static ENVIRONMENT: TakeOnce<[usize; ENVIRONMENT_MAX]> = TakeOnce::new([0; ENVIRONMENT_MAX]);
 
 /// Make `var` (`WITHLOCK_SLOT=i`, which must live until exec) part of the
-/// environment the command gets.
+/// environment the command gets, in place of any `WITHLOCK_SLOT`.
 fn set_environment(var: &[u8]) -> Result<(), Errno> {
     let Some(new) = ENVIRONMENT.take() else { return Err(Errno(libc::EBUSY)) };
     // SAFETY: `environ` is the C library's environment: null or a
     // null-terminated array of C strings, which nothing else changes now.
     let mut old = unsafe { environ };
     let mut len = 0;
-    // SAFETY: as above; we stop at the null.
-    while !old.is_null() && !unsafe { *old }.is_null() {
-        // SAFETY: a C string of the environment.
-        let entry = unsafe { CStr::from_ptr(*old) };
-        if !entry.to_bytes().starts_with(b"WITHLOCK_SLOT=") {
+    // SAFETY: as above; we stop at the null. The comparison stops at the
+    // first byte that differs, at the latest at an entry's NUL.
+    while !old.is_null() && unsafe { !(*old).is_null() } {
+        let entry = unsafe { *old };
+        if !(0..14).all(|i| unsafe { *entry.add(i) } as u8 == var[i]) {
             if len + 2 >= ENVIRONMENT_MAX {
                 return Err(Errno(libc::E2BIG));
             }
-            new[len] = entry.as_ptr() as usize;
+            new[len] = entry as usize;
             len += 1;
         }
-        // SAFETY: not past the terminating null.
         old = unsafe { old.add(1) };
     }
     new[len] = var.as_ptr() as usize;
