@@ -74,7 +74,7 @@ pub enum Failure<'a> {
     SlotsMixed {
         slot: u8,
         ours: u8,
-        theirs: u64,
+        theirs: u32,
     },
     /// `execvp` failed.
     CannotRun {
@@ -129,9 +129,11 @@ impl Failure<'_> {
                 crate::help::usage_hint();
                 return;
             }
-            Failure::Busy => {
+            Failure::Busy | Failure::SlotsBusy { .. } => {
                 line.push_quoted(lock).push(b" is ");
-                if !explain_holder(line, resolved_path, verbose) {
+                if let Failure::SlotsBusy { slots } = self {
+                    line.push(b"busy: all ").push_u64(u64::from(*slots)).push(b" slots are taken");
+                } else if !explain_holder(line, resolved_path, verbose) {
                     line.push(b"busy: another process holds the lock");
                 }
                 line.push(b" (use -w DURATION to wait for it, or -q to skip quietly)");
@@ -144,18 +146,15 @@ impl Failure<'_> {
                 }
                 line.push(b"; giving up (use a longer -w, or -w forever)");
             }
-            Failure::SlotsBusy { slots } => {
-                line.push_quoted(lock).push(b" is busy: all ").push_u64(u64::from(*slots));
-                line.push(b" slots are taken (use -w DURATION to wait for one, or -q to skip quietly)");
-            }
             Failure::SlotsMixed { slot, ours, theirs } => {
                 line.push(b"refusing ").push_quoted(lock).push(b".").push_u64(u64::from(*slot));
-                line.push(b": it is held by a job with ");
-                match theirs {
-                    0 => line.push(b"more slots than --slots "),
-                    _ => line.push(b"--slots ").push_u64(*theirs).push(b", not "),
-                };
-                line.push_u64(u64::from(*ours)).push(b" (give every job on a LOCK the same --slots N)");
+                line.push(b": held by a job with --slots ");
+                if *theirs == 0 {
+                    line.push(b"above ");
+                } else {
+                    line.push_u64(u64::from(*theirs)).push(b", not ");
+                }
+                line.push_u64(u64::from(*ours)).push(b" (give all the jobs on a LOCK the same --slots N)");
             }
             Failure::Refused { why } => {
                 line.push(b"refusing lock ").push_quoted(lock).push(b": ");

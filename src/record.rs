@@ -245,6 +245,8 @@ pub struct Record<'a> {
     pub since_unix: Option<u64>,
     pub boot_ns: Option<u64>,
     pub version: Option<&'a [u8]>,
+    /// `--slots N`: N.
+    pub slots: Option<u32>,
     /// Encoded as the module docs say; see [`Args`].
     pub command: Option<&'a [u8]>,
     pub command_cut: bool,
@@ -289,6 +291,7 @@ pub fn parse(bytes: &[u8]) -> Contents<'_> {
             b"since_unix" => record.since_unix = number(),
             b"boot_ns" => record.boot_ns = number(),
             b"version" => record.version = Some(value),
+            b"slots" => record.slots = small(),
             b"command" => record.command = Some(value),
             b"command_cut" => record.command_cut = value == b"1",
             _ => {}
@@ -430,6 +433,7 @@ mod tests {
                 since_unix: Some(1_795_658_401),
                 boot_ns: Some(81_234_567_890),
                 version: Some(b"0.1.0"),
+                slots: None,
                 command: Some(b"rsync -a /srv /backup"),
                 command_cut: false,
                 complete: true,

@@ -33,10 +33,11 @@ use crate::duration::Wait;
 use crate::error::Failure;
 use crate::exec::{self, Argv};
 use crate::holder::{self, State, Trust};
+use crate::record::{Contents, Record};
 use crate::lock::{self, Locked};
 use crate::once::TakeOnce;
 use crate::sys::{self, Errno, Fd};
-use crate::{clock, record, text};
+use crate::{clock, record};
 use core::ffi::{CStr, c_char, c_int};
 
 /// The most slots a LOCK may have.
@@ -151,8 +152,10 @@ fn take(gate: &CStr, options: &Options, lock: &[u8], names: &mut Names, opened: 
     'again: loop {
         // Someone holds the slot past our last: a job with more slots.
         let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-        if let Ok(file) = sys::open(names.of(slots), flags, 0) {
-            mixed(file.raw(), slots, slots)?;
+        if let Ok(file) = sys::open(names.of(slots), flags, 0)
+            && let Some(theirs) = mixed(file.raw(), slots, slots)
+        {
+            return Err(Failure::SlotsMixed { slot: slots, ours: slots, theirs });
         }
         let mut slot = 0;
         // Every slot in order, without waiting: the first free one is ours.
@@ -168,7 +171,11 @@ fn take(gate: &CStr, options: &Options, lock: &[u8], names: &mut Names, opened: 
             }
             match sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
                 Ok(()) => break,
-                Err(Errno(libc::EWOULDBLOCK)) => mixed(fd, slot, slots)?,
+                Err(Errno(libc::EWOULDBLOCK)) => {
+                    if let Some(theirs) = mixed(fd, slot, slots) {
+                        return Err(Failure::SlotsMixed { slot, ours: slots, theirs });
+                    }
+                }
                 Err(errno) => return Err(Failure::System { call: "flock", errno }),
             }
             slot += 1;
@@ -198,23 +205,21 @@ fn take(gate: &CStr, options: &Options, lock: &[u8], names: &mut Names, opened: 
 /// `slots=`, or when `slot` is N and held at all. The record must be the
 /// current holder's: an earlier one may be there for an instant after the
 /// lock changed hands.
-fn mixed(fd: c_int, slot: u8, ours: u8) -> Result<(), Failure<'static>> {
+fn mixed(fd: c_int, slot: u8, ours: u8) -> Option<u32> {
     let mut buf = [0u8; record::CAPACITY];
-    // The holder record's `slots=` (see `record`).
-    let theirs = holder::read_contents(fd, &mut buf)
-        .strip_prefix(record::MAGIC)
-        .and_then(|body| body.split(|&b| b == b'\n').find_map(|line| line.strip_prefix(b"slots=")))
-        .and_then(text::parse_u64);
+    let stat = sys::fstat(fd).ok()?;
     let past = slot == ours;
-    if !past && theirs.is_none_or(|theirs| theirs == u64::from(ours)) {
-        return Ok(());
-    }
-    let Ok(stat) = sys::fstat(fd) else { return Ok(()) };
     let holder = holder::inspect(fd, &stat, &mut buf, !past);
-    if holder.state == State::Free || !past && matches!(holder.trust, Trust::Stale | Trust::Last) {
-        return Ok(());
+    let theirs = match holder.contents {
+        Contents::Record(Record { slots, .. }) if holder.trust != Trust::Stale => slots,
+        _ => None,
+    };
+    match theirs {
+        _ if holder.state == State::Free => None,
+        Some(theirs) if theirs != u32::from(ours) => Some(theirs),
+        _ if past => Some(0),
+        _ => None,
     }
-    Err(Failure::SlotsMixed { slot, ours, theirs: theirs.unwrap_or(0) })
 }
 
 /// Wait in the kernel, as long as `wait` allows from `started` (a
