@@ -66,19 +66,9 @@ impl Names {
     }
 }
 
-/// The descriptors of the slots opened so far (-1: none), closed on drop.
+/// The descriptors of the slots opened so far (-1: none). Those not taken
+/// are closed before the job starts (on failure, exit closes them).
 struct Opened([c_int; MAX as usize]);
-
-impl Drop for Opened {
-    #[inline(never)]
-    fn drop(&mut self) {
-        for &fd in &self.0 {
-            if fd >= 0 {
-                sys::close(fd);
-            }
-        }
-    }
-}
 
 /// Take a slot of LOCK (`resolved` by the walk, if `walked`) and become the
 /// command; returns the exit code if it did not run.
@@ -99,13 +89,19 @@ pub fn run(
     let walk_failed = walked.is_err();
     let failure = match walked.and_then(|()| take(resolved, options, lock, &mut names, &mut opened)) {
         Ok(slot) => {
-            let fd = Fd::from_raw(core::mem::replace(&mut opened.0[usize::from(slot)], -1));
-            drop(opened); // Only the slot's descriptor goes to the job.
+            let fd = Fd::from_raw(core::mem::replace(&mut opened.0[usize::from(slot & 63)], -1));
+            // Only the slot's descriptor goes to the job; closing the others
+            // also lets go of any a second watcher won.
+            for &other in &opened.0 {
+                if other >= 0 {
+                    sys::close(other);
+                }
+            }
             match sys::fstat(fd.raw()) {
                 Ok(stat) => {
-                    // Not `writable`: the record goes through a descriptor
-                    // of its own.
-                    let locked = Locked { fd, stat, writable: false };
+                    // The record goes through the slot's own descriptor
+                    // (nowhere, if it is read-only).
+                    let locked = Locked { fd, stat, writable: true };
                     // SAFETY: all-zero is a valid utsname, for uname to fill.
                     let mut uts = unsafe { core::mem::zeroed() };
                     let mut facts = record::Facts::now(None, record::host_name(&mut uts));
@@ -114,9 +110,10 @@ pub fn run(
                     let mut var = *b"WITHLOCK_SLOT=\0\0\0";
                     var[14] = b'0' + slot / 10;
                     var[14 + usize::from(slot >= 10)] = b'0' + slot % 10;
-                    match set_environment(&var) {
-                        Ok(()) => exec::become_command(locked.fd, argv, options.verbose),
-                        Err(errno) => Failure::System { call: "setting WITHLOCK_SLOT", errno },
+                    if set_environment(&var) {
+                        exec::become_command(locked.fd, argv, options.verbose)
+                    } else {
+                        Failure::System { call: "setting WITHLOCK_SLOT", errno: Errno(libc::E2BIG) }
                     }
                 }
                 Err(errno) => Failure::System { call: "fstat", errno },
@@ -328,8 +325,8 @@ static ENVIRONMENT: TakeOnce<[usize; ENVIRONMENT_MAX]> = TakeOnce::new([0; ENVIR
 
 /// Make `var` (`WITHLOCK_SLOT=i`, which must live until exec) part of the
 /// environment the command gets, in place of any `WITHLOCK_SLOT`.
-fn set_environment(var: &[u8]) -> Result<(), Errno> {
-    let Some(new) = ENVIRONMENT.take() else { return Err(Errno(libc::EBUSY)) };
+fn set_environment(var: &[u8]) -> bool {
+    let Some(new) = ENVIRONMENT.take() else { return false };
     // SAFETY: `environ` is the C library's environment: null or a
     // null-terminated array of C strings, which nothing else changes now.
     let mut old = unsafe { environ };
@@ -340,7 +337,7 @@ fn set_environment(var: &[u8]) -> Result<(), Errno> {
         let entry = unsafe { *old };
         if !(0..14).all(|i| unsafe { *entry.add(i) } as u8 == var[i]) {
             if len + 2 >= ENVIRONMENT_MAX {
-                return Err(Errno(libc::E2BIG));
+                return false;
             }
             new[len] = entry as usize;
             len += 1;
@@ -352,5 +349,5 @@ fn set_environment(var: &[u8]) -> Result<(), Errno> {
     // SAFETY: `new` is a null-terminated array of C strings that live until
     // exec (static memory, the environment's own strings, and `var`).
     unsafe { environ = new.as_ptr().cast() };
-    Ok(())
+    true
 }
