@@ -21,7 +21,8 @@ fn main() {
     {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,norelro");
         println!("cargo:rustc-link-arg-bins=-Wl,-z,common-page-size=64");
-        let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("static.ld");
+        let script =
+            std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("static.ld");
         println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
         println!("cargo:rerun-if-changed=static.ld");
     }

@@ -33,9 +33,9 @@ use crate::duration::Wait;
 use crate::error::Failure;
 use crate::exec::{self, Argv};
 use crate::holder::{self, State, Trust};
-use crate::record::{Contents, Record};
 use crate::lock::{self, Locked};
 use crate::once::TakeOnce;
+use crate::record::{Contents, Record};
 use crate::sys::{self, Errno, Fd};
 use crate::{clock, record};
 use core::ffi::{CStr, c_char, c_int};
@@ -126,7 +126,9 @@ pub fn run(
     if !(options.quiet && failure.is_conflict()) {
         // A failure on a slot's file names that file (the last one tried).
         let shown = match failure {
-            Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. } if names.len > 0 => {
+            Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. }
+                if names.len > 0 =>
+            {
                 &names.buf[..names.len]
             }
             _ => lock,
@@ -140,7 +142,13 @@ pub fn run(
 
 /// Take a free slot of the lock at `gate` (LOCK), waiting for one as `-w`
 /// says; its descriptor is left in `opened`.
-fn take(gate: &CStr, options: &Options, lock: &[u8], names: &mut Names, opened: &mut Opened) -> Result<u8, Failure<'static>> {
+fn take(
+    gate: &CStr,
+    options: &Options,
+    lock: &[u8],
+    names: &mut Names,
+    opened: &mut Opened,
+) -> Result<u8, Failure<'static>> {
     let started = clock::boot_ns();
     let slots = options.slots;
     let waits = options.wait != Wait::No;
@@ -189,7 +197,9 @@ fn take(gate: &CStr, options: &Options, lock: &[u8], names: &mut Names, opened: 
         // The name must still be the file we locked: one removed or
         // replaced meanwhile guards nothing. Then look again.
         let fd = opened.0[usize::from(slot & 63)];
-        let same = |now: libc::stat| sys::fstat(fd).is_ok_and(|st| now.st_dev == st.st_dev && now.st_ino == st.st_ino);
+        let same = |now: libc::stat| {
+            sys::fstat(fd).is_ok_and(|st| now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+        };
         if sys::lstat(names.of(slot)).is_ok_and(same) {
             return Ok(slot);
         }
@@ -257,12 +267,12 @@ fn wait_for_any(busy: &[c_int], wait: Wait, started: u64) -> Result<u8, Failure<
                 }
                 _ => -1,
             };
-            // SAFETY: `ready` is one valid pollfd; `slot` is valid for a
-            // write of one byte.
+            // SAFETY: `ready` is one valid pollfd.
             errno = match unsafe { libc::poll(&mut ready, 1, timeout) } {
                 0 => Errno(libc::ETIMEDOUT),
                 -1 if sys::errno() == Errno(libc::EINTR) => continue,
                 -1 => sys::errno(),
+                // SAFETY: `slot` is valid for a write of one byte.
                 _ => match unsafe { libc::read(from.raw(), (&raw mut slot).cast(), 1) } {
                     1 => break,
                     _ => Errno(libc::ECHILD), // Every watcher ended without a slot.
@@ -271,12 +281,12 @@ fn wait_for_any(busy: &[c_int], wait: Wait, started: u64) -> Result<u8, Failure<
         }
         errno
     };
-    for &pid in &watchers {
+    for &pid in watchers.iter().filter(|&&pid| pid > 0) {
         // SAFETY: kill and waitpid on our own child, not reaped yet; no
         // status is wanted.
-        while pid > 0
-            && unsafe { libc::kill(pid, libc::SIGKILL) } == 0
-            && unsafe { libc::waitpid(pid, core::ptr::null_mut(), 0) } == -1
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        // SAFETY: as above.
+        while unsafe { libc::waitpid(pid, core::ptr::null_mut(), 0) } == -1
             && sys::errno() == Errno(libc::EINTR)
         {}
     }
@@ -327,21 +337,25 @@ static ENVIRONMENT: TakeOnce<[usize; ENVIRONMENT_MAX]> = TakeOnce::new([0; ENVIR
 /// environment the command gets, in place of any `WITHLOCK_SLOT`.
 fn set_environment(var: &[u8]) -> bool {
     let Some(new) = ENVIRONMENT.take() else { return false };
+    let mut len = 0;
     // SAFETY: `environ` is the C library's environment: null or a
     // null-terminated array of C strings, which nothing else changes now.
     let mut old = unsafe { environ };
-    let mut len = 0;
-    // SAFETY: as above; we stop at the null. The comparison stops at the
-    // first byte that differs, at the latest at an entry's NUL.
-    while !old.is_null() && unsafe { !(*old).is_null() } {
-        let entry = unsafe { *old };
-        if !(0..14).all(|i| unsafe { *entry.add(i) } as u8 == var[i]) {
+    loop {
+        // SAFETY: as above; `old` never goes past the null.
+        let entry = if old.is_null() { core::ptr::null() } else { unsafe { *old } };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: a C string of the environment, as above.
+        if !unsafe { CStr::from_ptr(entry) }.to_bytes().starts_with(&var[..14]) {
             if len + 2 >= ENVIRONMENT_MAX {
                 return false;
             }
             new[len] = entry as usize;
             len += 1;
         }
+        // SAFETY: `entry` was not the null, so the array goes on.
         old = unsafe { old.add(1) };
     }
     new[len] = var.as_ptr() as usize;
