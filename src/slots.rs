@@ -233,54 +233,54 @@ fn mixed(fd: c_int, slot: u8, ours: u8) -> Option<u32> {
 /// `boot_ns`), until one of the slots open at `busy` is ours (see the
 /// module docs). Returns the slot.
 fn wait_for_any(busy: &[c_int], wait: Wait, started: u64) -> Result<u8, Failure<'static>> {
-    let mut ends = [0; 2];
+    let mut ends = [-1; 2];
     let mut watchers = [0; MAX as usize];
-    let mut slot = 0u8;
+    let mut slot = u8::MAX;
     // SAFETY: pipe fills the two descriptors of `ends`.
-    let errno = if unsafe { libc::pipe(ends.as_mut_ptr()) } == -1 {
-        sys::errno()
-    } else {
-        let (from, to) = (Fd::from_raw(ends[0]), Fd::from_raw(ends[1]));
-        // SAFETY: getpid cannot fail.
-        let parent = unsafe { libc::getpid() };
-        let mut errno = Errno(0);
-        for (i, (&fd, watcher)) in busy.iter().zip(&mut watchers).enumerate() {
-            // SAFETY: withlock is single-threaded; the child only locks,
-            // writes and exits.
-            match unsafe { libc::fork() } {
-                -1 => errno = sys::errno(),
-                0 => watch(fd, to.raw(), i as u8, parent),
-                pid => *watcher = pid,
+    let mut errno = if unsafe { libc::pipe(ends.as_mut_ptr()) } == 0 { Errno(0) } else { sys::errno() };
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
+    for (i, (&fd, watcher)) in busy.iter().zip(&mut watchers).enumerate() {
+        if errno != Errno(0) {
+            break;
+        }
+        // SAFETY: withlock is single-threaded; the child only locks, writes
+        // and exits.
+        match unsafe { libc::fork() } {
+            -1 => errno = sys::errno(),
+            0 => watch(fd, ends[1], i as u8, parent),
+            pid => *watcher = pid,
+        }
+    }
+    // Only watchers may write: if they all end without a slot, the pipe ends
+    // instead of staying silent.
+    sys::close(ends[1]);
+    let mut ready = libc::pollfd { fd: ends[0], events: libc::POLLIN, revents: 0 };
+    while errno == Errno(0) {
+        let timeout = match wait {
+            Wait::For(limit) => {
+                // What is left, in whole milliseconds rounded up.
+                let waited = (clock::boot_ns() - started) / 1_000_000;
+                let limit = limit.as_secs() * 1000 + u64::from(limit.subsec_nanos().div_ceil(1_000_000));
+                c_int::try_from(limit.saturating_sub(waited)).unwrap_or(c_int::MAX)
+            }
+            _ => -1,
+        };
+        // SAFETY: `ready` is one valid pollfd.
+        match unsafe { libc::poll(&mut ready, 1, timeout) } {
+            0 => break, // Time is up.
+            -1 if sys::errno() == Errno(libc::EINTR) => {}
+            -1 => errno = sys::errno(),
+            _ => {
+                // SAFETY: `slot` is valid for a write of one byte.
+                if unsafe { libc::read(ends[0], (&raw mut slot).cast(), 1) } != 1 {
+                    errno = Errno(libc::ECHILD); // Every watcher ended without a slot.
+                }
+                break;
             }
         }
-        // Only watchers may write: if they all end without a slot, the
-        // pipe ends instead of staying silent.
-        drop(to);
-        let mut ready = libc::pollfd { fd: from.raw(), events: libc::POLLIN, revents: 0 };
-        while errno == Errno(0) {
-            let timeout = match wait {
-                Wait::For(limit) => {
-                    // What is left, in whole milliseconds rounded up.
-                    let waited = (clock::boot_ns() - started) / 1_000_000;
-                    let limit = limit.as_secs() * 1000 + u64::from(limit.subsec_nanos().div_ceil(1_000_000));
-                    c_int::try_from(limit.saturating_sub(waited)).unwrap_or(c_int::MAX)
-                }
-                _ => -1,
-            };
-            // SAFETY: `ready` is one valid pollfd.
-            errno = match unsafe { libc::poll(&mut ready, 1, timeout) } {
-                0 => Errno(libc::ETIMEDOUT),
-                -1 if sys::errno() == Errno(libc::EINTR) => continue,
-                -1 => sys::errno(),
-                // SAFETY: `slot` is valid for a write of one byte.
-                _ => match unsafe { libc::read(from.raw(), (&raw mut slot).cast(), 1) } {
-                    1 => break,
-                    _ => Errno(libc::ECHILD), // Every watcher ended without a slot.
-                },
-            };
-        }
-        errno
-    };
+    }
+    sys::close(ends[0]);
     for &pid in watchers.iter().filter(|&&pid| pid > 0) {
         // SAFETY: kill and waitpid on our own child, not reaped yet; no
         // status is wanted.
@@ -290,10 +290,10 @@ fn wait_for_any(busy: &[c_int], wait: Wait, started: u64) -> Result<u8, Failure<
             && sys::errno() == Errno(libc::EINTR)
         {}
     }
-    match (errno, wait) {
-        (Errno(0), _) => Ok(slot),
-        (Errno(libc::ETIMEDOUT), Wait::For(limit)) => Err(Failure::TimedOut(limit)),
-        (errno, _) => Err(Failure::System { call: "waiting for a slot", errno }),
+    match wait {
+        _ if errno != Errno(0) => Err(Failure::System { call: "waiting for a slot", errno }),
+        Wait::For(limit) if slot == u8::MAX => Err(Failure::TimedOut(limit)),
+        _ => Ok(slot),
     }
 }
 
@@ -347,8 +347,15 @@ fn set_environment(var: &[u8]) -> bool {
         if entry.is_null() {
             break;
         }
-        // SAFETY: a C string of the environment, as above.
-        if !unsafe { CStr::from_ptr(entry) }.to_bytes().starts_with(&var[..14]) {
+        // Is it `WITHLOCK_SLOT=...`? The comparison stops at the first
+        // byte that differs, at the latest at the entry's NUL.
+        let mut same = 0;
+        // SAFETY: `entry` is a C string of the environment, read no further
+        // than its NUL (which differs from every byte of the name).
+        while same < 14 && unsafe { *entry.add(same) } as u8 == var[same] {
+            same += 1;
+        }
+        if same < 14 {
             if len + 2 >= ENVIRONMENT_MAX {
                 return false;
             }
