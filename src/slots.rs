@@ -106,7 +106,11 @@ pub fn run(
                     let mut uts = unsafe { core::mem::zeroed() };
                     let mut facts = record::Facts::now(None, record::host_name(&mut uts));
                     (facts.slots, facts.slot) = (options.slots, slot);
-                    record::store(names.of(slot), &locked, &facts, argv.iter());
+                    let path = names.of(slot);
+                    record::store(path, &locked, &facts, argv.iter());
+                    if options.verbose {
+                        say_slot(path.to_bytes(), slot, options.slots);
+                    }
                     let mut var = *b"WITHLOCK_SLOT=\0\0\0";
                     var[14] = b'0' + slot / 10;
                     var[14 + usize::from(slot >= 10)] = b'0' + slot % 10;
@@ -371,4 +375,14 @@ fn set_environment(var: &[u8]) -> bool {
     // exec (static memory, the environment's own strings, and `var`).
     unsafe { environ = new.as_ptr().cast() };
     true
+}
+
+#[cold]
+#[inline(never)]
+fn say_slot(name: &[u8], slot: u8, slots: u8) {
+    let mut buf = crate::text::diagnostic();
+    let line = buf.line();
+    line.push(b"took slot ").push_u64(u64::from(slot)).push(b" of ").push_u64(u64::from(slots));
+    line.push(b": ").push_quoted(name);
+    line.emit();
 }

@@ -458,6 +458,7 @@ fn slots_with_name_shell_and_verbose() {
     }
     let out = waiter.wait(Duration::from_secs(10));
     out.assert_code(0).assert_stderr_mentions("is busy; waiting for it up to 10s");
+    out.assert_stderr_mentions(" of 2: ").assert_stderr_mentions("withlock: took slot ");
 }
 
 /// The torture: 40 workers, 3 rounds each, on `--slots 3` (most with -w, some retrying on
