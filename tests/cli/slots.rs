@@ -191,6 +191,20 @@ fn slot_files_hold_their_own_records() {
     }
 }
 
+/// Slot numbers of two digits: the file, the record and `WITHLOCK_SLOT` agree.
+#[test]
+fn slots_past_nine() {
+    let t = TempDir::new();
+    let lock = t.lock();
+    // Slots 0 to 10 held by plain withlocks, which record no N.
+    let holders: Vec<_> = (0..11).map(|i| hold(&t, &slot_file(&lock, i))).collect();
+    run_slot(&[], 20, &lock).assert_code(0).assert_stdout("11");
+    assert!(read_string(&slot_file(&lock, 11)).contains("\nslots=20\nslot=11\n"));
+    for holder in holders {
+        holder.release();
+    }
+}
+
 /// The job's environment is the caller's, with exactly one `WITHLOCK_SLOT`.
 #[test]
 fn withlock_slot_replaces_any_inherited_one() {
