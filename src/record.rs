@@ -449,7 +449,7 @@ mod tests {
         let text = std::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.contains("\nversion=0.1.0\nslots=3\nslot=2\ncommand=job\n"), "{text}");
         let Contents::Record(r) = parse(out.as_bytes()) else { panic!("not a record") };
-        assert!(r.complete && r.command == Some(b"job"));
+        assert!(r.complete && r.command == Some(b"job") && r.slots == Some(3));
         // Without --slots, neither key is written.
         assert!(!String::from_utf8(composed(&[b"job"])).unwrap().contains("slot"));
     }
