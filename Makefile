@@ -4,7 +4,7 @@
 #   make uninstall     remove exactly what install installed
 #   make release       dist/: the static binary, a Debian package, SHA256SUMS; checks the size goal
 #   make check-size    the local-only build (FEATURES=) against the 64 KB goal; the full build's size
-#   make FEATURES=     build without the etcd engine (the smallest binary, e.g. for an initramfs)
+#   make FEATURES=     build without --status and the etcd engine (the smallest binary, e.g. for an initramfs)
 #   make test          set up what the tests need, then run the whole suite
 #   make bench         per-run cost, hand-off latency and idle waiters, beside flock(1)
 
@@ -21,9 +21,9 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CARGO   ?= cargo
 DIST    ?= dist
 
-# Optional parts compiled in: `etcd` (locks in an etcd cluster). `make FEATURES=`
-# leaves it out.
-FEATURES ?= etcd
+# Optional parts compiled in: `status` (--status, --json) and `etcd` (locks in an
+# etcd cluster). `make FEATURES=` leaves them out.
+FEATURES ?= etcd status
 CARGO_FEATURES := --no-default-features --features '$(FEATURES)'
 
 # The size goal for the static binary without optional parts (FEATURES=), in bytes.
@@ -33,7 +33,7 @@ LOCAL_BIN := target/local-only/$(TARGET)/release/withlock
 
 VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
 BIN     := target/$(TARGET)/release/withlock
-SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs .cargo/config.toml
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs src/static.ld .cargo/config.toml
 
 # Exactly the files `install` creates (and `uninstall` removes).
 INSTALLED := $(BINDIR)/withlock $(MANDIR)/man1/withlock.1 $(BASHCOMPDIR)/withlock \

@@ -74,6 +74,8 @@ pub struct Options {
     pub shell: Option<ValueAt>,
     /// `--name NAME`: where NAME is in argv; lock it in withlock's directory.
     pub name: Option<ValueAt>,
+    /// `--slots N`: up to N jobs at once, each in its own slot (0: not used).
+    pub slots: u8,
 }
 
 /// Where an option's value starts in argv: `argv[index]`, from byte
@@ -106,6 +108,7 @@ impl Options {
         fcntl: false,
         shell: None,
         name: None,
+        slots: 0,
     };
 }
 
@@ -132,6 +135,7 @@ enum Valued {
     ConnectTimeout,
     MinHold,
     Name,
+    Slots,
 }
 
 enum Flag {
@@ -175,6 +179,7 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"no-inherit" => Opt::Flag(Flag::NoInherit),
         b"fcntl" => Opt::Flag(Flag::Fcntl),
         b"name" => Opt::Valued(Valued::Name),
+        b"slots" => Opt::Valued(Valued::Slots),
         b"help" => Opt::Flag(Flag::Help),
         b"version" => Opt::Flag(Flag::Version),
         _ => return None,
@@ -297,10 +302,23 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
         // that removed the file would let an exclusive holder in beside them.
         return usage("--shared does not go with --replace or --unlink", None);
     }
+    if options.slots > 0
+        && (options.shared || options.replace || options.unlink || options.no_inherit || options.fcntl)
+    {
+        return usage(
+            "--slots does not go with --shared, --replace, --unlink, --no-inherit or --fcntl",
+            None,
+        );
+    }
     if options.status {
-        if options.replace || options.unlink || options.no_inherit || options.max_runtime.is_some() {
+        if options.replace
+            || options.unlink
+            || options.no_inherit
+            || options.max_runtime.is_some()
+            || options.slots > 0
+        {
             return usage(
-                "--status only looks: it does not go with --replace, --unlink, --no-inherit or --max-runtime",
+                "--status only looks: it does not go with --replace, --unlink, --no-inherit, --max-runtime or --slots",
                 None,
             );
         }
@@ -399,6 +417,10 @@ fn set_value<'a>(
         Valued::ConflictExitCode => match parse_exit_code(value) {
             Some(code) => options.conflict_exit_code = Some(code),
             None => return usage("bad exit code for -E (a number from 0 to 255)", Some(value)),
+        },
+        Valued::Slots => match parse_exit_code(value) {
+            Some(n @ 1..=crate::slots::MAX) => options.slots = n,
+            _ => return usage("bad number for --slots (from 1 to 64)", Some(value)),
         },
     }
     Ok(())
@@ -600,6 +622,27 @@ mod tests {
         }
         assert!(parse_strs(&["withlock", "--name", &"x".repeat(200), "c"]).is_ok());
         assert!(parse_strs(&["withlock", "--name", "-x_y.z", "c"]).is_ok());
+    }
+
+    #[test]
+    fn slots() {
+        let three = Options { slots: 3, ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "--slots", "3", "L", "c"]), run(three, 3));
+        assert_eq!(parse_strs(&["withlock", "--slots=3", "L", "c"]), run(three, 2));
+        let all = Options { slots: 64, wait: Wait::Forever, quiet: true, ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "-qw", "forever", "--slots", "64", "L", "c"]), run(all, 5));
+        for bad in ["0", "65", "100", "", "x", "-1", "3s", "0003"] {
+            assert_eq!(
+                problem(&["withlock", "--slots", bad, "L", "c"]),
+                "bad number for --slots (from 1 to 64)"
+            );
+        }
+        for other in ["-s", "--shared", "--replace", "--unlink", "--no-inherit", "--fcntl"] {
+            let problem = problem(&["withlock", "--slots", "2", other, "L", "c"]);
+            assert!(problem.starts_with("--slots does not go with"), "{other}: {problem}");
+        }
+        assert!(problem(&["withlock", "--status", "--slots", "2", "L"]).contains("--slots"));
+        assert_eq!(problem(&["withlock", "--slots"]), "option needs a value");
     }
 
     #[test]

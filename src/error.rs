@@ -65,6 +65,17 @@ pub enum Failure<'a> {
         pid: u32,
         uid: u32,
     },
+    /// `--slots N`: all N slots are taken.
+    SlotsBusy {
+        slots: u8,
+    },
+    /// `--slots N` (`ours`) met a job on the same LOCK with another N:
+    /// `slot`'s holder records `theirs` (0: not known), or `slot` is N.
+    SlotsMixed {
+        slot: u8,
+        ours: u8,
+        theirs: u32,
+    },
     /// `execvp` failed.
     CannotRun {
         errno: Errno,
@@ -79,8 +90,8 @@ impl Failure<'_> {
     /// busy lock (75, or 0 with `-q`, or `-E N`).
     pub fn exit_code(&self, conflict: u8) -> u8 {
         match self {
-            Failure::Usage(_) => exit::USAGE,
-            Failure::Busy | Failure::TimedOut(_) => conflict,
+            Failure::Usage(_) | Failure::SlotsMixed { .. } => exit::USAGE,
+            Failure::Busy | Failure::TimedOut(_) | Failure::SlotsBusy { .. } => conflict,
             Failure::Refused { .. } | Failure::ReplaceForbidden { .. } => exit::REFUSED,
             Failure::CannotReplace(_) => exit::BUSY,
             Failure::CannotOpen { .. } => exit::CANNOT_CREATE,
@@ -94,7 +105,7 @@ impl Failure<'_> {
     }
 
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Failure::Busy | Failure::TimedOut(_))
+        matches!(self, Failure::Busy | Failure::TimedOut(_) | Failure::SlotsBusy { .. })
     }
 
     /// Write the one-line explanation (plus the usage summary for usage
@@ -118,9 +129,11 @@ impl Failure<'_> {
                 crate::help::usage_hint();
                 return;
             }
-            Failure::Busy => {
+            Failure::Busy | Failure::SlotsBusy { .. } => {
                 line.push_quoted(lock).push(b" is ");
-                if !explain_holder(line, resolved_path, verbose) {
+                if let Failure::SlotsBusy { slots } = self {
+                    line.push(b"busy: all ").push_u64(u64::from(*slots)).push(b" slots are taken");
+                } else if !explain_holder(line, resolved_path, verbose) {
                     line.push(b"busy: another process holds the lock");
                 }
                 line.push(b" (use -w DURATION to wait for it, or -q to skip quietly)");
@@ -132,6 +145,16 @@ impl Failure<'_> {
                     line.truncate_to(mark);
                 }
                 line.push(b"; giving up (use a longer -w, or -w forever)");
+            }
+            Failure::SlotsMixed { slot, ours, theirs } => {
+                line.push(b"refusing ").push_quoted(lock).push(b".").push_u64(u64::from(*slot));
+                line.push(b": held by a job with --slots ");
+                if *theirs == 0 {
+                    line.push(b"above ");
+                } else {
+                    line.push_u64(u64::from(*theirs)).push(b", not ");
+                }
+                line.push_u64(u64::from(*ours)).push(b" (give all the jobs on a LOCK the same --slots N)");
             }
             Failure::Refused { why } => {
                 line.push(b"refusing lock ").push_quoted(lock).push(b": ");

@@ -31,7 +31,7 @@ use crate::exec::Argv;
 use crate::supervise::{self, Ended, Guard, nanos, now_ns};
 use crate::text::{self, Line, LineBuf};
 use crate::{exit, json, record};
-use core::ffi::{CStr, c_int};
+use core::ffi::c_int;
 use core::time::Duration;
 
 /// The lease's default time to live (`--lease`).
@@ -185,15 +185,18 @@ impl Session<'_> {
         }
 
         let token = attempt.my_revision as u64;
-        export(c"WITHLOCK_FENCING_TOKEN", |line| {
-            line.push_u64(token);
-        });
-        export(c"ETCD_LOCK_REV", |line| {
-            line.push_u64(token);
-        });
-        export(c"ETCD_LOCK_KEY", |line| {
-            line.push(attempt.my_key.as_bytes());
-        });
+        let mut fencing = LineBuf::<48>::new();
+        fencing.line().push(b"WITHLOCK_FENCING_TOKEN=").push_u64(token).push(b"\0");
+        let mut revision = LineBuf::<40>::new();
+        revision.line().push(b"ETCD_LOCK_REV=").push_u64(token).push(b"\0");
+        let mut key = LineBuf::<{ etcd::KEY_MAX + 16 }>::new();
+        key.line().push(b"ETCD_LOCK_KEY=").push(attempt.my_key.as_bytes()).push(b"\0");
+        let vars = [fencing.line().as_bytes(), revision.line().as_bytes(), key.line().as_bytes()];
+        if !crate::exec::set_environment(&vars) {
+            guard.revoke(self.timing.connect_timeout);
+            supervise::say(b"too many environment variables to add the lock's", None, b"");
+            return c_int::from(exit::OS_ERROR);
+        }
         if self.options.verbose {
             let mut buf = text::diagnostic();
             let line = buf.line();
@@ -389,16 +392,6 @@ fn usage(problem: &'static str, culprit: &[u8]) -> c_int {
     }
     line.emit();
     c_int::from(exit::USAGE)
-}
-
-/// Set `name` in our environment, which the job inherits.
-fn export(name: &CStr, value: impl FnOnce(&mut Line)) {
-    let mut buf = LineBuf::<256>::new();
-    let line = buf.line();
-    value(line);
-    line.push(b"\0");
-    // SAFETY: two NUL-terminated strings; withlock is single-threaded.
-    unsafe { libc::setenv(name.as_ptr(), line.as_bytes().as_ptr().cast(), 1) };
 }
 
 /// The lease, kept alive while the job runs: the [`Guard`] the parent loop

@@ -107,3 +107,59 @@ fn say_running(locked: &Fd, command: &[u8]) {
     line.push(b"); running ").push_quoted(command);
     line.emit();
 }
+
+unsafe extern "C" {
+    /// The C library's environment, which `execvp` passes on.
+    static mut environ: *const *const c_char;
+}
+
+/// How many environment variables a job may have when withlock adds some.
+const ENVIRONMENT_MAX: usize = 4096;
+
+/// The job's environment when withlock adds variables: the caller's, with
+/// ours in place of any of the same name. In static memory (`setenv` would
+/// pull in musl's allocator, 5 KB): pages are touched only as far as used.
+static ENVIRONMENT: crate::once::TakeOnce<[usize; ENVIRONMENT_MAX]> =
+    crate::once::TakeOnce::new([0; ENVIRONMENT_MAX]);
+
+/// Make `vars` (each `NAME=value` and a NUL, living until exec) part of the
+/// environment the command gets, replacing any variables of the same names.
+/// Once per process; false if that was done already or there is no room.
+pub fn set_environment(vars: &[&[u8]]) -> bool {
+    let Some(new) = ENVIRONMENT.take() else { return false };
+    let mut len = 0;
+    // SAFETY: `environ` is the C library's environment: null or a
+    // null-terminated array of C strings, which nothing else changes now.
+    let mut old = unsafe { environ };
+    loop {
+        // SAFETY: as above; `old` never goes past the null.
+        let entry = if old.is_null() { core::ptr::null() } else { unsafe { *old } };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: `entry` is a C string of the environment.
+        let text = unsafe { CStr::from_ptr(entry) }.to_bytes();
+        let replaced = vars.iter().any(|var| {
+            let name = var.iter().position(|&b| b == b'=').map_or(&var[..], |eq| &var[..=eq]);
+            text.starts_with(name)
+        });
+        if !replaced {
+            if len + vars.len() + 1 >= ENVIRONMENT_MAX {
+                return false;
+            }
+            new[len] = entry as usize;
+            len += 1;
+        }
+        // SAFETY: `entry` was not the null, so the array goes on.
+        old = unsafe { old.add(1) };
+    }
+    for var in vars {
+        new[len] = var.as_ptr() as usize;
+        len += 1;
+    }
+    new[len] = 0;
+    // SAFETY: `new` is a null-terminated array of C strings that live until
+    // exec (static memory, the environment's own strings, and `vars`).
+    unsafe { environ = new.as_ptr().cast() };
+    true
+}

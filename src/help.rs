@@ -38,6 +38,8 @@ pub const HELP: &str = concat!(
     "      --unlink              remove LOCK when COMMAND ends, still holding it\n",
     "      --no-inherit          only withlock holds the lock, not COMMAND (for jobs\n",
     "                            that start daemons); COMMAND dies with withlock\n",
+    "      --slots N             up to N (1-64) jobs at once, each in its own slot:\n",
+    "                            LOCK.0 to LOCK.N-1, and WITHLOCK_SLOT=0 to N-1\n",
     "      --name NAME           lock NAME in withlock's directory instead of LOCK:\n",
     "                            /run/withlock (root), $XDG_RUNTIME_DIR/withlock\n",
     "                            or /tmp/withlock-UID\n",

@@ -39,6 +39,7 @@ pub mod holder;
 #[cfg(feature = "etcd")]
 #[allow(dead_code)]
 pub(crate) mod http;
+#[cfg(feature = "status")]
 pub mod json;
 #[cfg(feature = "etcd")]
 #[allow(dead_code)]
@@ -51,6 +52,8 @@ pub mod named;
 pub(crate) mod net;
 pub mod once;
 pub mod record;
+pub mod slots;
+#[cfg(feature = "status")]
 pub mod status;
 pub mod supervise;
 pub mod sys;
@@ -109,11 +112,20 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             return run_etcd(&args, &options, lock, command);
         }
         Ok(cli::Request::Run { options, lock, command }) => (options, lock, command),
+        #[cfg(feature = "status")]
         Ok(cli::Request::Status { options, first }) if options.name.is_some() => {
             return named_status(&args, &options, first);
         }
+        #[cfg(feature = "status")]
         Ok(cli::Request::Status { options, first }) => {
             return c_int::from(status::run((first..args.count).map(|i| args.get(i)), options.json));
+        }
+        #[cfg(not(feature = "status"))]
+        Ok(cli::Request::Status { .. }) => {
+            let mut buf = text::diagnostic();
+            buf.line().push(b"this withlock was built without --status (build it with `make`)");
+            buf.line().emit();
+            return c_int::from(exit::USAGE);
         }
         Err(usage) => {
             Failure::Usage(usage).report(b"", b"", c"", false);
@@ -183,6 +195,7 @@ fn report_named(failure: &Failure, dir: &text::Line, path: &text::Line, verbose:
 
 /// `--status --name NAME [LOCK...]`: the named lock, then any others. It
 /// only looks: the directory is not created.
+#[cfg(feature = "status")]
 #[cold]
 #[inline(never)]
 fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
@@ -299,6 +312,9 @@ fn lock_and_run_command(
     lock_path: &[u8],
     argv: exec::Argv,
 ) -> c_int {
+    if options.slots > 0 {
+        return slots::run(walked, resolved.as_cstr(), argv, options, lock_path);
+    }
     let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
         Ok(locked) => {
             // SAFETY: all-zero is a valid utsname, for uname to fill.

@@ -192,7 +192,7 @@ fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
 /// Open or create the lock file and refuse it if it is unsafe. `None` if
 /// the file was removed between our open and our look at it (it has no
 /// name left, so there is nothing to judge or lock: start over).
-fn open_lock_file(
+pub fn open_lock_file(
     path: &CStr,
     options: &Options,
 ) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
@@ -279,7 +279,7 @@ fn say_replaced(lock: &[u8]) {
 
 #[cold]
 #[inline(never)]
-fn announce_wait(lock: &[u8], wait: Wait) {
+pub fn announce_wait(lock: &[u8], wait: Wait) {
     let mut buf = text::diagnostic();
     let line = buf.line();
     line.push_quoted(lock).push(b" is busy; ");

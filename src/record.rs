@@ -22,6 +22,8 @@
 //! since_unix=1795658401
 //! boot_ns=81234567890      CLOCK_BOOTTIME then: proves which process had the pid
 //! version=0.1.0            withlock's
+//! slots=3                  with --slots N only: N,
+//! slot=2                   and the slot taken (the lock file is LOCK.2)
 //! command=rsync -a /srv /backup
 //! pad=                     spaces
 //! end
@@ -60,6 +62,9 @@ pub struct Facts<'a> {
     pub host: &'a [u8],
     pub since_unix: u64,
     pub boot_ns: u64,
+    /// `--slots N`: N and the slot taken; 0 and 0 without it.
+    pub slots: u8,
+    pub slot: u8,
 }
 
 impl Facts<'_> {
@@ -79,6 +84,8 @@ impl Facts<'_> {
             host,
             since_unix: crate::clock::unix_now(),
             boot_ns: crate::clock::boot_ns(),
+            slots: 0,
+            slot: 0,
         }
     }
 }
@@ -159,6 +166,10 @@ pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a
     field(out, b"since_unix", facts.since_unix);
     field(out, b"boot_ns", facts.boot_ns);
     out.push(concat!("version=", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+    if facts.slots > 0 {
+        out.push(b"slots=").push_u64(u64::from(facts.slots));
+        out.push(b"\nslot=").push_u64(u64::from(facts.slot)).push(b"\n");
+    }
 
     // The command goes last but one, so that if it is too long only it is
     // cut, and the record still ends properly.
@@ -234,6 +245,8 @@ pub struct Record<'a> {
     pub since_unix: Option<u64>,
     pub boot_ns: Option<u64>,
     pub version: Option<&'a [u8]>,
+    /// `--slots N`: N.
+    pub slots: Option<u32>,
     /// Encoded as the module docs say; see [`Args`].
     pub command: Option<&'a [u8]>,
     pub command_cut: bool,
@@ -278,6 +291,7 @@ pub fn parse(bytes: &[u8]) -> Contents<'_> {
             b"since_unix" => record.since_unix = number(),
             b"boot_ns" => record.boot_ns = number(),
             b"version" => record.version = Some(value),
+            b"slots" => record.slots = small(),
             b"command" => record.command = Some(value),
             b"command_cut" => record.command_cut = value == b"1",
             _ => {}
@@ -374,6 +388,8 @@ mod tests {
             host: b"backup1",
             since_unix: 1_795_658_401,
             boot_ns: 81_234_567_890,
+            slots: 0,
+            slot: 0,
         }
     }
 
@@ -417,11 +433,25 @@ mod tests {
                 since_unix: Some(1_795_658_401),
                 boot_ns: Some(81_234_567_890),
                 version: Some(b"0.1.0"),
+                slots: None,
                 command: Some(b"rsync -a /srv /backup"),
                 command_cut: false,
                 complete: true,
             }
         );
+    }
+
+    #[test]
+    fn a_slot_record_names_its_slot() {
+        let mut buf = LineBuf::<CAPACITY>::new();
+        let out = buf.line();
+        compose(out, &Facts { slots: 3, slot: 2, ..facts() }, [&b"job"[..]].into_iter(), 0);
+        let text = std::str::from_utf8(out.as_bytes()).unwrap();
+        assert!(text.contains("\nversion=0.1.0\nslots=3\nslot=2\ncommand=job\n"), "{text}");
+        let Contents::Record(r) = parse(out.as_bytes()) else { panic!("not a record") };
+        assert!(r.complete && r.command == Some(b"job") && r.slots == Some(3));
+        // Without --slots, neither key is written.
+        assert!(!String::from_utf8(composed(&[b"job"])).unwrap().contains("slot"));
     }
 
     #[test]

@@ -35,6 +35,8 @@ mod shared;
 mod shell;
 #[path = "cli/signals.rs"]
 mod signals;
+#[path = "cli/slots.rs"]
+mod slots;
 #[path = "cli/torture.rs"]
 mod torture;
 #[path = "cli/waiting.rs"]

@@ -21,6 +21,7 @@ _withlock() {
         --unlink
         --no-inherit
         --fcntl
+        --slots=
         --name=
         --status
         --json

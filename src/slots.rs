@@ -1,0 +1,335 @@
+//! `--slots N`: up to N copies of a job at once, each told its slot.
+//!
+//! Slot `i` (0 to N-1) is a lock file of its own, `LOCK.i`, next to LOCK:
+//! opened, checked and locked exactly as any lock file (the walk to LOCK
+//! vouches for the directory they share), re-checked after locking, and
+//! holding its own holder record, which also says `slots=N` and `slot=i`.
+//! The job holds its slot's lock as it would hold LOCK's, gets
+//! `WITHLOCK_SLOT=i` in its environment, and inherits no other descriptor.
+//!
+//! Without `-w`, the slots are tried in order without waiting; the first
+//! free one is taken, and if none is, the run is busy.
+//!
+//! With `-w`, LOCK itself is a *gate*: waiters take it in turn (a blocking
+//! flock, as for any lock), so that one of them at a time waits for a slot.
+//! Under the gate it tries every slot; if all are taken, it waits for any of
+//! them in the kernel, without polling: one watcher process per slot blocks
+//! in `flock` on the descriptor it inherited from withlock. A flock lock
+//! belongs to the open file description, which watcher and withlock share,
+//! so the watcher that gets its slot has got it for withlock. It writes the
+//! slot's number to a pipe and exits; withlock, blocked in `poll` on the
+//! pipe (with what is left of `-w` as its timeout), kills and reaps every
+//! watcher, and closes the descriptors of the other slots, which also lets
+//! go of a slot a second watcher may have won meanwhile (withlock held the
+//! last reference to it). Then it lets go of the gate and becomes the job.
+//!
+//! A slot whose holder's current record names another N, or a held `LOCK.N`
+//! (one past our last slot; looked at if it exists, never created), means
+//! that jobs with different N share LOCK, and neither limit would hold:
+//! that is refused.
+
+use crate::cli::Options;
+use crate::duration::Wait;
+use crate::error::Failure;
+use crate::exec::{self, Argv};
+use crate::holder::{self, State, Trust};
+use crate::lock::{self, Locked};
+use crate::record::{Contents, Record};
+use crate::sys::{self, Errno, Fd};
+use crate::{clock, record};
+use core::ffi::{CStr, c_int};
+
+/// The most slots a LOCK may have.
+pub const MAX: u8 = 64;
+
+/// The slots' file names, `LOCK.i`, made one at a time after `LOCK.`.
+struct Names {
+    buf: [u8; crate::locate::PATH_MAX + 4],
+    base: usize,
+    /// The length of the last name made (0: none yet); failures from then
+    /// on concern that slot's file.
+    len: usize,
+}
+
+impl Names {
+    fn of(&mut self, slot: u8) -> &CStr {
+        let mut at = self.base;
+        if slot >= 10 {
+            self.buf[at] = b'0' + slot / 10;
+            at += 1;
+        }
+        self.buf[at] = b'0' + slot % 10;
+        self.buf[at + 1] = 0;
+        self.len = at + 1;
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"")
+    }
+}
+
+/// The descriptors of the slots opened so far (-1: none). Those not taken
+/// are closed before the job starts (on failure, exit closes them).
+struct Opened([c_int; MAX as usize]);
+
+/// Take a slot of LOCK (`resolved` by the walk, if `walked`) and become the
+/// command; returns the exit code if it did not run.
+#[cold]
+#[inline(never)]
+pub fn run(
+    walked: Result<(), Failure<'static>>,
+    resolved: &CStr,
+    argv: Argv,
+    options: &Options,
+    lock: &[u8],
+) -> c_int {
+    let base = resolved.to_bytes();
+    let mut names = Names { buf: [0; crate::locate::PATH_MAX + 4], base: base.len() + 1, len: 0 };
+    names.buf[..base.len()].copy_from_slice(base);
+    names.buf[base.len()] = b'.';
+    let mut opened = Opened([-1; MAX as usize]);
+    let walk_failed = walked.is_err();
+    let failure = match walked.and_then(|()| take(resolved, options, lock, &mut names, &mut opened)) {
+        Ok(slot) => {
+            let fd = Fd::from_raw(core::mem::replace(&mut opened.0[usize::from(slot & 63)], -1));
+            // Only the slot's descriptor goes to the job; closing the others
+            // also lets go of any a second watcher won.
+            for &other in &opened.0 {
+                if other >= 0 {
+                    sys::close(other);
+                }
+            }
+            match sys::fstat(fd.raw()) {
+                Ok(stat) => {
+                    // The record goes through the slot's own descriptor
+                    // (nowhere, if it is read-only).
+                    let locked = Locked { fd, stat, writable: true };
+                    // SAFETY: all-zero is a valid utsname, for uname to fill.
+                    let mut uts = unsafe { core::mem::zeroed() };
+                    let mut facts = record::Facts::now(None, record::host_name(&mut uts));
+                    (facts.slots, facts.slot) = (options.slots, slot);
+                    let path = names.of(slot);
+                    record::store(path, &locked, &facts, argv.iter());
+                    if options.verbose {
+                        say_slot(path.to_bytes(), slot, options.slots);
+                    }
+                    let mut var = *b"WITHLOCK_SLOT=\0\0\0";
+                    var[14] = b'0' + slot / 10;
+                    var[14 + usize::from(slot >= 10)] = b'0' + slot % 10;
+                    if exec::set_environment(&[&var]) {
+                        exec::become_command(locked.fd, argv, options.verbose)
+                    } else {
+                        Failure::System { call: "setting WITHLOCK_SLOT", errno: Errno(libc::E2BIG) }
+                    }
+                }
+                Err(errno) => Failure::System { call: "fstat", errno },
+            }
+        }
+        Err(failure) => failure,
+    };
+
+    let conflict = options.conflict_exit_code.unwrap_or(if options.quiet { 0 } else { crate::exit::BUSY });
+    if !(options.quiet && failure.is_conflict()) {
+        // A failure on a slot's file names that file (the last one tried).
+        let shown = match failure {
+            Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. }
+                if names.len > 0 =>
+            {
+                &names.buf[..names.len]
+            }
+            _ => lock,
+        };
+        // Only the walk's failures name a place on the way to LOCK.
+        let resolved = if walk_failed { resolved } else { c"" };
+        failure.report(shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose);
+    }
+    c_int::from(failure.exit_code(conflict))
+}
+
+/// Take a free slot of the lock at `gate` (LOCK), waiting for one as `-w`
+/// says; its descriptor is left in `opened`.
+fn take(
+    gate: &CStr,
+    options: &Options,
+    lock: &[u8],
+    names: &mut Names,
+    opened: &mut Opened,
+) -> Result<u8, Failure<'static>> {
+    let started = clock::boot_ns();
+    let slots = options.slots;
+    let waits = options.wait != Wait::No;
+    // The gate is held until we return, and never reaches the job.
+    let _gate = if waits { Some(lock::acquire(gate, options, lock)?.fd) } else { None };
+    'again: loop {
+        // Someone holds the slot past our last: a job with more slots.
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        if let Ok(file) = sys::open(names.of(slots), flags, 0)
+            && let Some(theirs) = mixed(file.raw(), slots, slots)
+        {
+            return Err(Failure::SlotsMixed { slot: slots, ours: slots, theirs });
+        }
+        let mut slot = 0;
+        // Every slot in order, without waiting: the first free one is ours.
+        // The descriptors of the busy ones are kept, to wait on.
+        while slot < slots {
+            let Some((fd, _, _)) = lock::open_lock_file(names.of(slot), options)? else {
+                continue 'again; // Removed as we opened it.
+            };
+            let fd = fd.into_raw();
+            let old = core::mem::replace(&mut opened.0[usize::from(slot & 63)], fd);
+            if old >= 0 {
+                sys::close(old);
+            }
+            match sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
+                Ok(()) => break,
+                Err(Errno(libc::EWOULDBLOCK)) => {
+                    if let Some(theirs) = mixed(fd, slot, slots) {
+                        return Err(Failure::SlotsMixed { slot, ours: slots, theirs });
+                    }
+                }
+                Err(errno) => return Err(Failure::System { call: "flock", errno }),
+            }
+            slot += 1;
+        }
+        if slot == slots {
+            if !waits {
+                return Err(Failure::SlotsBusy { slots });
+            }
+            if options.verbose {
+                lock::announce_wait(lock, options.wait);
+            }
+            slot = wait_for_any(&opened.0[..usize::from(slots)], options.wait, started)?;
+        }
+        // The name must still be the file we locked: one removed or
+        // replaced meanwhile guards nothing. Then look again.
+        let fd = opened.0[usize::from(slot & 63)];
+        let same = |now: libc::stat| {
+            sys::fstat(fd).is_ok_and(|st| now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+        };
+        if sys::lstat(names.of(slot)).is_ok_and(same) {
+            return Ok(slot);
+        }
+    }
+    // Returning lets go of the gate before the job starts.
+}
+
+/// Refuse to run beside jobs with another N (`ours`): when the busy slot
+/// `slot` (open at `fd`) has a current holder record with another
+/// `slots=`, or when `slot` is N and held at all. The record must be the
+/// current holder's: an earlier one may be there for an instant after the
+/// lock changed hands.
+fn mixed(fd: c_int, slot: u8, ours: u8) -> Option<u32> {
+    let mut buf = [0u8; record::CAPACITY];
+    let stat = sys::fstat(fd).ok()?;
+    let past = slot == ours;
+    let holder = holder::inspect(fd, &stat, &mut buf, !past);
+    let theirs = match holder.contents {
+        Contents::Record(Record { slots, .. }) if holder.trust != Trust::Stale => slots,
+        _ => None,
+    };
+    match theirs {
+        _ if holder.state == State::Free => None,
+        Some(theirs) if theirs != u32::from(ours) => Some(theirs),
+        _ if past => Some(0),
+        _ => None,
+    }
+}
+
+/// Wait in the kernel, as long as `wait` allows from `started` (a
+/// `boot_ns`), until one of the slots open at `busy` is ours (see the
+/// module docs). Returns the slot.
+fn wait_for_any(busy: &[c_int], wait: Wait, started: u64) -> Result<u8, Failure<'static>> {
+    let mut ends = [-1; 2];
+    let mut watchers = [0; MAX as usize];
+    let mut slot = u8::MAX;
+    // SAFETY: pipe fills the two descriptors of `ends`.
+    let mut errno = if unsafe { libc::pipe(ends.as_mut_ptr()) } == 0 { Errno(0) } else { sys::errno() };
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
+    for (i, (&fd, watcher)) in busy.iter().zip(&mut watchers).enumerate() {
+        if errno != Errno(0) {
+            break;
+        }
+        // SAFETY: withlock is single-threaded; the child only locks, writes
+        // and exits.
+        match unsafe { libc::fork() } {
+            -1 => errno = sys::errno(),
+            0 => watch(fd, ends[1], i as u8, parent),
+            pid => *watcher = pid,
+        }
+    }
+    // Only watchers may write: if they all end without a slot, the pipe ends
+    // instead of staying silent.
+    sys::close(ends[1]);
+    let mut ready = libc::pollfd { fd: ends[0], events: libc::POLLIN, revents: 0 };
+    while errno == Errno(0) {
+        let timeout = match wait {
+            Wait::For(limit) => {
+                // What is left, in whole milliseconds rounded up.
+                let waited = (clock::boot_ns() - started) / 1_000_000;
+                let limit = limit.as_secs() * 1000 + u64::from(limit.subsec_nanos().div_ceil(1_000_000));
+                c_int::try_from(limit.saturating_sub(waited)).unwrap_or(c_int::MAX)
+            }
+            _ => -1,
+        };
+        // SAFETY: `ready` is one valid pollfd.
+        match unsafe { libc::poll(&mut ready, 1, timeout) } {
+            0 => break, // Time is up.
+            -1 if sys::errno() == Errno(libc::EINTR) => {}
+            -1 => errno = sys::errno(),
+            _ => {
+                // SAFETY: `slot` is valid for a write of one byte.
+                if unsafe { libc::read(ends[0], (&raw mut slot).cast(), 1) } != 1 {
+                    errno = Errno(libc::ECHILD); // Every watcher ended without a slot.
+                }
+                break;
+            }
+        }
+    }
+    sys::close(ends[0]);
+    for &pid in watchers.iter().filter(|&&pid| pid > 0) {
+        // SAFETY: kill and waitpid on our own child, not reaped yet; no
+        // status is wanted.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        // SAFETY: as above.
+        while unsafe { libc::waitpid(pid, core::ptr::null_mut(), 0) } == -1
+            && sys::errno() == Errno(libc::EINTR)
+        {}
+    }
+    match wait {
+        _ if errno != Errno(0) => Err(Failure::System { call: "waiting for a slot", errno }),
+        Wait::For(limit) if slot == u8::MAX => Err(Failure::TimedOut(limit)),
+        _ => Ok(slot),
+    }
+}
+
+/// A watcher: lock `fd` (the parent's descriptor of `slot`), waiting as
+/// long as it takes, then tell the parent on `to`. It dies with the parent.
+fn watch(fd: c_int, to: c_int, slot: u8, parent: libc::pid_t) -> ! {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    // SAFETY: getppid cannot fail. A parent gone already is not waiting.
+    while unsafe { libc::getppid() } == parent {
+        match sys::flock(fd, libc::LOCK_EX) {
+            Ok(()) => {
+                // SAFETY: `slot` is valid for a read of one byte.
+                unsafe { libc::write(to, (&raw const slot).cast(), 1) };
+                break;
+            }
+            Err(Errno(libc::EINTR)) => {}
+            Err(_) => break,
+        }
+    }
+    // SAFETY: _exit takes a plain integer and never returns.
+    unsafe { libc::_exit(0) }
+}
+
+#[cold]
+#[inline(never)]
+fn say_slot(name: &[u8], slot: u8, slots: u8) {
+    let mut buf = crate::text::diagnostic();
+    let line = buf.line();
+    line.push(b"took slot ").push_u64(u64::from(slot)).push(b" of ").push_u64(u64::from(slots));
+    line.push(b": ").push_quoted(name);
+    line.emit();
+}
