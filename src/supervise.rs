@@ -341,7 +341,7 @@ impl Watcher {
             if let Some(status) = self.status {
                 match self.stopping {
                     None => return Ok(Ended::Exited(status)),
-                    Some((why, _)) if self.killed || self.group_gone() => return Ok(why),
+                    Some((why, _)) if self.group_gone() => return Ok(why),
                     Some(_) => {}
                 }
             }
@@ -418,8 +418,9 @@ impl Watcher {
     }
 
     /// Has everything in the job's group ended? (Linux: the group's orphans
-    /// are our children, so waitpid knows. Elsewhere we cannot tell, and
-    /// wait for the SIGKILL.)
+    /// are our children, so waitpid knows — also after the SIGKILL, which
+    /// takes a moment to end each of them: until then they keep the lock.
+    /// Elsewhere we cannot tell, and count the SIGKILL as the end.)
     fn group_gone(&self) -> bool {
         if cfg!(any(target_os = "linux", target_os = "android")) {
             let mut status = 0;
@@ -427,7 +428,7 @@ impl Watcher {
             let pid = unsafe { libc::waitpid(-self.job, &mut status, libc::WNOHANG) };
             pid == -1 && sys::errno() == Errno(libc::ECHILD)
         } else {
-            false
+            self.killed
         }
     }
 
@@ -451,8 +452,9 @@ impl Watcher {
     }
 
     fn kill(&self, signal: c_int) {
-        // SAFETY: plain integers. The job is not reaped until its group is
-        // gone or killed, so its pid (the group's id) cannot be reused.
+        // SAFETY: plain integers. The group's id (the job's pid) is not
+        // reused while the group has a member, and once it has none (on
+        // Linux, waitpid says so) we signal it no more.
         unsafe { libc::kill(-self.job, signal) };
     }
 

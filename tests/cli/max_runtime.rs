@@ -130,6 +130,49 @@ fn a_job_that_ignores_sigterm_is_killed_after_kill_after() {
     assert_free(&t.lock());
 }
 
+/// The job exits on SIGTERM, but a grandchild in its group ignores it: withlock sends the
+/// group SIGKILL after --kill-after and exits only once the grandchild is gone — reaped by
+/// withlock itself (it is the job's subreaper), not left a zombie for pid 1 — so the lock
+/// the grandchild inherited is free the moment withlock exits.
+#[test]
+fn a_grandchild_that_ignores_sigterm_is_killed_and_reaped_before_withlock_exits() {
+    let _load = timing();
+    let t = TempDir::new();
+    let gc = t.join("grandchild");
+    let ready = t.join("ready");
+    let script = r#"(trap '' TERM; exec sleep 60) & echo $! > "$1"; : > "$2"; wait"#;
+    for round in 0..3 {
+        let _ = fs::remove_file(&gc);
+        let _ = fs::remove_file(&ready);
+        let mut cmd = withlock();
+        cmd.args(["--max-runtime", "0.5", "--kill-after", "0.5"])
+            .arg(t.lock())
+            .args(["sh", "-c", script, "sh"])
+            .arg(&gc)
+            .arg(&ready);
+        let running = start_holding(&mut cmd, &ready);
+        let grandchild = Seen::from_file(&gc);
+        let out = running.wait(Duration::from_secs(20));
+        // Right away, before anything else can reap it.
+        let state = grandchild.state();
+        out.assert_code(124);
+        assert_eq!(
+            state,
+            None,
+            "round {round}: the grandchild {} was left {} when withlock exited\n{}",
+            grandchild.pid,
+            if state == Some('Z') { "a zombie (not reaped by withlock)" } else { "running" },
+            out.describe()
+        );
+        assert!(
+            out.elapsed >= Duration::from_millis(1000),
+            "SIGKILL before --kill-after\n{}",
+            out.describe()
+        );
+        assert_free(&t.lock());
+    }
+}
+
 /// The lock is held until the job's whole group is gone: after the job itself died on
 /// SIGTERM, while its TERM-ignoring grandchild still runs, withlock still runs and the lock
 /// is busy; once withlock exits (124) the lock is free at once.
