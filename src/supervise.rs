@@ -213,9 +213,7 @@ pub fn run(
     let limit = watch.max_runtime.map(|limit| now_ns().saturating_add(nanos(limit)));
     let ended = watcher.wait(limit, guard);
     if let Some(tty) = terminal {
-        // Take the terminal back from the (now empty) job group.
-        // SAFETY: plain integers; SIGTTOU is blocked.
-        unsafe { libc::tcsetpgrp(tty, libc::getpgrp()) };
+        take_back(tty, job);
     }
     ended
 }
@@ -287,6 +285,19 @@ fn handle(signal: c_int, mask: &libc::sigset_t) {
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         action.sa_mask = *mask;
         libc::sigaction(signal, &action, ptr::null_mut());
+    }
+}
+
+/// Give the terminal back to our group if the job's group has it — and
+/// only then: with SIGTTOU blocked, tcsetpgrp would succeed even while we
+/// are in the background (after `bg`), and take the terminal from the
+/// shell, which then cannot read its commands.
+fn take_back(tty: c_int, job: libc::pid_t) {
+    // SAFETY: plain integers; SIGTTOU is blocked.
+    unsafe {
+        if libc::tcgetpgrp(tty) == job {
+            libc::tcsetpgrp(tty, libc::getpgrp());
+        }
     }
 }
 
@@ -461,13 +472,15 @@ impl Watcher {
     /// Ctrl-Z stopped the job: give the terminal back to our group and stop
     /// too, so the shell sees a stopped job; when continued (`fg`, `bg`),
     /// hand the terminal over again if it is ours, and continue the job.
+    /// (After `bg`, a job that reads the terminal is stopped too: then the
+    /// shell has the terminal, and keeps it.)
     fn suspend(&mut self) {
         let Some(tty) = self.terminal else {
             return;
         };
+        take_back(tty, self.job);
         // SAFETY: plain integers; SIGTTOU is blocked.
         unsafe {
-            libc::tcsetpgrp(tty, libc::getpgrp());
             libc::kill(libc::getpid(), libc::SIGSTOP);
             if libc::tcgetpgrp(tty) == libc::getpgrp() {
                 libc::tcsetpgrp(tty, self.job);

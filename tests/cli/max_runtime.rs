@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::exit_codes::{assert_busy, assert_free};
 use crate::support::{
-    Out, TempDir, bin, exists, read_string, require_catchable, run, run_within, send_signal, start_holding,
-    timing, wait_until, withlock,
+    Out, TempDir, bin, exists, mkfifo, read_string, require_catchable, run, run_within, send_signal,
+    start_holding, timing, wait_until, withlock,
 };
 
 /// The process `pid` as it is now: its state letter and start time (clock ticks after
@@ -505,6 +505,39 @@ fn ctrl_c_in_a_terminal_reaches_the_job_once() {
     running.wait(Duration::from_secs(15)).assert_signal(libc::SIGINT);
 }
 
+/// Under a script (no job control: withlock shares the script's process group), the job
+/// has the terminal while it runs, and the script has it back when it ends: the script can
+/// read from it again.
+#[test]
+fn the_terminal_comes_back_to_the_script_when_the_job_ends() {
+    let t = TempDir::new();
+    let pty = Pty::open();
+    let script = r#""$@"; echo "status $?"; read line; echo "read $line""#;
+    let job = r#"[ "$(ps -o tpgid= -p $$)" -eq $$ ] && echo "job has the terminal"; exit 3"#;
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script, "sh"])
+        .arg(bin())
+        .args(["--max-runtime", "60"])
+        .arg(t.lock())
+        .args(["sh", "-c", job])
+        .env("PATH", crate::support::TEST_PATH)
+        .stdout(pty.slave_file())
+        .stderr(pty.slave_file());
+    pty.session(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let shown = pty.wait_for("status 3", 1, Duration::from_secs(10));
+    pty.type_in(b"hello\n");
+    let ended = wait_until(Duration::from_secs(10), || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    let text = pty.text();
+    assert!(shown && ended && status.success(), "{status:?}\n{text}");
+    assert!(text.contains("job has the terminal"), "{text}");
+    assert!(text.contains("read hello"), "the script could not read its terminal after the job:\n{text}");
+}
+
 /// An interactive shell in a terminal, driven as a user would.
 struct Shell {
     pty: Pty,
@@ -569,6 +602,13 @@ fn withlock_line(lock: &Path, script: &str, args: &[&Path]) -> String {
     format!("{} --max-runtime 60 {} sh -c '{script}' sh {}", quoted(&bin()), quoted(lock), args.join(" "))
 }
 
+/// The process group of `pid`, and the foreground process group of its terminal.
+fn groups_of(pid: u32) -> (i32, i32) {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    (fields[2].parse().unwrap(), fields[5].parse().unwrap())
+}
+
 /// The parent of `pid` (withlock, for the job).
 fn parent_of(pid: i32) -> i32 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -608,4 +648,68 @@ fn ctrl_z_and_fg_under_an_interactive_shell() {
     shell.expect("status=0", 1);
     assert!(shell.is_running(), "the shell died:\n{}", shell.pty.text());
     assert!(job.is_dead() && withlock.is_dead());
+}
+
+/// After Ctrl-Z and `bg`, the job runs in the background. When it reads the terminal it is
+/// stopped (SIGTTIN) and so is withlock, without taking the terminal from the shell; `fg`
+/// then lets it read. When a background job ends, withlock leaves the terminal to the
+/// shell, which goes on working.
+#[test]
+fn bg_leaves_the_terminal_to_the_shell() {
+    let t = TempDir::new();
+    let mut shell = Shell::start(t.path());
+
+    // A job that reads the terminal while in the background.
+    let job_pid = t.join("job");
+    shell.run(&withlock_line(&t.lock(), TERMINAL_JOB, &[&job_pid]));
+    shell.expect("started", 1);
+    wait_for_pid_file(&job_pid);
+    let job = Seen::from_file(&job_pid);
+    let withlock = Seen::of(parent_of(job.pid));
+    shell.pty.type_in(b"\x1a");
+    shell.expect("Stopped", 1);
+    shell.run("bg");
+    // It goes on reading, in the background: SIGTTIN stops it, and withlock stops too.
+    assert!(
+        wait_until(Duration::from_secs(5), || withlock.state() == Some('T') && job.state() == Some('T')),
+        "not both stopped after bg: withlock {:?}, job {:?}",
+        withlock.state(),
+        job.state()
+    );
+    // The shell has kept the terminal. (When it reports the stop varies: not checked.)
+    let (shell_group, foreground) = groups_of(shell.child.id());
+    assert_eq!(foreground, shell_group, "the terminal was taken from the shell");
+    shell.run(r#"echo "al""ive-1""#);
+    shell.expect("alive-1", 1);
+    shell.run("fg");
+    assert!(wait_until(Duration::from_secs(5), || job.state() != Some('T')), "fg did not continue the job");
+    shell.run("typed-after-fg");
+    shell.expect("finished typed-after-fg", 1);
+    shell.run(r#"echo "status=$?""#);
+    shell.expect("status=0", 1);
+
+    // A job that ends in the background: it waits for a line from a FIFO, not the terminal.
+    let (job_pid, fifo) = (t.join("job2"), t.join("fifo"));
+    mkfifo(&fifo, 0o600);
+    let script = r#"echo $$ > "$1"; echo "st""arted"; read line < "$2"; echo "fin""ished-$line""#;
+    shell.run(&withlock_line(&t.lock(), script, &[&job_pid, &fifo]));
+    shell.expect("started", 2);
+    wait_for_pid_file(&job_pid);
+    let withlock = Seen::of(parent_of(Seen::from_file(&job_pid).pid));
+    let stops = shell.pty.text().matches("Stopped").count();
+    shell.pty.type_in(b"\x1a");
+    shell.expect("Stopped", stops + 1);
+    shell.run("bg");
+    // Non-blocking: if the job never opens the FIFO, fail instead of hanging.
+    let mut writer = None;
+    wait_until(Duration::from_secs(10), || {
+        writer = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
+        writer.is_some()
+    });
+    writer.expect("the job never opened its FIFO").write_all(b"2\n").unwrap();
+    shell.expect("finished-2", 1);
+    assert!(wait_until(Duration::from_secs(10), || withlock.is_dead()), "withlock did not end");
+    shell.run(r#"echo "al""ive-2""#);
+    shell.expect("alive-2", 1);
+    assert!(shell.is_running(), "the shell died:\n{}", shell.pty.text());
 }
