@@ -15,7 +15,8 @@
 //! withlock was in the terminal's foreground, the job's group takes the
 //! terminal: Ctrl-C and Ctrl-\ reach the job once, and Ctrl-Z stops the job,
 //! then withlock (so the shell sees a stopped job; `fg` and `bg` continue
-//! both). Signals sent to withlock are passed to the whole group. Without an
+//! both). Started in the background, the job gets the terminal when `fg`
+//! has given it to withlock and the job wants it. Signals sent to withlock are passed to the whole group. Without an
 //! own group (`--unlink`, `--no-inherit`), the job shares withlock's group:
 //! terminal signals already reach it, so only signals a process sent to
 //! withlock alone are passed on, never twice.
@@ -145,7 +146,9 @@ pub fn run(
     OWN_GROUP.store(watch.own_group, SeqCst);
     // SAFETY: getpid cannot fail.
     let parent = unsafe { libc::getpid() };
-    let terminal = if watch.own_group { foreground_terminal() } else { None };
+    let terminal = if watch.own_group { controlling_terminal() } else { None };
+    // SAFETY: plain integers.
+    let foreground = terminal.filter(|&tty| unsafe { libc::tcgetpgrp(tty) == libc::getpgrp() });
 
     // Hold the forwarded signals back until the job's pid is known; keep
     // SIGTTOU blocked for good, so that handing the terminal over and
@@ -179,7 +182,7 @@ pub fn run(
         return Err(Failure::System { call: "fork", errno: sys::errno() });
     }
     if job == 0 {
-        become_job(argv, watch, terminal, parent, &old_mask);
+        become_job(argv, watch, foreground, parent, &old_mask);
     }
     if watch.own_group {
         // Also here, so that the group exists before any signal is sent to
@@ -218,8 +221,9 @@ pub fn run(
     ended
 }
 
-/// The rest of the child's life: its own group and the terminal, the
-/// parent-death signal, the caller's signal mask, then exec.
+/// The rest of the child's life: its own group and the terminal (if
+/// withlock has it), the parent-death signal, the caller's signal mask,
+/// then exec.
 fn become_job(
     argv: Argv,
     watch: &Watch,
@@ -317,11 +321,12 @@ fn wake_pipe() -> Result<[c_int; 2], Failure<'static>> {
     Ok(fds)
 }
 
-/// The terminal withlock is in the foreground of, if any: the job's group
-/// will take it.
-fn foreground_terminal() -> Option<c_int> {
-    // SAFETY: plain integers; tcgetpgrp fails on a non-terminal.
-    (0..3).find(|&fd| unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() })
+/// withlock's controlling terminal, if one of its standard descriptors is
+/// that terminal: the job's group takes it whenever withlock's group has it.
+fn controlling_terminal() -> Option<c_int> {
+    // SAFETY: plain integers; tcgetpgrp fails on a descriptor that is not
+    // our controlling terminal.
+    (0..3).find(|&fd| unsafe { libc::tcgetpgrp(fd) } > 0)
 }
 
 pub fn now_ns() -> u64 {
@@ -421,7 +426,7 @@ impl Watcher {
                 continue; // An orphan of the job, reaped.
             }
             if libc::WIFSTOPPED(status) {
-                self.suspend();
+                self.suspend(libc::WSTOPSIG(status));
             } else {
                 self.status = Some(status);
             }
@@ -472,16 +477,21 @@ impl Watcher {
     /// Ctrl-Z stopped the job: give the terminal back to our group and stop
     /// too, so the shell sees a stopped job; when continued (`fg`, `bg`),
     /// hand the terminal over again if it is ours, and continue the job.
-    /// (After `bg`, a job that reads the terminal is stopped too: then the
-    /// shell has the terminal, and keeps it.)
-    fn suspend(&mut self) {
+    /// (In the background, a job that reads the terminal is stopped too:
+    /// then the shell has the terminal, and keeps it.) If the job was
+    /// stopped for wanting the terminal while our group has it (`fg` of a
+    /// job started in the background), it simply gets the terminal.
+    fn suspend(&mut self, signal: c_int) {
         let Some(tty) = self.terminal else {
             return;
         };
-        take_back(tty, self.job);
         // SAFETY: plain integers; SIGTTOU is blocked.
         unsafe {
-            libc::kill(libc::getpid(), libc::SIGSTOP);
+            let ours = libc::tcgetpgrp(tty) == libc::getpgrp();
+            if !(ours && matches!(signal, libc::SIGTTIN | libc::SIGTTOU)) {
+                take_back(tty, self.job);
+                libc::kill(libc::getpid(), libc::SIGSTOP);
+            }
             if libc::tcgetpgrp(tty) == libc::getpgrp() {
                 libc::tcsetpgrp(tty, self.job);
             }

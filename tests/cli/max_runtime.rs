@@ -609,6 +609,18 @@ fn groups_of(pid: u32) -> (i32, i32) {
     (fields[2].parse().unwrap(), fields[5].parse().unwrap())
 }
 
+/// Writes `bytes` into the FIFO at `path` once a reader has opened it (without blocking:
+/// if no one ever does, the test fails instead of hanging).
+#[track_caller]
+fn write_fifo(path: &Path, bytes: &[u8]) {
+    let mut writer = None;
+    wait_until(Duration::from_secs(10), || {
+        writer = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path).ok();
+        writer.is_some()
+    });
+    writer.expect("no one opened the FIFO").write_all(bytes).unwrap();
+}
+
 /// The parent of `pid` (withlock, for the job).
 fn parent_of(pid: i32) -> i32 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -700,16 +712,62 @@ fn bg_leaves_the_terminal_to_the_shell() {
     shell.pty.type_in(b"\x1a");
     shell.expect("Stopped", stops + 1);
     shell.run("bg");
-    // Non-blocking: if the job never opens the FIFO, fail instead of hanging.
-    let mut writer = None;
-    wait_until(Duration::from_secs(10), || {
-        writer = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
-        writer.is_some()
-    });
-    writer.expect("the job never opened its FIFO").write_all(b"2\n").unwrap();
+    write_fifo(&fifo, b"2\n");
     shell.expect("finished-2", 1);
     assert!(wait_until(Duration::from_secs(10), || withlock.is_dead()), "withlock did not end");
     shell.run(r#"echo "al""ive-2""#);
     shell.expect("alive-2", 1);
+    assert!(shell.is_running(), "the shell died:\n{}", shell.pty.text());
+}
+
+/// Started in the background (`&`), the job is not given the terminal, but gets it once
+/// it is brought to the foreground: a job that read the terminal was stopped (SIGTTIN), and
+/// so was withlock, which the shell reports; `fg` lets it read. And after `fg` of a job
+/// still running, its first read of the terminal works at once.
+#[test]
+fn a_job_started_in_the_background_gets_the_terminal_with_fg() {
+    let t = TempDir::new();
+    let mut shell = Shell::start(t.path());
+
+    // It reads the terminal at once, in the background: stopped, with withlock.
+    let job_pid = t.join("job");
+    shell.run(&format!("{} &", withlock_line(&t.lock(), TERMINAL_JOB, &[&job_pid])));
+    shell.expect("started", 1);
+    wait_for_pid_file(&job_pid);
+    let job = Seen::from_file(&job_pid);
+    let withlock = Seen::of(parent_of(job.pid));
+    assert!(
+        wait_until(Duration::from_secs(5), || withlock.state() == Some('T') && job.state() == Some('T')),
+        "a background read did not stop the job and withlock: withlock {:?}, job {:?}",
+        withlock.state(),
+        job.state()
+    );
+    shell.run(r#"echo "al""ive-1""#);
+    shell.expect("alive-1", 1);
+    shell.run("fg");
+    assert!(wait_until(Duration::from_secs(5), || job.state() != Some('T')), "fg did not continue the job");
+    shell.run("typed-after-fg");
+    shell.expect("finished typed-after-fg", 1);
+    shell.run(r#"echo "status=$?""#);
+    shell.expect("status=0", 1);
+
+    // Brought to the foreground while it waits for a FIFO; then it reads the terminal.
+    let (job_pid, fifo) = (t.join("job2"), t.join("fifo"));
+    mkfifo(&fifo, 0o600);
+    let script = r#"echo $$ > "$1"; echo "st""arted"; read go < "$2"; read line; echo "fin""ished-$line""#;
+    shell.run(&format!("{} &", withlock_line(&t.lock(), script, &[&job_pid, &fifo])));
+    shell.expect("started", 2);
+    wait_for_pid_file(&job_pid);
+    let job = Seen::from_file(&job_pid);
+    shell.run("fg");
+    thread::sleep(Duration::from_millis(200));
+    let stops = shell.pty.text().matches("Stopped").count();
+    write_fifo(&fifo, b"go\n");
+    shell.run("typed-after-fg");
+    shell.expect("finished-typed-after-fg", 1);
+    assert_eq!(shell.pty.text().matches("Stopped").count(), stops, "{}", shell.pty.text());
+    shell.run(r#"echo "status=$?""#);
+    shell.expect("status=0", 2);
+    assert!(job.is_dead());
     assert!(shell.is_running(), "the shell died:\n{}", shell.pty.text());
 }
