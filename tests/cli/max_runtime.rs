@@ -512,7 +512,7 @@ fn ctrl_c_in_a_terminal_reaches_the_job_once() {
 fn the_terminal_comes_back_to_the_script_when_the_job_ends() {
     let t = TempDir::new();
     let pty = Pty::open();
-    let script = r#""$@"; echo "status $?"; read line; echo "read $line""#;
+    let script = r#""$@"; echo "status $?"; read line; echo "read [$line]""#;
     let job = r#"[ "$(ps -o tpgid= -p $$)" -eq $$ ] && echo "job has the terminal"; exit 3"#;
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script, "sh"])
@@ -532,10 +532,12 @@ fn the_terminal_comes_back_to_the_script_when_the_job_ends() {
         let _ = child.kill();
     }
     let status = child.wait().unwrap();
+    // What the script wrote last may still be on its way to our reader.
+    pty.wait_for("read [", 1, Duration::from_secs(5));
     let text = pty.text();
     assert!(shown && ended && status.success(), "{status:?}\n{text}");
     assert!(text.contains("job has the terminal"), "{text}");
-    assert!(text.contains("read hello"), "the script could not read its terminal after the job:\n{text}");
+    assert!(text.contains("read [hello]"), "the script could not read its terminal after the job:\n{text}");
 }
 
 /// An interactive shell in a terminal, driven as a user would.
