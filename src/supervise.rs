@@ -15,7 +15,8 @@
 //! withlock was in the terminal's foreground, the job's group takes the
 //! terminal: Ctrl-C and Ctrl-\ reach the job once, and Ctrl-Z stops the job,
 //! then withlock (so the shell sees a stopped job; `fg` and `bg` continue
-//! both). Signals sent to withlock are passed to the whole group. Without an
+//! both). Started in the background, the job gets the terminal when `fg`
+//! has given it to withlock and the job wants it. Signals sent to withlock are passed to the whole group. Without an
 //! own group (`--unlink`, `--no-inherit`), the job shares withlock's group:
 //! terminal signals already reach it, so only signals a process sent to
 //! withlock alone are passed on, never twice.
@@ -150,7 +151,9 @@ pub fn run(
     OWN_GROUP.store(watch.own_group, SeqCst);
     // SAFETY: getpid cannot fail.
     let parent = unsafe { libc::getpid() };
-    let terminal = if watch.own_group { foreground_terminal() } else { None };
+    let terminal = if watch.own_group { controlling_terminal() } else { None };
+    // SAFETY: plain integers.
+    let foreground = terminal.filter(|&tty| unsafe { libc::tcgetpgrp(tty) == libc::getpgrp() });
 
     // Hold the forwarded signals back until the job's pid is known; keep
     // SIGTTOU blocked for good, so that handing the terminal over and
@@ -184,7 +187,7 @@ pub fn run(
         return Err(Failure::System { call: "fork", errno: sys::errno() });
     }
     if job == 0 {
-        become_job(argv, watch, terminal, parent, &old_mask);
+        become_job(argv, watch, foreground, parent, &old_mask);
     }
     if watch.own_group {
         // Also here, so that the group exists before any signal is sent to
@@ -225,15 +228,14 @@ pub fn run(
         unsafe { libc::kill(guardian, libc::SIGKILL) };
     }
     if let Some(tty) = terminal {
-        // Take the terminal back from the (now empty) job group.
-        // SAFETY: plain integers; SIGTTOU is blocked.
-        unsafe { libc::tcsetpgrp(tty, libc::getpgrp()) };
+        take_back(tty, job);
     }
     ended
 }
 
-/// The rest of the child's life: its own group and the terminal, the
-/// parent-death signal, the caller's signal mask, then exec.
+/// The rest of the child's life: its own group and the terminal (if
+/// withlock has it), the parent-death signal, the caller's signal mask,
+/// then exec.
 fn become_job(
     argv: Argv,
     watch: &Watch,
@@ -335,6 +337,19 @@ fn handle(signal: c_int, mask: &libc::sigset_t) {
     }
 }
 
+/// Give the terminal back to our group if the job's group has it — and
+/// only then: with SIGTTOU blocked, tcsetpgrp would succeed even while we
+/// are in the background (after `bg`), and take the terminal from the
+/// shell, which then cannot read its commands.
+fn take_back(tty: c_int, job: libc::pid_t) {
+    // SAFETY: plain integers; SIGTTOU is blocked.
+    unsafe {
+        if libc::tcgetpgrp(tty) == job {
+            libc::tcsetpgrp(tty, libc::getpgrp());
+        }
+    }
+}
+
 /// Catch the signals that ask withlock to stop, before there is a job (an
 /// etcd lock's wait): [`asked_to_stop`] then tells, and [`pause_until`]
 /// wakes. Ignored signals stay ignored.
@@ -374,11 +389,12 @@ fn wake_pipe() -> Result<c_int, Failure<'static>> {
     Ok(fds[0])
 }
 
-/// The terminal withlock is in the foreground of, if any: the job's group
-/// will take it.
-fn foreground_terminal() -> Option<c_int> {
-    // SAFETY: plain integers; tcgetpgrp fails on a non-terminal.
-    (0..3).find(|&fd| unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() })
+/// withlock's controlling terminal, if one of its standard descriptors is
+/// that terminal: the job's group takes it whenever withlock's group has it.
+fn controlling_terminal() -> Option<c_int> {
+    // SAFETY: plain integers; tcgetpgrp fails on a descriptor that is not
+    // our controlling terminal.
+    (0..3).find(|&fd| unsafe { libc::tcgetpgrp(fd) } > 0)
 }
 
 pub fn now_ns() -> u64 {
@@ -408,7 +424,7 @@ impl Watcher {
             if let Some(status) = self.status {
                 match self.stopping {
                     None => return Ok(Ended::Exited(status)),
-                    Some((why, _)) if self.killed || self.group_gone() => return Ok(why),
+                    Some((why, _)) if self.group_gone() => return Ok(why),
                     Some(_) => {}
                 }
             }
@@ -480,7 +496,7 @@ impl Watcher {
                 continue; // An orphan of the job, reaped.
             }
             if libc::WIFSTOPPED(status) {
-                self.suspend();
+                self.suspend(libc::WSTOPSIG(status));
             } else {
                 self.status = Some(status);
             }
@@ -488,8 +504,9 @@ impl Watcher {
     }
 
     /// Has everything in the job's group ended? (Linux: the group's orphans
-    /// are our children, so waitpid knows. Elsewhere we cannot tell, and
-    /// wait for the SIGKILL.)
+    /// are our children, so waitpid knows — also after the SIGKILL, which
+    /// takes a moment to end each of them: until then they keep the lock.
+    /// Elsewhere we cannot tell, and count the SIGKILL as the end.)
     fn group_gone(&self) -> bool {
         if cfg!(any(target_os = "linux", target_os = "android")) {
             let mut status = 0;
@@ -497,7 +514,7 @@ impl Watcher {
             let pid = unsafe { libc::waitpid(-self.job, &mut status, libc::WNOHANG) };
             pid == -1 && sys::errno() == Errno(libc::ECHILD)
         } else {
-            false
+            self.killed
         }
     }
 
@@ -521,22 +538,30 @@ impl Watcher {
     }
 
     fn kill(&self, signal: c_int) {
-        // SAFETY: plain integers. The job is not reaped until its group is
-        // gone or killed, so its pid (the group's id) cannot be reused.
+        // SAFETY: plain integers. The group's id (the job's pid) is not
+        // reused while the group has a member, and once it has none (on
+        // Linux, waitpid says so) we signal it no more.
         unsafe { libc::kill(-self.job, signal) };
     }
 
     /// Ctrl-Z stopped the job: give the terminal back to our group and stop
     /// too, so the shell sees a stopped job; when continued (`fg`, `bg`),
     /// hand the terminal over again if it is ours, and continue the job.
-    fn suspend(&mut self) {
+    /// (In the background, a job that reads the terminal is stopped too:
+    /// then the shell has the terminal, and keeps it.) If the job was
+    /// stopped for wanting the terminal while our group has it (`fg` of a
+    /// job started in the background), it simply gets the terminal.
+    fn suspend(&mut self, signal: c_int) {
         let Some(tty) = self.terminal else {
             return;
         };
         // SAFETY: plain integers; SIGTTOU is blocked.
         unsafe {
-            libc::tcsetpgrp(tty, libc::getpgrp());
-            libc::kill(libc::getpid(), libc::SIGSTOP);
+            let ours = libc::tcgetpgrp(tty) == libc::getpgrp();
+            if !(ours && matches!(signal, libc::SIGTTIN | libc::SIGTTOU)) {
+                take_back(tty, self.job);
+                libc::kill(libc::getpid(), libc::SIGSTOP);
+            }
             if libc::tcgetpgrp(tty) == libc::getpgrp() {
                 libc::tcsetpgrp(tty, self.job);
             }

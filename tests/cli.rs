@@ -19,6 +19,8 @@ mod holder;
 mod interop;
 #[path = "cli/job_env.rs"]
 mod job_env;
+#[path = "cli/max_runtime.rs"]
+mod max_runtime;
 #[path = "cli/minimal_env.rs"]
 mod minimal_env;
 #[path = "cli/name.rs"]

@@ -17,6 +17,7 @@ _withlock() {
         -E= --conflict-exit-code=
         --insecure
         --replace
+        --max-runtime=
         --kill-after=
         --unlink
         --no-inherit

@@ -15,7 +15,8 @@ set -g __withlock_options \
     'E conflict-exit-code N|Exit with N (0-255) when the lock is busy' \
     '- insecure|Allow a lock file in a directory others can write' \
     '- replace|If the lock is held, stop its job and run in its place' \
-    '- kill-after DURATION|With --replace: SIGKILL after this long (10s)' \
+    '- max-runtime DURATION|Stop the process group of the command after this long, exit 124' \
+    '- kill-after DURATION|With --replace or --max-runtime: SIGKILL this long after SIGTERM (10s)' \
     '- unlink|Remove the lock file when the command ends' \
     '- fcntl|An OFD fcntl lock instead of flock (NFS; excludes lckdo and with-lock-ex)' \
     '- no-inherit|Only withlock holds the lock, not the command (jobs that start daemons)' \
@@ -97,7 +98,8 @@ for spec in $__withlock_options
     end
     if set -q f[3]
         set -a args -x
-        test $f[3] = DURATION; and set -a args -a forever
+        # Only -w waits forever; --max-runtime and --kill-after take a real duration.
+        test $f[1] = w; and set -a args -a forever
     end
     complete $args
 end
