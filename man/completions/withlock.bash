@@ -19,6 +19,9 @@ _withlock() {
         --replace
         --max-runtime=
         --kill-after=
+        --lease=
+        --connect-timeout=
+        --min-hold=
         --unlink
         --no-inherit
         --fcntl

@@ -17,6 +17,9 @@ set -g __withlock_options \
     '- replace|If the lock is held, stop its job and run in its place' \
     '- max-runtime DURATION|Stop the process group of the command after this long, exit 124' \
     '- kill-after DURATION|With --replace or --max-runtime: SIGKILL this long after SIGTERM (10s)' \
+    '- lease DURATION|etcd: the time to live of the lease (15s)' \
+    '- connect-timeout DURATION|etcd: give up on an endpoint after this (5s)' \
+    '- min-hold DURATION|etcd: keep the lock this long after the start' \
     '- unlink|Remove the lock file when the command ends' \
     '- fcntl|An OFD fcntl lock instead of flock (NFS; excludes lckdo and with-lock-ex)' \
     '- no-inherit|Only withlock holds the lock, not the command (jobs that start daemons)' \
