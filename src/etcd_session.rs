@@ -135,18 +135,26 @@ impl Session<'_> {
     }
 
     fn run(&self, argv: Argv) -> c_int {
-        let mut client = match connect(self.address, &self.timing, &mut say_unreachable) {
-            Ok(client) => client,
-            Err(_) => return self.unavailable(b"no etcd endpoint could be reached", None),
-        };
         let ttl = self.timing.lease.as_secs().max(1) as i64;
-        let grant_sent = now_ns();
-        let lease = match client.grant(ttl, self.deadline(self.timing.connect_timeout)) {
-            Ok(lease) => lease,
-            Err(error) => return self.unavailable(b"cannot get a lease from etcd", Some(&error)),
+        // The first endpoint that grants a lease: one that accepts a
+        // connection may still not answer (a stopped server, a partition).
+        let granted = self.address.endpoints().iter().enumerate().find_map(|(index, endpoint)| {
+            let deadline = self.deadline(self.timing.connect_timeout);
+            let attempt = crate::net::connect(&endpoint.host, endpoint.port, deadline)
+                .map_err(Error::from)
+                .and_then(|conn| {
+                    let mut client = Client::new(*endpoint, conn);
+                    let sent = now_ns();
+                    client.grant(ttl, deadline).map(|lease| (client, lease, sent))
+                });
+            attempt.map_err(|error| say_unreachable(endpoint, &error)).ok().map(|granted| (index, granted))
+        });
+        let Some((index, (client, lease, grant_sent))) = granted else {
+            return self.unavailable(b"no etcd endpoint granted a lease", None);
         };
         let mut guard =
             Lease::new(self.address, client, lease.id, lease.ttl.min(ttl), grant_sent, &self.timing);
+        guard.endpoint = index;
 
         // The record, written as the key's value with the key itself.
         // SAFETY: all-zero is a valid utsname, for uname to fill.
@@ -399,6 +407,8 @@ fn usage(problem: &'static str, culprit: &[u8]) -> c_int {
 struct Lease<'a> {
     address: &'a Address<'a>,
     client: Client<'a>,
+    /// Which of the address's endpoints `client` is connected to.
+    endpoint: usize,
     id: i64,
     ttl_ns: u64,
     period_ns: u64,
@@ -424,6 +434,7 @@ impl<'a> Lease<'a> {
         Lease {
             address,
             client,
+            endpoint: 0,
             id,
             ttl_ns,
             period_ns,
@@ -468,13 +479,16 @@ impl<'a> Lease<'a> {
         }
     }
 
-    /// After a failed call: connect to the first endpoint that answers
-    /// (the same one again if it is the only one), by `deadline`.
+    /// After a failed call: connect to the next endpoint in turn (the same
+    /// one again if it is the only one), by `deadline`. One that accepts
+    /// connections may still not answer: then the next failure moves on.
     fn switch_endpoint(&mut self, deadline: u64) -> bool {
-        let each = deadline.saturating_sub(now_ns());
-        match client::connect(self.address, each, deadline, &mut |_, _| {}) {
-            Ok(client) => {
-                self.client = client;
+        let endpoints = self.address.endpoints();
+        self.endpoint = (self.endpoint + 1) % endpoints.len();
+        let endpoint = endpoints[self.endpoint];
+        match crate::net::connect(&endpoint.host, endpoint.port, deadline) {
+            Ok(conn) => {
+                self.client = Client::new(endpoint, conn);
                 true
             }
             Err(_) => false,
