@@ -2,13 +2,24 @@
 //! (`$WITHLOCK_BIN`, else the one Cargo built) and checks what a user would see: exit
 //! status, output, files, and who holds the lock when.
 //!
-//! One test binary, grouped by topic; `support` is the small harness they share.
+//! One test binary, grouped by topic; `support` is the small harness they share, `json` a
+//! strict JSON reader, and `etcd_support` the etcd harness: throwaway servers, clusters and
+//! proxies, etcdctl, a fake server, and network namespaces to cut (`etcd_facts` proves it
+//! against the real tools; `etcd` tests withlock's etcd mode).
 
+#[path = "cli/etcd_support.rs"]
+mod etcd_support;
+#[path = "cli/json.rs"]
+mod json;
 #[path = "cli/support.rs"]
 mod support;
 
 #[path = "cli/args.rs"]
 mod args;
+#[path = "cli/etcd.rs"]
+mod etcd;
+#[path = "cli/etcd_facts.rs"]
+mod etcd_facts;
 #[path = "cli/exit_codes.rs"]
 mod exit_codes;
 #[path = "cli/fcntl.rs"]

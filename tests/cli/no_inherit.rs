@@ -1,18 +1,9 @@
 //! `--no-inherit`: only withlock holds the lock, as the job's parent; a daemon the job
 //! leaves behind cannot pin it, and the job dies with withlock (Linux: PR_SET_PDEATHSIG).
 
-use std::fs;
 use std::time::Duration;
 
-use crate::support::{TempDir, exists, read_string, run, send_signal, start, wait_until, withlock};
-
-/// Is `pid` gone, or a zombie nobody reaps (this sandbox's pid 1 reaps no orphans)?
-fn dead(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
+use crate::support::{TempDir, dead, exists, read_string, run, send_signal, start, wait_until, withlock};
 
 fn read_pid(path: &std::path::Path) -> i32 {
     read_string(path).trim().parse().unwrap()

@@ -558,6 +558,14 @@ pub fn send_signal(pid: i32, sig: i32) {
     assert_eq!(rc, 0, "kill({pid}, {sig}): {}", io::Error::last_os_error());
 }
 
+/// Is `pid` gone, or a zombie nobody reaps (this sandbox's pid 1 reaps no orphans)?
+pub fn dead(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail and has no arguments.
     unsafe { libc::geteuid() == 0 }

@@ -1,0 +1,1 @@
+//! withlock's etcd mode (placeholder while the harness is proven).
