@@ -7,6 +7,7 @@
 #   make FEATURES=     build without --status and the etcd engine (the smallest binary, e.g. for an initramfs)
 #   make test          set up what the tests need, then run the whole suite
 #   make bench         per-run cost, hand-off latency and idle waiters, beside flock(1)
+#   make bench-etcd    etcd mode beside `etcdctl lock`: a locked run, failover after a kill or a cut
 
 TARGET  ?= x86_64-unknown-linux-musl
 PREFIX  ?= /usr/local
@@ -51,7 +52,7 @@ RELEASE_BIN     := $(DIST)/withlock-$(VERSION)-$(TARGET)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 export SOURCE_DATE_EPOCH
 
-.PHONY: all build install install-files uninstall release check-size test bench clean
+.PHONY: all build install install-files uninstall release check-size test bench bench-etcd clean
 
 all: build
 
@@ -144,6 +145,9 @@ test:
 
 bench: build
 	bash ci/bench.sh $(BIN)
+
+bench-etcd: build
+	bash ci/bench-etcd.sh $(BIN)
 
 clean:
 	$(CARGO) clean

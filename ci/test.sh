@@ -18,6 +18,11 @@ command -v musl-gcc >/dev/null || need+=(musl-tools)
 command -v objcopy >/dev/null || need+=(binutils)
 command -v lckdo >/dev/null || need+=(moreutils)           # --fcntl interop
 command -v with-lock-ex >/dev/null || need+=(chiark-utils-bin)
+# etcd mode (tests/cli/etcd*.rs, ci/bench-etcd.sh): throwaway etcd servers, clusters and
+# proxies, etcdctl as the reference client, and `ip netns` for other "hosts" to cut off.
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v ip >/dev/null || need+=(iproute2)
 # The packaging and documentation checks: the three shells and bash-completion (the
 # completions are loaded for real), man-db and groff (the man page must render without
 # warnings), dpkg-deb and readelf (the release files).

@@ -129,7 +129,7 @@ fn the_json_gateway_leases_and_locks_like_etcdctl() {
 
     let t = TempDir::new();
     let marker = t.join("ran");
-    let mut other = start(server.ctl().lock("gw", None).arg("touch").arg(&marker));
+    let other = start(server.ctl().lock("gw", None).arg("touch").arg(&marker));
     eventually("etcdctl queues behind the gateway's key", Duration::from_secs(20), || {
         server.ctl().get_prefix("gw").len() == 2
     });

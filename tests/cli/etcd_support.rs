@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use crate::json::Json;
 use crate::support::{
-    Out, Running, TEST_PATH, TempDir, bin, dead, exists, is_root, read_string, run_within, start,
-    unique_name, wait_until,
+    Out, Running, TEST_PATH, TempDir, bin, dead, exists, is_root, read_string, run_within, unique_name,
+    wait_until,
 };
 
 /// PATH for the tools the harness runs (`ip` lives in /usr/sbin on Debian).
@@ -380,10 +380,6 @@ impl Etcdctl {
         Etcdctl { endpoints: endpoints.into() }
     }
 
-    pub fn endpoints(&self) -> &str {
-        &self.endpoints
-    }
-
     /// `etcdctl --endpoints=... ` with bounded dial and command timeouts; add the command.
     pub fn cmd(&self) -> Command {
         let mut cmd = tool("etcdctl");
@@ -446,28 +442,6 @@ impl Etcdctl {
         }
         cmd.arg(name).arg("--");
         cmd
-    }
-
-    /// `endpoint status -w json` of each endpoint: (endpoint, member id, leader id).
-    #[track_caller]
-    pub fn status(&self) -> Vec<(String, u64, u64)> {
-        let text = self.ok(&["endpoint", "status", "-w", "json"]);
-        let Json::Arr(items) =
-            Json::parse(text.trim()).unwrap_or_else(|e| panic!("endpoint status: {e}: {text}"))
-        else {
-            panic!("endpoint status: not an array: {text}");
-        };
-        items
-            .iter()
-            .map(|item| {
-                let status = item.at("Status");
-                (
-                    item.str_at("Endpoint").to_string(),
-                    num(status.at("header").at("member_id")),
-                    num(status.at("leader")),
-                )
-            })
-            .collect()
     }
 }
 
@@ -599,10 +573,6 @@ impl EtcdServer {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn client_port(&self) -> u16 {
         self.client_port
     }
@@ -670,14 +640,6 @@ impl EtcdServer {
         }
     }
 
-    /// SIGTERM (a clean shutdown), and reap it.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            crate::support::send_signal(i32::try_from(child.id()).unwrap(), libc::SIGTERM);
-            let _ = child.wait();
-        }
-    }
-
     /// Where the member keeps its data (removed on drop).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
@@ -730,14 +692,6 @@ impl EtcdCluster {
         panic!("the {n}-member cluster could not bind free ports in 5 tries");
     }
 
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    pub fn member(&self, i: usize) -> &EtcdServer {
-        &self.members[i]
-    }
-
     pub fn member_mut(&mut self, i: usize) -> &mut EtcdServer {
         &mut self.members[i]
     }
@@ -781,7 +735,7 @@ impl EtcdCluster {
                     (
                         i.str_at("Endpoint").to_string(),
                         num(i.at("Status").at("header").at("member_id")),
-                        num(i.at("Status").at("leader")),
+                        i.at("Status").get("leader").map_or(0, num),
                     )
                 })
                 .collect();
@@ -815,7 +769,6 @@ pub enum ProxyKind {
 
 /// A proxy in front of etcd on 127.0.0.1, the test's child.
 pub struct EtcdProxy {
-    kind: ProxyKind,
     port: u16,
     child: Child,
     dir: TempDir,
@@ -847,7 +800,7 @@ impl EtcdProxy {
             cmd.current_dir(dir.path()).stdout(log.try_clone().unwrap()).stderr(log);
             die_with_parent(&mut cmd);
             let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start etcd {kind:?} proxy: {e}"));
-            let mut proxy = EtcdProxy { kind, port, child, dir };
+            let mut proxy = EtcdProxy { port, child, dir };
             let mut exited = false;
             let ok = wait_until(START_TIMEOUT, || {
                 exited = proxy.child.try_wait().unwrap().is_some();
@@ -862,10 +815,6 @@ impl EtcdProxy {
             }
         }
         panic!("the {kind:?} proxy could not bind a free port in 5 tries");
-    }
-
-    pub fn kind(&self) -> ProxyKind {
-        self.kind
     }
 
     pub fn endpoint(&self) -> String {
