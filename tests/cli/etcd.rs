@@ -63,12 +63,22 @@ fn run_touch(opts: &[&str], lock: &str, marker: &Path) -> Out {
     run_within(withlock().args(opts).arg(lock).arg("touch").arg(marker), COARSE)
 }
 
+/// withlock said something on stderr: a line `withlock: ...` that mentions `what`.
+#[track_caller]
+fn assert_said(out: &Out, what: &str) {
+    assert!(
+        out.stderr_str().lines().any(|l| l.starts_with("withlock: ") && l.contains(what)),
+        "no `withlock: ` line mentioning {what:?} on stderr\n{}",
+        out.describe()
+    );
+}
+
 /// withlock's own failure, whatever `-q` says: a message on stderr and the job not run.
 #[track_caller]
 fn assert_failed_without_running(out: &Out, code: i32, marker: &Path) {
     out.assert_code(code);
     assert!(!exists(marker), "the job ran\n{}", out.describe());
-    assert!(out.stderr_str().starts_with("withlock: "), "no message on stderr\n{}", out.describe());
+    assert_said(out, "");
 }
 
 /// The one key under NAME/, which must be withlock's: `NAME/<lease hex>` holding a record.
@@ -180,15 +190,16 @@ fn a_busy_lock_exits_75_or_as_told_and_runs_nothing() {
     let t = TempDir::new();
     let server = EtcdServer::start();
     let ctl = server.ctl();
-    let url = server.url("busy");
+    let url = server.url("jobs/nightly");
     let job = Job::new(&t, &JobLog::new(&t), "A");
     let holder = hold(&[], &url, &job);
-    let kv = the_withlock_key(&ctl, "busy");
+    let kv = the_withlock_key(&ctl, "jobs/nightly");
     let marker = t.join("ran");
 
     let out = run_touch(&[], &url, &marker);
     assert_failed_without_running(&out, BUSY, &marker);
-    out.assert_stderr_mentions("busy");
+    // One line, naming the lock.
+    out.assert_stderr_mentions("jobs/nightly");
     assert_eq!(out.stderr_str().lines().count(), 1, "one line\n{}", out.describe());
 
     run_touch(&["-q"], &url, &marker).assert_code(0).assert_silent();
@@ -197,7 +208,7 @@ fn a_busy_lock_exits_75_or_as_told_and_runs_nothing() {
     assert!(!exists(&marker), "a busy run ran its job");
 
     // The failed tries left no key and no lease behind (a waiter's key would block others).
-    assert_eq!(ctl.get_prefix("busy"), vec![kv.clone()]);
+    assert_eq!(ctl.get_prefix("jobs/nightly"), vec![kv.clone()]);
     assert_eq!(ctl.leases(), vec![kv.lease]);
     job.release();
     holder.wait(COARSE).assert_code(0);
@@ -484,12 +495,7 @@ fn a_frozen_server_stops_the_job_within_the_lease_and_says_so_even_with_q() {
     let (out, dead_after) =
         freeze_under_holder(&job, &server, &["-q", "--lease", "3s", "--kill-after", "1s"]);
     out.assert_code(LEASE_LOST);
-    assert!(
-        out.stderr_str().starts_with("withlock: "),
-        "no message (even -q must say it)\n{}",
-        out.describe()
-    );
-    out.assert_stderr_mentions("frozen");
+    assert_said(&out, "frozen"); // even with -q, naming the lock
     // The last keepalive was sent before the freeze, so the lease could expire on the server
     // as early as 3 s after the freeze: the job must be dead by then.
     assert!(dead_after < Duration::from_secs(3), "the job died {dead_after:?} after the freeze (lease 3 s)");
@@ -556,7 +562,7 @@ fn partition_test(test: &str, silent: bool) {
 
     let out = holder.wait(COARSE);
     out.assert_code(LEASE_LOST);
-    assert!(out.stderr_str().starts_with("withlock: "), "{}", out.describe());
+    assert_said(&out, "part");
     job_b.release();
     waiter.wait(COARSE).assert_code(0);
 }

@@ -185,7 +185,7 @@ fn dead_endpoints_fail_as_advertised() {
     server.thaw();
     assert!(connected.is_ok(), "a frozen server's port refused a connection: {connected:?}");
     assert!(!health, "a frozen server answered");
-    eventually("the thawed server answers", Duration::from_secs(10), || server.is_healthy());
+    eventually("the thawed server answers", Duration::from_secs(30), || server.is_healthy());
 }
 
 /// The fake server says what it is told to, and counts what it was asked.
@@ -318,27 +318,34 @@ fn a_frozen_server_expires_the_lease_at_once_when_thawed() {
     second.wait(Duration::from_secs(20)).assert_code(0);
 }
 
-/// A three-member cluster: the leader can be found and killed, the others elect a new one,
-/// and an `etcdctl lock` holder that lists every endpoint keeps its lease and its key. (With
-/// `--ttl=2` it does not: etcdctl's failover plus the election took longer than 2 s, and the
-/// key vanished 4.6 s after the kill while the job ran on; 5 s is enough.)
+/// A three-member cluster: the leader can be found and killed, the others elect a new one
+/// and keep the data; a lease kept alive through a surviving member (retrying while there is
+/// no leader) outlives the change, since a new leader extends leases, never shortens them.
+/// (Measured by hand, not asserted, as it is etcdctl's client and not etcd: `etcdctl lock
+/// --ttl=2` listing every endpoint, leader first, lost its key 4.6 s after the leader was
+/// killed, its failover plus the election taking longer than the TTL; `--ttl=5` kept it.)
 #[test]
-fn a_cluster_elects_a_new_leader_and_keeps_the_lock() {
-    let t = TempDir::new();
+fn a_cluster_elects_a_new_leader_and_keeps_leases_alive() {
+    let _timing = timing();
     let mut cluster = EtcdCluster::start(3);
     let leader = cluster.leader();
-    let ctl = cluster.ctl();
-    let log = JobLog::new(&t);
-    let job = Job::new(&t, &log, "A");
-    let endpoints = cluster.endpoints_from(leader);
-    let mut holder = start(crate::etcd_support::Etcdctl::new(endpoints).lock("c", Some(5)).args(job.argv()));
-    job.wait_started(&mut holder, Duration::from_secs(20));
-    let key = ctl.get_prefix("c");
+    let survivor = cluster.member((leader + 1) % 3).endpoint();
+    cluster.ctl().put("plain", "kept");
+    let id = num(post_json(&survivor, "/v3/lease/grant", r#"{"TTL":3}"#).at("ID"));
+    let put = format!(r#"{{"key":"{}","value":"{}","lease":"{id}"}}"#, base64(b"c/leased"), base64(b"v"));
+    post_json(&survivor, "/v3/kv/put", &put);
+
     cluster.member_mut(leader).kill();
-    let new = cluster.leader();
-    assert_ne!(new, leader);
-    std::thread::sleep(Duration::from_secs(6)); // more than the 5 s TTL
-    assert_eq!(cluster.ctl().get_prefix("c"), key, "the lock key changed after the leader died");
-    job.release();
-    holder.wait(Duration::from_secs(20)).assert_code(0);
+    let killed = Instant::now();
+    let keepalive = format!(r#"{{"ID":"{id}"}}"#);
+    while killed.elapsed() < Duration::from_secs(7) {
+        let _ = http(&survivor, "POST", "/v3/lease/keepalive", &keepalive, Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_ne!(cluster.leader(), leader);
+    let ctl = cluster.ctl();
+    let kvs = ctl.get_prefix("c");
+    assert_eq!(kvs.len(), 1, "the leased key is gone after the leader died: {kvs:?}");
+    assert_eq!(kvs[0].lease, id);
+    assert_eq!(ctl.ok(&["get", "--print-value-only", "plain"]).trim(), "kept");
 }

@@ -692,6 +692,10 @@ impl EtcdCluster {
         panic!("the {n}-member cluster could not bind free ports in 5 tries");
     }
 
+    pub fn member(&self, i: usize) -> &EtcdServer {
+        &self.members[i]
+    }
+
     pub fn member_mut(&mut self, i: usize) -> &mut EtcdServer {
         &mut self.members[i]
     }
@@ -1138,23 +1142,30 @@ impl Netns {
         ip(&["link", "set", &self.host_if(), "up"]);
         ip(&["-n", &self.name, "link", "set", &self.ns_if(), "up"]);
     }
+}
 
-    /// The processes running inside.
-    pub fn pids(&self) -> Vec<i32> {
-        let out = run_tool(tool("ip").args(["netns", "pids", &self.name]));
-        out.stdout_str().lines().filter_map(|l| l.trim().parse().ok()).collect()
+/// Runs a cleanup command, never panicking (a panic in a destructor aborts the whole test
+/// run): its stdout if it succeeded within 30 s.
+fn quietly(cmd: &mut Command) -> Option<String> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let done = wait_until(Duration::from_secs(30), || !matches!(child.try_wait(), Ok(None)));
+    if !done {
+        let _ = child.kill();
     }
+    let out = child.wait_with_output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        for pid in self.pids() {
+        let pids = quietly(tool("ip").args(["netns", "pids", &self.name])).unwrap_or_default();
+        for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
             // SAFETY: kill(2) takes plain integers.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        let _ = run_tool(tool("ip").args(["netns", "del", &self.name]));
+        quietly(tool("ip").args(["netns", "del", &self.name]));
         // Deleting the namespace destroys the pair; make sure of it.
-        let _ = run_tool(tool("ip").args(["link", "del", &self.host_if()]));
+        quietly(tool("ip").args(["link", "del", &self.host_if()]));
     }
 }
 
@@ -1212,21 +1223,23 @@ impl JobLog {
 }
 
 /// The logged job: `start`, write its pid to READY, then idle until RELEASE exists; `end`
-/// when released or on SIGTERM (exit 143). With ARG5 = `ignore-term` it ignores SIGTERM (and
-/// so does its `sleep`), so only SIGKILL stops it. It also ends, silently, when READY is
+/// when released or on SIGTERM (exit 143). Its stderr goes to /dev/null: withlock's stderr
+/// is then withlock's own. With ARG5 = `ignore-term` it ignores SIGTERM (and
+/// so does its background child), so only SIGKILL stops it. It also ends, silently, when READY is
 /// gone (the test's TempDir was removed): a job that outlived its locker (etcdctl leaves them
 /// behind) must not outlive a test that panicked.
-const LOGGED_JOB: &str = r#"log=$1 who=$2 ready=$3 release=$4
+const LOGGED_JOB: &str = r#"exec 2>/dev/null; log=$1 who=$2 ready=$3 release=$4
 echo "start $who $(date +%s%N)" >> "$log"
 if [ "$5" = ignore-term ]; then trap '' TERM; else trap 'echo "end $who $(date +%s%N)" >> "$log"; exit 143' TERM; fi
-sleep 300 & echo $! > "$ready.child"
+( while [ -e "$log" ]; do sleep 0.2; done ) & echo $! > "$ready.child"
 echo $$ > "$ready.tmp" && mv "$ready.tmp" "$ready"
 while [ ! -e "$release" ]; do [ -e "$ready" ] || { kill $!; exit 0; }; sleep 0.02; done
 kill $!
 echo "end $who $(date +%s%N)" >> "$log""#;
 
 /// A job for a lock holder that says when it starts and ends (in a `JobLog`), and has a
-/// background child (`sleep 300`) in its process group, as real jobs do.
+/// background child in its process group, as real jobs do (it ends by itself once the log is
+/// removed with the test's TempDir, whatever happened to the job).
 pub struct Job {
     who: String,
     ready: PathBuf,
@@ -1288,7 +1301,7 @@ impl Job {
         read_string(&self.ready).trim().parse().unwrap()
     }
 
-    /// The pid of its background `sleep`.
+    /// The pid of its background child.
     #[track_caller]
     pub fn child_pid(&self) -> i32 {
         read_string(&self.ready.with_extension("ready.child")).trim().parse().unwrap()
