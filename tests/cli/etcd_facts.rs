@@ -111,7 +111,9 @@ fn etcdctl_lock_waiters_queue_and_their_rev_is_the_hand_over_revision() {
 
 /// The JSON gateway: a lease of less than 2 s is granted as 2 s (etcd's minimum TTL with
 /// default timings), `/v3/lock/lock` writes exactly etcdctl's key, so `etcdctl lock` waits for
-/// it, and `/v3/lock/unlock` lets etcdctl in; keepalive answers with the TTL.
+/// it, and `/v3/lock/unlock` lets etcdctl in. Keepalive is a stream: its reply is chunked (no
+/// Content-Length), one JSON object with `result.TTL`, which is left out (0) once the lease is
+/// gone.
 #[test]
 fn the_json_gateway_leases_and_locks_like_etcdctl() {
     let server = EtcdServer::start();
@@ -119,7 +121,11 @@ fn the_json_gateway_leases_and_locks_like_etcdctl() {
     let grant = post_json(&addr, "/v3/lease/grant", r#"{"TTL":1}"#);
     assert_eq!(num(grant.at("TTL")), 2, "{grant:?}");
     let id = num(grant.at("ID"));
-    let keepalive = post_json(&addr, "/v3/lease/keepalive", &format!(r#"{{"ID":"{id}"}}"#));
+    let raw =
+        http(&addr, "POST", "/v3/lease/keepalive", &format!(r#"{{"ID":"{id}"}}"#), Duration::from_secs(10))
+            .unwrap();
+    assert_eq!(raw.header("transfer-encoding"), Some("chunked"), "{raw:?}");
+    let keepalive = crate::json::Json::parse(raw.body.trim()).unwrap();
     assert_eq!(num(keepalive.at("result").at("TTL")), 2, "{keepalive:?}");
 
     let lock =
@@ -142,6 +148,10 @@ fn the_json_gateway_leases_and_locks_like_etcdctl() {
     post_json(&addr, "/v3/lock/unlock", &format!(r#"{{"key":"{}"}}"#, base64(key.as_bytes())));
     other.wait(Duration::from_secs(20)).assert_code(0);
     assert!(exists(&marker));
+
+    post_json(&addr, "/v3/lease/revoke", &format!(r#"{{"ID":"{id}"}}"#));
+    let gone = post_json(&addr, "/v3/lease/keepalive", &format!(r#"{{"ID":"{id}"}}"#));
+    assert!(gone.at("result").get("TTL").is_none_or(|ttl| num(ttl) == 0), "{gone:?}");
 }
 
 /// `etcd grpc-proxy` serves gRPC (etcdctl works through it) and /health, but not the JSON

@@ -190,7 +190,15 @@ impl SynDrop {
 #[derive(Debug)]
 pub struct HttpReply {
     pub status: u16,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// One request on a fresh connection (`Connection: close`), everything bounded by
@@ -260,7 +268,7 @@ fn parse_http_reply(raw: &[u8]) -> Result<HttpReply, String> {
     } else {
         rest.to_string()
     };
-    Ok(HttpReply { status, body })
+    Ok(HttpReply { status, headers, body })
 }
 
 /// POSTs JSON to etcd's gateway and returns the parsed reply, which must be 200.
