@@ -9,7 +9,7 @@
 #        withlock etcd://127.0.0.1:PORT/b true   vs   etcdctl --endpoints=... lock b true
 #      (goal, issue 5: withlock takes at most a third of etcdctl's time);
 #   2. failover: a holder is SIGKILLed while a waiter waits; how long until the waiter's
-#      job starts, against the lease; and whether the first job still ran then;
+#      job starts, against the lease; and when the first job died (if it did);
 #   3. the same when the holder is cut off (root only: the holder runs in a network
 #      namespace whose link goes down), and when it is SIGTERMed (withlock revokes at once).
 # While withlock has no etcd engine, its lines say "unsupported" and only etcdctl is measured.
@@ -110,6 +110,9 @@ start_etcd() {
     die "etcd could not find free ports in 5 tries"
 }
 
+# Whether PID runs (a zombie does not).
+job_alive() { [[ -r /proc/$1/stat ]] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+
 ctl() { etcdctl --endpoints="$EP" --dial-timeout=2s --command-timeout=5s "$@"; }
 keys() { ctl get --prefix "$1/" --keys-only | grep -c . || true; }
 
@@ -164,9 +167,9 @@ printf '%-40s %10s %10s %10s\n' '' 'median ms' 'min ms' 'max ms'
 if ((WL_OK)); then
     MED_WL=$(median <"$WORK/t-withlock")
     read -r MIN_WL MAX_WL < <(minmax <"$WORK/t-withlock")
-    printf '%-40s %10s %10s %10s\n' "withlock etcd://…/b true" "$(ms "$MED_WL")" "$(ms "$MIN_WL")" "$(ms "$MAX_WL")"
+    printf '%-40s %10s %10s %10s\n' "withlock etcd://.../b true" "$(ms "$MED_WL")" "$(ms "$MIN_WL")" "$(ms "$MAX_WL")"
 else
-    printf '%-40s %10s\n' "withlock etcd://…/b true" unsupported
+    printf '%-40s %10s\n' "withlock etcd://.../b true" unsupported
 fi
 printf '%-40s %10s %10s %10s\n' "etcdctl lock b true" "$(ms "$MED_CTL")" "$(ms "$MIN_CTL")" "$(ms "$MAX_CTL")"
 if ((WL_OK)); then
@@ -181,8 +184,8 @@ echo
 # --- 2. and 3. Failover ---------------------------------------------------------------
 # A holder (TOOL, lease LEASE s) runs `sleep 300` on lock f; a waiter (TOOL, waiting) is
 # queued; then the holder is stopped by HOW (kill9, term, cut). Prints: µs from the event to
-# the waiter's job start ("never" if that did not happen within LEASE + 10 s), and whether the
-# first job still ran at that moment.
+# the waiter's job start ("never" if that did not happen within LEASE + 10 s), and when the
+# first job died (ms after the event, "-" if it still ran when the waiter started).
 failover_once() { # failover_once TOOL HOW
     local tool=$1 how=$2 name=f$RANDOM holder waiter job_pid t0 t1 i ran_on ep=$EP prefix=() opts=()
     rm -f "$WORK/job.pid" "$WORK/started"
@@ -214,11 +217,17 @@ failover_once() { # failover_once TOOL HOW
         term) kill -TERM "$holder" ;;
         cut) ip -n "$NETNS" link set "${NETNS}n" down ;;
     esac
-    for ((i = 0; i < (LEASE + 10) * 100; i++)); do [[ -s $WORK/started ]] && break; sleep 0.01; done
+    dead=
+    for ((i = 0; i < (LEASE + 10) * 100; i++)); do
+        [[ -n $dead ]] || job_alive "$job_pid" || dead=$(($(now_us) - t0))
+        [[ -s $WORK/started ]] && break
+        sleep 0.01
+    done
     t1=never
     [[ ! -s $WORK/started ]] || t1=$(($(<"$WORK/started") - t0))
-    ran_on=no
-    if [[ -r /proc/$job_pid/stat ]] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$job_pid/stat"; then ran_on=yes; fi
+    [[ -n $dead ]] || job_alive "$job_pid" || dead=$(($(now_us) - t0))
+    ran_on=-
+    [[ -z $dead ]] || ran_on=$(ms "$dead")
     kill -9 "$job_pid" "$holder" 2>/dev/null || true
     wait "$waiter" 2>/dev/null || true
     wait "$holder" 2>/dev/null || true
@@ -230,7 +239,7 @@ failover_once() { # failover_once TOOL HOW
 failover() { # failover HOW LABEL
     local how=$1 label=$2 tool r ms_list ran med t yes never
     echo "-- $label (lease/TTL $LEASE s, $REPS each)"
-    printf '   %-10s %24s   %s\n' tool 'median ms' 'first job still ran then'
+    printf '   %-10s %24s   %s\n' tool 'median ms' 'first job dead after ms (- : ran on)'
     for tool in withlock etcdctl; do
         if [[ $tool == withlock && $WL_OK == 0 ]]; then
             printf '   %-10s %24s\n' withlock unsupported
