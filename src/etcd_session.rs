@@ -183,7 +183,10 @@ impl Session<'_> {
                     return self.conflict();
                 }
                 wait => match self.wait_in_line(&mut guard, wait) {
-                    Ok(revision) => attempt.my_revision = revision,
+                    Ok((revision, handed_over)) => {
+                        attempt.my_revision = revision;
+                        attempt.header_revision = handed_over;
+                    }
                     Err(code) => {
                         guard.revoke(self.timing.connect_timeout);
                         return code;
@@ -195,8 +198,10 @@ impl Session<'_> {
         let token = attempt.my_revision as u64;
         let mut fencing = LineBuf::<48>::new();
         fencing.line().push(b"WITHLOCK_FENCING_TOKEN=").push_u64(token).push(b"\0");
+        // etcdctl's ETCD_LOCK_REV: the store's revision when the lock was
+        // taken (for a waiter, the hand-over), not the key's own.
         let mut revision = LineBuf::<40>::new();
-        revision.line().push(b"ETCD_LOCK_REV=").push_u64(token).push(b"\0");
+        revision.line().push(b"ETCD_LOCK_REV=").push_u64(attempt.header_revision as u64).push(b"\0");
         let mut key = LineBuf::<{ etcd::KEY_MAX + 16 }>::new();
         key.line().push(b"ETCD_LOCK_KEY=").push(attempt.my_key.as_bytes()).push(b"\0");
         let vars = [fencing.line().as_bytes(), revision.line().as_bytes(), key.line().as_bytes()];
@@ -247,9 +252,9 @@ impl Session<'_> {
 
     /// `-w`: wait for our key to become the oldest, keeping the lease alive
     /// meanwhile. The wait is etcd's own (`/v3/lock/lock` answers when our
-    /// key is first in line), not polling. Our key's create revision once
-    /// it holds the lock, or the exit code.
-    fn wait_in_line(&self, guard: &mut Lease, wait: Wait) -> Result<i64, c_int> {
+    /// key is first in line), not polling. Once it holds the lock: our key's
+    /// create revision and the store's revision then; or the exit code.
+    fn wait_in_line(&self, guard: &mut Lease, wait: Wait) -> Result<(i64, i64), c_int> {
         let until = match wait {
             Wait::For(limit) => self.deadline(limit),
             _ => u64::MAX,
@@ -304,9 +309,9 @@ impl Session<'_> {
 
     /// etcd 3.4 may answer a lock request even after the waiter's lease
     /// expired: trust the answer only if the key is there, under our lease.
-    fn confirm(&self, guard: &mut Lease, locked: &client::Locked) -> Result<i64, c_int> {
+    fn confirm(&self, guard: &mut Lease, locked: &client::Locked) -> Result<(i64, i64), c_int> {
         match guard.client.get(locked.key.as_bytes(), self.deadline(self.timing.connect_timeout)) {
-            Ok(Some(info)) if info.lease == guard.id => Ok(info.create_revision),
+            Ok(Some(info)) if info.lease == guard.id => Ok((info.create_revision, locked.header_revision)),
             Ok(_) => Err(self.unavailable(b"the lease expired while waiting", None)),
             Err(error) => Err(self.unavailable(b"cannot check the lock in etcd", Some(&error))),
         }
@@ -406,6 +411,10 @@ fn usage(problem: &'static str, culprit: &[u8]) -> c_int {
 /// asks at each keepalive and before each safety deadline.
 struct Lease<'a> {
     address: &'a Address<'a>,
+    /// The lock's name, for the message when it is lost.
+    name: &'a [u8],
+    /// Why the last keepalive failed, if it did.
+    last_error: Option<Error>,
     client: Client<'a>,
     /// Which of the address's endpoints `client` is connected to.
     endpoint: usize,
@@ -433,6 +442,8 @@ impl<'a> Lease<'a> {
         let period_ns = ttl_ns / 5;
         Lease {
             address,
+            name: address.name,
+            last_error: None,
             client,
             endpoint: 0,
             id,
@@ -452,6 +463,23 @@ impl<'a> Lease<'a> {
     /// When the job must be told to stop, unless a keepalive succeeds first.
     fn stop_at(&self) -> u64 {
         self.expiry().saturating_sub(self.stop_before_ns)
+    }
+
+    /// Say, even with `-q`, that the lock is lost and the job is being
+    /// stopped, with SIGKILL in `grace_ns`.
+    fn say_lost(&self, why: &[u8], grace_ns: u64) {
+        let mut buf = text::diagnostic();
+        let line = buf.line();
+        line.push(b"lost the etcd lock ").push_quoted(self.name).push(b": ").push(why);
+        if let Some(error) = &self.last_error {
+            line.push(b" (last try: ");
+            error.push_to(line);
+            line.push(b")");
+        }
+        line.push(b"; stopping the job before another host can take it (SIGTERM to its process group, SIGKILL in ");
+        line.push_duration(Duration::from_nanos(grace_ns));
+        line.push(b")");
+        line.emit();
     }
 
     /// Keep the lease (the job has ended) until `until`, for `--min-hold`;
@@ -504,7 +532,9 @@ impl Guard for Lease<'_> {
     fn tick(&mut self, now: u64) -> Result<(), u64> {
         let stop_at = self.stop_at();
         if now >= stop_at {
-            return Err(self.expiry().saturating_sub(MARGIN_NS));
+            let deadline = self.expiry().saturating_sub(MARGIN_NS);
+            self.say_lost(b"its lease could not be renewed in time", deadline.saturating_sub(now));
+            return Err(deadline);
         }
         // One keepalive, bounded so that a hung server cannot make us miss
         // the moment to stop the job.
@@ -519,12 +549,17 @@ impl Guard for Lease<'_> {
                 self.confirmed = sent;
                 self.ttl_ns = self.ttl_ns.min((ttl as u64).saturating_mul(1_000_000_000));
                 self.next = sent + self.period_ns;
+                self.last_error = None;
                 Ok(())
             }
             // The server says the lease is gone: someone else may hold the
             // lock already. Stop the job now.
-            Ok(_) => Err(now_ns()),
-            Err(_) => {
+            Ok(_) => {
+                self.say_lost(b"etcd says its lease is gone", 0);
+                Err(now_ns())
+            }
+            Err(error) => {
+                self.last_error = Some(error);
                 // Try again soon; the deadline to stop stays where it is.
                 self.next = now_ns().saturating_add(self.period_ns / 4).min(stop_at);
                 Ok(())

@@ -216,6 +216,7 @@ pub fn run(
         terminal,
         status: None,
         stopping: None,
+        own_group: watch.own_group,
         killed: false,
         verbose: watch.verbose,
         kill_after: watch.kill_after,
@@ -410,8 +411,11 @@ struct Watcher {
     terminal: Option<c_int>,
     /// The job's wait status, once it has ended.
     status: Option<c_int>,
-    /// Why and until when withlock is stopping the job (SIGKILL then).
-    stopping: Option<(Ended, u64)>,
+    /// Why and until when withlock is stopping the job (SIGKILL then);
+    /// no reason: withlock was asked to stop, and ends as the job does.
+    stopping: Option<(Option<Ended>, u64)>,
+    /// The job leads its own group, which withlock stops when asked to stop.
+    own_group: bool,
     killed: bool,
     verbose: bool,
     kill_after: Duration,
@@ -421,10 +425,16 @@ impl Watcher {
     fn wait(&mut self, limit: Option<u64>, guard: &mut impl Guard) -> Result<Ended, Failure<'static>> {
         loop {
             self.reap()?;
+            if self.own_group && self.stopping.is_none() && asked_to_stop().is_some() {
+                // SIGTERM, SIGINT, SIGHUP or SIGQUIT came to withlock and went
+                // on to the job's group: make sure the group ends, as it
+                // would for a job that is its own process.
+                self.stopping = Some((None, now_ns().saturating_add(nanos(self.kill_after))));
+            }
             if let Some(status) = self.status {
                 match self.stopping {
                     None => return Ok(Ended::Exited(status)),
-                    Some((why, _)) if self.group_gone() => return Ok(why),
+                    Some((why, _)) if self.group_gone() => return Ok(why.unwrap_or(Ended::Exited(status))),
                     Some(_) => {}
                 }
             }
@@ -518,19 +528,16 @@ impl Watcher {
         }
     }
 
-    /// Stop the job's group: SIGTERM now, SIGKILL after `grace` ns.
+    /// Stop the job's group: SIGTERM now, SIGKILL after `grace` ns. (A
+    /// lost lock is told by the guard, which knows what was lost.)
     fn stop(&mut self, why: Ended, grace: u64) {
-        self.stopping = Some((why, now_ns().saturating_add(grace)));
+        self.stopping = Some((Some(why), now_ns().saturating_add(grace)));
         self.kill(libc::SIGCONT);
         self.kill(libc::SIGTERM);
-        if self.verbose || why == Ended::Lost {
+        if self.verbose && why == Ended::TimedOut {
             let mut buf = text::diagnostic();
             let line = buf.line();
-            line.push(match why {
-                Ended::Lost => b"lost the lock (the lease could not be kept alive): stopping the job",
-                _ => b"the job ran longer than --max-runtime: stopping it",
-            });
-            line.push(b" (SIGTERM to its process group, SIGKILL in ");
+            line.push(b"the job ran longer than --max-runtime: stopping it (SIGTERM to its process group, SIGKILL in ");
             line.push_duration(Duration::from_nanos(grace));
             line.push(b")");
             line.emit();
