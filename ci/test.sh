@@ -23,6 +23,7 @@ command -v with-lock-ex >/dev/null || need+=(chiark-utils-bin)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v ip >/dev/null || need+=(iproute2)
+command -v socat >/dev/null || need+=(socat)                # the README's TLS tunnel
 # The packaging and documentation checks: the three shells and bash-completion (the
 # completions are loaded for real), man-db and groff (the man page must render without
 # warnings), dpkg-deb and readelf (the release files).

@@ -89,9 +89,9 @@ pub fn run(address: &[u8], options: &Options, argv: Argv) -> c_int {
         let line = buf.line();
         line.push(b"refusing plain HTTP to ").push(remote.text).push(
             b", which is not on this host: lock traffic would cross the network unencrypted. \
-              Run `etcd grpc-proxy start --endpoints=https://... --listen-addr=127.0.0.1:23790` \
-              (with the cluster's certificates) on each host and lock etcd://127.0.0.1:23790/NAME, \
-              or pass --insecure on a trusted network",
+              Run a TLS tunnel on loopback to each endpoint (socat or stunnel; see \
+              withlock(1), LOCKS IN ETCD) and lock etcd://127.0.0.1:PORT/NAME, or pass \
+              --insecure on a trusted network",
         );
         line.emit();
         return c_int::from(exit::REFUSED);
@@ -476,7 +476,9 @@ impl<'a> Lease<'a> {
             error.push_to(line);
             line.push(b")");
         }
-        line.push(b"; stopping the job before another host can take it (SIGTERM to its process group, SIGKILL in ");
+        line.push(
+            b"; stopping the job before another host can take it (SIGTERM to its process group, SIGKILL in ",
+        );
         line.push_duration(Duration::from_nanos(grace_ns));
         line.push(b")");
         line.emit();

@@ -842,3 +842,74 @@ fn status_shows_the_holder_or_says_free() {
     holder.wait(COARSE).assert_code(0);
     run_within(withlock().arg("--status").arg(&url), COARSE).assert_code(0);
 }
+
+/// Children killed and reaped when the test ends, however it ends.
+struct Reaped(Vec<std::process::Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The TLS recipe the README gives: etcd serving clients over TLS only (here with its own
+/// generated certificate), a socat tunnel on loopback that speaks TLS to it, and withlock
+/// locking through the tunnel, as `etcdctl lock` sees.
+#[test]
+fn through_a_tls_tunnel_to_a_tls_only_server() {
+    crate::etcd_support::require_tool("socat", "socat");
+    let t = TempDir::new();
+    let (client, peer, tunnel) = (
+        crate::etcd_support::free_port(),
+        crate::etcd_support::free_port(),
+        crate::etcd_support::free_port(),
+    );
+    let mut children = Reaped(Vec::new());
+    let client_url = format!("https://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    children.0.push(
+        Command::new("etcd")
+            .args(["--name", "tls", "--auto-tls", "--data-dir"])
+            .arg(t.join("data"))
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("tls={peer_url}"), "--initial-cluster-state", "new"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd"),
+    );
+    children.0.push(
+        Command::new("socat")
+            .arg(format!("TCP-LISTEN:{tunnel},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!("OPENSSL:127.0.0.1:{client},verify=0"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat"),
+    );
+    let url = format!("etcd://127.0.0.1:{tunnel}/tls/job");
+    // Plain HTTP straight to the TLS port is not etcd's gateway: 69, not a hang.
+    let plain = run_within(
+        withlock()
+            .args(["--connect-timeout", "2s"])
+            .arg(format!("etcd://127.0.0.1:{client}/tls/job"))
+            .arg("true"),
+        COARSE,
+    );
+    eventually("etcd answers through the tunnel", COARSE, || {
+        run_within(withlock().args(["--status"]).arg(&url), COARSE).code() == Some(0)
+    });
+    plain.assert_code(UNAVAILABLE);
+    let job = EnvJob::new(&t, "tls");
+    let mut holder = start(&mut job.command(&[], &url));
+    eventually("the job runs through the tunnel", COARSE, || exists(&job.ready) || !holder.is_running());
+    let status = run_within(withlock().args(["--status"]).arg(&url), COARSE);
+    status.assert_code(BUSY);
+    assert!(status.stdout_str().contains(&job.env().token.to_string()), "{}", status.describe());
+    job.release();
+    holder.wait(COARSE).assert_code(0);
+}
