@@ -708,7 +708,7 @@ fn plain_http_off_loopback_is_refused_unless_insecure() {
     let out = run_touch(&["-q"], &url, &marker);
     assert_eq!(out.code(), Some(REFUSED), "{}", out.describe());
     assert!(!exists(&marker), "the job ran");
-    out.assert_stderr_mentions("--insecure").assert_stderr_mentions("proxy");
+    out.assert_stderr_mentions("--insecure").assert_stderr_mentions("TLS tunnel");
     assert!(server.ctl().get_prefix("plain").is_empty(), "it talked to the server anyway");
     run_touch(&["--insecure"], &url, &marker).assert_code(0);
     assert!(exists(&marker));
