@@ -33,7 +33,9 @@ cmp -s "$built" "dist/$bin" || fail "dist/$bin is not the static build"
 ! readelf -lW "dist/$bin" | grep -q INTERP || fail "dist/$bin is dynamically linked"
 ! readelf -SW "dist/$bin" | grep -q '\.symtab' || fail "dist/$bin is not stripped"
 size=$(stat -c %s "dist/$bin")
-[ "$size" -le 65536 ] || fail "dist/$bin is $size bytes, over the 64 KB goal"
+# The release carries every optional part (the etcd engine too): its own, larger bound;
+# the 64 KB goal is for the build without them (make check-size).
+[ "$size" -le 131072 ] || fail "dist/$bin is $size bytes, over the 128 KB bound for the full build"
 [ "$("dist/$bin" --version)" = "withlock $version" ] || fail "dist/$bin --version: $("dist/$bin" --version)"
 echo "release: dist/$bin ($size bytes, static, stripped), dist/$deb, dist/SHA256SUMS"
 
