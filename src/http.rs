@@ -598,14 +598,7 @@ mod tests {
         for _ in 0..5000 {
             let sample = [GRANT, KEEPALIVE, ERROR][rng.below(3) as usize];
             let mut raw = sample.to_vec();
-            for _ in 0..=rng.below(4) {
-                let at = rng.below(raw.len() as u64) as usize;
-                raw[at] = match rng.below(3) {
-                    0 => rng.next() as u8,
-                    1 => b"\r\n0123456789abcdef:; "[rng.below(21) as usize],
-                    _ => raw[at] ^ (1 << rng.below(8)),
-                };
-            }
+            rng.damage(&mut raw, 4, b"\r\n0123456789abcdef:; ");
             let cut = rng.below(raw.len() as u64 + 1) as usize;
             let capacity = [64, 300, 16384][rng.below(3) as usize];
             let eof = rng.below(2) == 0;

@@ -690,14 +690,7 @@ mod tests {
             }
             for _ in 0..3000 {
                 let mut doc = sample.to_vec();
-                for _ in 0..=rng.below(3) {
-                    let at = rng.below(doc.len() as u64) as usize;
-                    doc[at] = match rng.below(3) {
-                        0 => rng.next() as u8,
-                        1 => b"{}[]\",:\\0-e."[rng.below(12) as usize],
-                        _ => doc[at] ^ (1 << rng.below(8)),
-                    };
-                }
+                rng.damage(&mut doc, 3, b"{}[]\",:\\0-e.");
                 let cut = rng.below(doc.len() as u64 + 1) as usize;
                 exercise(&doc[..cut]);
                 exercise(&doc);

@@ -16,4 +16,17 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// Damage `bytes` in one to `most` places: a random byte, one of
+    /// `tricky` (bytes that mean something to the parser), or a flipped bit.
+    pub fn damage(&mut self, bytes: &mut [u8], most: u64, tricky: &[u8]) {
+        for _ in 0..=self.below(most) {
+            let at = self.below(bytes.len() as u64) as usize;
+            bytes[at] = match self.below(3) {
+                0 => self.next() as u8,
+                1 => tricky[self.below(tricky.len() as u64) as usize],
+                _ => bytes[at] ^ (1 << self.below(8)),
+            };
+        }
+    }
 }
