@@ -135,6 +135,13 @@ impl Session<'_> {
     }
 
     fn run(&self, argv: Argv) -> c_int {
+        // From here a SIGTERM (or SIGINT, SIGHUP) must not leave a lease
+        // behind holding the lock with nothing running: it is noted, and
+        // acted on before the job would start.
+        if let Err(failure) = supervise::catch_stop_signals() {
+            failure.report(b"", b"", c"", false);
+            return c_int::from(exit::OS_ERROR);
+        }
         let ttl = self.timing.lease.as_secs().max(1) as i64;
         // The first endpoint that grants a lease: one that accepts a
         // connection may still not answer (a stopped server, a partition).
@@ -193,6 +200,11 @@ impl Session<'_> {
                     }
                 },
             }
+        }
+
+        if let Some(signal) = supervise::asked_to_stop() {
+            guard.revoke(self.timing.connect_timeout);
+            supervise::die_like(signal);
         }
 
         let token = attempt.my_revision as u64;
@@ -259,10 +271,6 @@ impl Session<'_> {
             Wait::For(limit) => self.deadline(limit),
             _ => u64::MAX,
         };
-        if let Err(failure) = supervise::catch_stop_signals() {
-            failure.report(b"", b"", c"", false);
-            return Err(c_int::from(exit::OS_ERROR));
-        }
         let mut waiter = match connect(self.address, &self.timing, &mut say_unreachable) {
             Ok(client) => client,
             Err(_) => return Err(self.unavailable(b"no etcd endpoint could be reached", None)),
