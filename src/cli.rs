@@ -78,6 +78,14 @@ pub struct Options {
     pub slots: u8,
 }
 
+impl Options {
+    /// The exit code for a busy lock or an expired wait: `-E N`, else 0
+    /// with `-q`, else 75.
+    pub fn conflict_code(&self) -> u8 {
+        self.conflict_exit_code.unwrap_or(if self.quiet { 0 } else { crate::exit::BUSY })
+    }
+}
+
 /// Where an option's value starts in argv: `argv[index]`, from byte
 /// `offset` (the value of `--command=STRING` or `-cSTRING` is a tail of its
 /// argument, and like any tail of a C string, NUL-terminated).

@@ -25,6 +25,7 @@
 
 use crate::cli::Options;
 use crate::duration::Wait;
+use crate::error::Failure;
 use crate::etcd::client::{self, Client};
 use crate::etcd::{self, Address, Endpoint, Error};
 use crate::exec::Argv;
@@ -326,11 +327,7 @@ impl Session<'_> {
     }
 
     fn conflict(&self) -> c_int {
-        c_int::from(self.options.conflict_exit_code.unwrap_or(if self.options.quiet {
-            0
-        } else {
-            exit::BUSY
-        }))
+        c_int::from(self.options.conflict_code())
     }
 
     /// Say who holds the lock (unless `-q`).
@@ -404,14 +401,10 @@ pub fn describe(line: &mut Line, record: &record::Record) {
     }
 }
 
+/// A usage error, reported as the command line's are.
 fn usage(problem: &'static str, culprit: &[u8]) -> c_int {
-    let mut buf = text::diagnostic();
-    let line = buf.line();
-    line.push(problem.as_bytes());
-    if !culprit.is_empty() {
-        line.push(b": ").push_quoted(culprit);
-    }
-    line.emit();
+    let culprit = (!culprit.is_empty()).then_some(culprit);
+    Failure::Usage(crate::cli::UsageError { problem, culprit }).report(b"", b"", c"", false);
     c_int::from(exit::USAGE)
 }
 

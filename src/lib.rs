@@ -339,7 +339,7 @@ fn lock_and_run_command(
         Err(failure) => failure,
     };
 
-    let conflict = options.conflict_exit_code.unwrap_or(if options.quiet { 0 } else { exit::BUSY });
+    let conflict = options.conflict_code();
     if !(options.quiet && failure.is_conflict()) {
         let command_name = argv.iter().next().unwrap_or(b"");
         failure.report(lock_path, command_name, resolved.as_cstr(), options.verbose);

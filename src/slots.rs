@@ -125,7 +125,7 @@ pub fn run(
         Err(failure) => failure,
     };
 
-    let conflict = options.conflict_exit_code.unwrap_or(if options.quiet { 0 } else { crate::exit::BUSY });
+    let conflict = options.conflict_code();
     if !(options.quiet && failure.is_conflict()) {
         // A failure on a slot's file names that file (the last one tried).
         let shown = match failure {
