@@ -367,6 +367,58 @@ fn sigterm_to_withlock_reaches_the_jobs_whole_group() {
     assert_eq!(lines, ["grandchild", "job"], "each process of the group should see SIGTERM once");
 }
 
+/// Asked to stop (SIGTERM to withlock), withlock passes the signal to the job's group and,
+/// if the group ignores it, SIGKILLs it after --kill-after (well before --max-runtime), so
+/// that stopping withlock stops everything the job started.
+#[test]
+fn sigterm_to_withlock_ends_a_deaf_group_after_kill_after() {
+    let _load = timing();
+    let t = TempDir::new();
+    let (pid, ready) = (t.join("pid"), t.join("ready"));
+    let script = r#"trap '' TERM; echo $$ > "$1"; : > "$2"; exec sleep 60"#;
+    let mut cmd = withlock();
+    cmd.args(["--max-runtime", "60", "--kill-after", "1"])
+        .arg(t.lock())
+        .args(["sh", "-c", script, "sh"])
+        .arg(&pid)
+        .arg(&ready);
+    let running = start_holding(&mut cmd, &ready);
+    let job = Seen::from_file(&pid);
+    send_signal(running.pid(), libc::SIGTERM);
+    thread::sleep(Duration::from_millis(300));
+    assert!(!job.is_dead(), "the job was killed before --kill-after");
+    let out = running.wait(Duration::from_secs(20));
+    assert!(out.elapsed < Duration::from_secs(15), "not stopped after --kill-after\n{}", out.describe());
+    out.assert_signal(libc::SIGKILL);
+    assert!(job.is_dead(), "the job outlived withlock");
+    assert_free(&t.lock());
+}
+
+/// With --no-inherit the lock is withlock's alone, so when withlock is SIGKILLed its job
+/// must not run on: with --max-runtime (the job leads its own group) the whole group dies,
+/// grandchildren too, not only the job the parent-death signal reaches.
+#[test]
+fn no_inherit_with_max_runtime_the_whole_group_dies_with_withlock() {
+    let t = TempDir::new();
+    let (gc, ready) = (t.join("grandchild"), t.join("ready"));
+    let script = r#"(exec sleep 60) & echo $! > "$1"; : > "$2"; wait"#;
+    let mut cmd = withlock();
+    cmd.args(["--no-inherit", "--max-runtime", "60"])
+        .arg(t.lock())
+        .args(["sh", "-c", script, "sh"])
+        .arg(&gc)
+        .arg(&ready);
+    let running = start_holding(&mut cmd, &ready);
+    let grandchild = Seen::from_file(&gc);
+    send_signal(running.pid(), libc::SIGKILL);
+    running.wait(Duration::from_secs(10));
+    assert!(
+        wait_until(Duration::from_secs(5), || grandchild.is_dead()),
+        "the job's grandchild {} runs on after withlock was killed",
+        grandchild.pid
+    );
+}
+
 /// A job started with SIGINT ignored (a background job of a script) still ignores it when
 /// withlock stays its parent, in every such mode.
 #[test]
