@@ -4,20 +4,22 @@
 use crate::text::Line;
 
 /// Append `bytes` as a JSON string. Valid UTF-8 passes through; `"`, `\`
-/// and control characters are escaped; bytes that are not UTF-8 (paths and
+/// and control characters (C0, DEL and C1: U+0080..U+009F, which a
+/// terminal may obey) are escaped; bytes that are not UTF-8 (paths and
 /// arguments may hold any) become U+FFFD.
 pub fn push_str(out: &mut Line, bytes: &[u8]) {
     out.push(b"\"");
     for chunk in bytes.utf8_chunks() {
-        for &b in chunk.valid().as_bytes() {
-            match b {
-                b'"' => out.push(b"\\\""),
-                b'\\' => out.push(b"\\\\"),
-                b'\n' => out.push(b"\\n"),
-                b'\t' => out.push(b"\\t"),
-                b'\r' => out.push(b"\\r"),
-                0..0x20 | 0x7f => out.push_hex_escape(b"\\u00", b),
-                _ => out.push(&[b]),
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push(b"\\\""),
+                '\\' => out.push(b"\\\\"),
+                '\n' => out.push(b"\\n"),
+                '\t' => out.push(b"\\t"),
+                '\r' => out.push(b"\\r"),
+                // Every control character is below U+0100.
+                _ if c.is_control() => out.push_hex_escape(b"\\u00", c as u8),
+                _ => out.push(c.encode_utf8(&mut [0; 4]).as_bytes()),
             };
         }
         if !chunk.invalid().is_empty() {
@@ -69,5 +71,36 @@ mod tests {
         assert_eq!(json(b"\n\t\r\x01\x1b\x7f"), r#""\n\t\r\u0001\u001b\u007f""#);
         assert_eq!(json("café".as_bytes()), "\"café\"");
         assert_eq!(json(b"\xffok"), "\"\u{fffd}ok\"");
+        // C1 controls: U+009B is CSI.
+        assert_eq!(json("\u{80}\u{9b}[31m\u{9f}\u{a0}".as_bytes()), "\"\\u0080\\u009b[31m\\u009f\u{a0}\"");
+        assert_eq!(json(b"\x9b"), "\"\u{fffd}\"");
+    }
+
+    /// Whatever the bytes, the string is one line of valid UTF-8 with no
+    /// control character a terminal could obey, and it decodes to the valid
+    /// text it was given.
+    #[test]
+    fn randomized_strings_are_safe_to_print() {
+        let seed = 0x15_0a_u64;
+        let mut rng = crate::testing::Rng(seed);
+        let pieces: &[&[u8]] =
+            &[b"\xc2\x9b", b"\xc2\x85", b"\xc2\xa0", b"\xc4\x9b", b"\xe2\x82\xac", b"\xe2\x82", b"\"", b"\\"];
+        for round in 0..20_000 {
+            let mut input = std::vec::Vec::new();
+            for _ in 0..rng.below(8) {
+                if rng.below(2) == 0 {
+                    input.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+                } else {
+                    input.push(rng.next() as u8);
+                }
+            }
+            let shown = json(&input);
+            assert!(!shown.chars().any(char::is_control), "seed {seed:#x} round {round}: {shown:?}");
+            let lossy = std::string::String::from_utf8_lossy(&input);
+            let control = |c: char| c.is_control() || c == '"' || c == '\\';
+            if !lossy.contains(control) {
+                assert_eq!(shown, format!("\"{lossy}\""), "seed {seed:#x} round {round}");
+            }
+        }
     }
 }

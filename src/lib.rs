@@ -13,11 +13,13 @@
 //!   crate is `no_std` and speaks to the kernel through the `libc` crate
 //!   only; the binary is built static against musl.
 //!
-//! The path from argv to exec, in order: [`cli`] parses options (indices into
-//! argv only), [`locate`] walks to the lock file judging each directory,
-//! [`lock`] opens, checks, locks and re-checks the file (with a [`timer`]
-//! deadline only if it has to wait), and [`exec`] becomes the command. Every failure is an
-//! [`error::Failure`] that knows its message and its [`exit`] code.
+//! The path from argv to exec, in order: [`stdio`] makes sure descriptors
+//! 0-2 are open (so that the lock file cannot take one of their numbers),
+//! [`cli`] parses options (indices into argv only), [`locate`] walks to the
+//! lock file judging each directory, [`lock`] opens, checks, locks and
+//! re-checks the file (with a [`timer`] deadline only if it has to wait),
+//! and [`exec`] becomes the command. Every failure is an [`error::Failure`]
+//! that knows its message and its [`exit`] code.
 
 #![cfg_attr(not(test), no_std)]
 
@@ -55,6 +57,7 @@ pub mod record;
 pub mod slots;
 #[cfg(feature = "status")]
 pub mod status;
+pub mod stdio;
 pub mod supervise;
 pub mod sys;
 #[cfg(test)]
@@ -95,6 +98,10 @@ impl Args {
 /// `argv` must point to `argc` valid NUL-terminated strings followed by a
 /// null pointer, as the C runtime passes them to `main`.
 pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    if let Err((fd, errno)) = stdio::ensure_open() {
+        stdio::report(fd, errno);
+        return c_int::from(exit::OS_ERROR);
+    }
     let args = Args { argv, count: usize::try_from(argc).unwrap_or(0) };
     let request = cli::parse(&|i| args.get(i).to_bytes(), args.count);
     let (options, lock, command) = match request {

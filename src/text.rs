@@ -76,17 +76,40 @@ impl Line {
         self
     }
 
-    /// A path or argument from the user, shown so that control characters
-    /// cannot forge extra lines or terminal escapes: bytes below 0x20 and
-    /// DEL are written as `\xNN`, and a backslash as `\\`.
+    /// A path, argument or record field from anyone, shown so that it
+    /// cannot forge extra lines or terminal escapes: C0 controls, DEL and
+    /// C1 controls (U+0080 to U+009F, 0x9b is CSI) are written as `\xNN`
+    /// per byte, and so is every byte that is not part of valid UTF-8 (a
+    /// stray 0x9b is CSI to an 8-bit terminal); a backslash is `\\`. Other
+    /// UTF-8 text is shown as it is: the result is valid UTF-8 with no
+    /// control character in it, whatever text comes before or after it.
     pub fn push_quoted(&mut self, bytes: &[u8]) -> &mut Self {
-        for &b in bytes {
-            if b == b'\\' {
-                self.push(b"\\\\");
-            } else if b < 0x20 || b == 0x7f {
+        for chunk in bytes.utf8_chunks() {
+            let mut rest = chunk.valid().as_bytes();
+            while let Some(&first) = rest.first() {
+                // The length of the character at the front, from its first byte.
+                let len = match first {
+                    0..0x80 => 1,
+                    0xc0..0xe0 => 2,
+                    0xe0..0xf0 => 3,
+                    _ => 4,
+                };
+                let (ch, tail) = rest.split_at(len);
+                // U+0080..U+009F is encoded 0xc2 0x80..0x9f.
+                let control = first < 0x20 || first == 0x7f || (first == 0xc2 && ch[1] < 0xa0);
+                if control {
+                    for &b in ch {
+                        self.push_hex_escape(b"\\x", b);
+                    }
+                } else if first == b'\\' {
+                    self.push(b"\\\\");
+                } else {
+                    self.push(ch);
+                }
+                rest = tail;
+            }
+            for &b in chunk.invalid() {
                 self.push_hex_escape(b"\\x", b);
-            } else {
-                self.push(&[b]);
             }
         }
         self
@@ -224,6 +247,91 @@ mod tests {
     #[test]
     fn control_bytes_are_escaped() {
         assert_eq!(text(|l| l.push_quoted(b"a\nb\\c\x1b")), b"a\\x0ab\\\\c\\x1b");
+        // C1, raw and encoded: 0x9b is CSI.
+        assert_eq!(
+            text(|l| l.push_quoted(b"\x9b31m \xc2\x9b31m \xc2\x80")),
+            b"\\x9b31m \\xc2\\x9b31m \\xc2\\x80"
+        );
+        // Other UTF-8 is shown as it is, even with 0x80..0x9f inside it.
+        assert_eq!(
+            text(|l| l.push_quoted("caf\u{e9} \u{a0}\u{20ac} \u{11b}".as_bytes())),
+            "caf\u{e9} \u{a0}\u{20ac} \u{11b}".as_bytes()
+        );
+        // Bytes outside valid UTF-8 are shown by value.
+        assert_eq!(text(|l| l.push_quoted(b"\xff\xe2\x82 \xc3")), b"\\xff\\xe2\\x82 \\xc3");
+    }
+
+    /// Undo `push_quoted`: `\\` and `\xHH` escapes, everything else as it is.
+    fn unquoted(shown: &[u8]) -> Vec<u8> {
+        let hex = |d: u8| (d as char).to_digit(16).unwrap() as u8;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < shown.len() {
+            match shown[i..] {
+                [b'\\', b'\\', ..] => (out.push(b'\\'), i += 2),
+                [b'\\', b'x', h, l, ..] => (out.push(hex(h) << 4 | hex(l)), i += 4),
+                [b'\\', ..] => panic!("a lone backslash in {shown:?}"),
+                [b, ..] => (out.push(b), i += 1),
+                [] => unreachable!(),
+            };
+        }
+        out
+    }
+
+    /// What a terminal could take for a control: C0, DEL, C1, or any byte
+    /// that is not valid UTF-8.
+    fn unsafe_for_a_terminal(shown: &[u8]) -> bool {
+        match std::str::from_utf8(shown) {
+            Ok(s) => s.chars().any(|c| c.is_control()),
+            Err(_) => true,
+        }
+    }
+
+    #[test]
+    fn randomized_text_is_shown_safely_and_exactly() {
+        let seed = 0x5afe_7e47_u64;
+        let mut rng = crate::testing::Rng(seed);
+        let pieces: &[&[u8]] = &[
+            b"\xc2\x9b",
+            b"\xc2\x80",
+            b"\xc2\x9f",
+            b"\xc2\xa0",
+            b"\xc3\xa9",
+            b"\xc4\x9b",
+            b"\xe2\x82\xac",
+            b"\xe2\x82",
+            b"\xf0\x9f\x98\x80",
+            b"\xf0\x9f",
+            b"\xed\xa0\x80",
+            b"\\",
+            b"\\x9b",
+            b"\x1b[31m",
+            b"\n",
+            b"\x7f",
+            b"ok",
+        ];
+        for round in 0..20_000 {
+            let mut input = Vec::new();
+            for _ in 0..rng.below(8) {
+                if rng.below(2) == 0 {
+                    input.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+                } else {
+                    input.push(rng.next() as u8);
+                }
+            }
+            let shown = text(|l| l.push_quoted(&input));
+            assert!(!unsafe_for_a_terminal(&shown), "seed {seed:#x} round {round}: {input:?} -> {shown:?}");
+            assert_eq!(unquoted(&shown), input, "seed {seed:#x} round {round}");
+            if let Ok(plain) = std::str::from_utf8(&input)
+                && !plain.contains(|c: char| c.is_control() || c == '\\')
+            {
+                assert_eq!(shown, input, "seed {seed:#x} round {round}: readable text was changed");
+            }
+            // Joined to what comes next, it still forms no control.
+            let tail = pieces[rng.below(pieces.len() as u64) as usize];
+            let joined = text(|l| l.push_quoted(&input).push_quoted(tail));
+            assert!(!unsafe_for_a_terminal(&joined), "seed {seed:#x} round {round}");
+        }
     }
 
     #[test]
