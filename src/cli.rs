@@ -434,9 +434,11 @@ fn set_value<'a>(
     Ok(())
 }
 
-/// Is LOCK an address in etcd rather than a file?
+/// Is LOCK an address in etcd rather than a file? A URL's scheme is
+/// case-insensitive (RFC 3986), so `ETCD://` is one too, whatever the
+/// address parser then says of the rest.
 pub fn is_etcd(lock: &[u8]) -> bool {
-    lock.starts_with(b"etcd://")
+    lock.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"etcd://"))
 }
 
 /// A decimal number from 0 to 255.

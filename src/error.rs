@@ -47,8 +47,9 @@ pub enum Failure<'a> {
     Refused {
         why: Unsafe,
     },
-    /// The lock file cannot be opened; `on_path` if it was a directory on
-    /// the way (where the walk stopped) rather than the file itself.
+    /// The lock file cannot be opened (73; 71 for want of descriptors or
+    /// memory); `on_path` if it was a directory on the way (where the walk
+    /// stopped) rather than the file itself.
     CannotOpen {
         errno: Errno,
         on_path: bool,
@@ -94,6 +95,7 @@ impl Failure<'_> {
             Failure::Busy | Failure::TimedOut(_) | Failure::SlotsBusy { .. } => conflict,
             Failure::Refused { .. } | Failure::ReplaceForbidden { .. } => exit::REFUSED,
             Failure::CannotReplace(_) => exit::BUSY,
+            Failure::CannotOpen { errno, .. } if out_of_resources(*errno) => exit::OS_ERROR,
             Failure::CannotOpen { .. } => exit::CANNOT_CREATE,
             Failure::System { .. } => exit::OS_ERROR,
             Failure::CannotRun { errno } if matches!(errno.0, libc::ENOENT | libc::ENOTDIR) => {
@@ -160,9 +162,21 @@ impl Failure<'_> {
                 line.push(b"refusing lock ").push_quoted(lock).push(b": ");
                 describe_unsafe(line, resolved, why);
             }
+            Failure::CannotOpen { errno, .. } if out_of_resources(*errno) => {
+                line.push(b"out of resources to open lock file ").push_quoted(lock);
+                line.push(b": ").push(errno.text());
+                line.push(match errno.0 {
+                    libc::EMFILE => {
+                        b" (this process has as many open files as its limit allows: raise it (ulimit -n), or close what the caller left open)".as_slice()
+                    }
+                    libc::ENFILE => b" (the system's open-file table is full; try again later)",
+                    _ => b" (try again later)",
+                });
+            }
             Failure::CannotOpen { errno, on_path } => {
                 line.push(b"cannot open lock file ").push_quoted(lock);
-                if *on_path {
+                // (A LOCK too long to walk has no place on the way to name.)
+                if *on_path && !resolved.is_empty() {
                     line.push(b" (at ").push_quoted(resolved).push(b")");
                 }
                 line.push(b": ").push(errno.text());
@@ -211,6 +225,12 @@ impl Failure<'_> {
         }
         line.emit();
     }
+}
+
+/// Is `errno` a shortage of descriptors or memory (71), not a problem of
+/// the lock file (73)?
+fn out_of_resources(errno: Errno) -> bool {
+    matches!(errno.0, libc::EMFILE | libc::ENFILE | libc::ENOMEM)
 }
 
 /// Add who holds the lock at `path` ("held by pid 4242 (...), ..."); false

@@ -220,7 +220,7 @@ impl Session<'_> {
         let vars = [fencing.line().as_bytes(), revision.line().as_bytes(), key.line().as_bytes()];
         if !crate::exec::set_environment(&vars) {
             guard.revoke(self.timing.connect_timeout);
-            supervise::say(b"too many environment variables to add the lock's", None, b"");
+            supervise::say(b"no memory to add the lock's variables to the environment", None, b"");
             return c_int::from(exit::OS_ERROR);
         }
         if self.options.verbose {

@@ -113,30 +113,43 @@ unsafe extern "C" {
     static mut environ: *const *const c_char;
 }
 
-/// How many environment variables a job may have when withlock adds some.
-const ENVIRONMENT_MAX: usize = 4096;
-
-/// The job's environment when withlock adds variables: the caller's, with
-/// ours in place of any of the same name. In static memory (`setenv` would
-/// pull in musl's allocator, 5 KB): pages are touched only as far as used.
-static ENVIRONMENT: crate::once::TakeOnce<[usize; ENVIRONMENT_MAX]> =
-    crate::once::TakeOnce::new([0; ENVIRONMENT_MAX]);
-
 /// Make `vars` (each `NAME=value` and a NUL, living until exec) part of the
 /// environment the command gets, replacing any variables of the same names.
-/// Once per process; false if that was done already or there is no room.
+/// The new array is mapped to the size the environment has (`setenv` would
+/// pull in musl's allocator, 5 KB; a fixed array would refuse environments
+/// that a plain exec takes). False if there is no memory for it.
 pub fn set_environment(vars: &[&[u8]]) -> bool {
-    let Some(new) = ENVIRONMENT.take() else { return false };
-    let mut len = 0;
     // SAFETY: `environ` is the C library's environment: null or a
     // null-terminated array of C strings, which nothing else changes now.
-    let mut old = unsafe { environ };
-    loop {
-        // SAFETY: as above; `old` never goes past the null.
-        let entry = if old.is_null() { core::ptr::null() } else { unsafe { *old } };
-        if entry.is_null() {
-            break;
-        }
+    let old = unsafe { environ };
+    let entries = || {
+        (0..).map_while(move |i| {
+            // SAFETY: as above; we stop at the null.
+            let entry = if old.is_null() { core::ptr::null() } else { unsafe { *old.add(i) } };
+            (!entry.is_null()).then_some(entry)
+        })
+    };
+    let room = entries().count() + vars.len() + 1;
+    let Some(bytes) = room.checked_mul(core::mem::size_of::<*const c_char>()) else { return false };
+    // SAFETY: a fresh anonymous private mapping, which nothing else uses.
+    let map = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: the mapping is `room` pointers long, zeroed (null pointers are
+    // valid values), aligned to a page, and never unmapped.
+    let new = unsafe { core::slice::from_raw_parts_mut(map.cast::<*const c_char>(), room) };
+    let mut len = 0;
+    for entry in entries() {
         // SAFETY: `entry` is a C string of the environment.
         let text = unsafe { CStr::from_ptr(entry) }.to_bytes();
         let replaced = vars.iter().any(|var| {
@@ -144,22 +157,17 @@ pub fn set_environment(vars: &[&[u8]]) -> bool {
             text.starts_with(name)
         });
         if !replaced {
-            if len + vars.len() + 1 >= ENVIRONMENT_MAX {
-                return false;
-            }
-            new[len] = entry as usize;
+            new[len] = entry;
             len += 1;
         }
-        // SAFETY: `entry` was not the null, so the array goes on.
-        old = unsafe { old.add(1) };
     }
     for var in vars {
-        new[len] = var.as_ptr() as usize;
+        new[len] = var.as_ptr().cast();
         len += 1;
     }
-    new[len] = 0;
+    new[len] = core::ptr::null();
     // SAFETY: `new` is a null-terminated array of C strings that live until
-    // exec (static memory, the environment's own strings, and `vars`).
-    unsafe { environ = new.as_ptr().cast() };
+    // exec (the environment's own strings, and `vars`), in memory never freed.
+    unsafe { environ = new.as_ptr() };
     true
 }

@@ -211,11 +211,13 @@ pub fn needs_more_room(failure: &Failure) -> bool {
 pub fn locate(lock: &[u8], insecure: bool, walk: &mut Walk) -> Result<(), Failure<'static>> {
     let Walk { rest, resolved } = walk;
     let cannot_open = |errno| Failure::CannotOpen { errno, on_path: true };
+    // LOCK itself too long: no place on the way is at fault.
+    let too_long = |errno| Failure::CannotOpen { errno, on_path: false };
     if insecure {
-        return resolved.set(lock).map_err(cannot_open);
+        return resolved.set(lock).map_err(too_long);
     }
     let euid = sys::geteuid();
-    rest.set(lock).map_err(cannot_open)?;
+    rest.set(lock).map_err(too_long)?;
     let mut dir = start(rest, resolved)?;
     let mut links_followed = 0;
     loop {

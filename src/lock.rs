@@ -32,13 +32,15 @@ use core::time::Duration;
 /// of withlock's time). But the job inherits this descriptor, and a file
 /// open for writing cannot be executed: an executable lock file (a script
 /// that locks itself, flock(1)'s idiom) is opened read-only instead, as is
-/// one we may not write (then there is no record). Creating gives 0600,
-/// because anyone who can open the file could hold its lock. Never
-/// `O_TRUNC`; never through a symlink; `O_NONBLOCK` and `O_NOCTTY` so that a
-/// FIFO or terminal planted there cannot hang us or become our controlling
+/// one we may not write (then there is no record). Never `O_TRUNC`; never
+/// through a symlink; `O_NONBLOCK` and `O_NOCTTY` so that a FIFO or terminal
+/// swapped in after our look cannot hang us or become our controlling
 /// terminal before it is refused. Not close-on-exec: the job inherits this
 /// descriptor, and with it the lock.
-const LOCK_FILE_FLAGS: i32 = libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+const LOCK_FILE_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+/// A lock file we create is 0600 whatever the umask: anyone who can open
+/// it could hold its lock, and a umask that takes the owner's write bit
+/// would silently stop the records.
 const LOCK_FILE_MODE: libc::mode_t = 0o600;
 
 /// A lock we hold.
@@ -190,49 +192,87 @@ fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
 }
 
 /// Open or create the lock file and refuse it if it is unsafe. `None` if
-/// the file was removed between our open and our look at it (it has no
-/// name left, so there is nothing to judge or lock: start over).
+/// the name changed under us (the file was removed, replaced or created
+/// between our look and our open): look at the name afresh.
+///
+/// An existing file is looked at (`lstat`) before it is opened: opening a
+/// device has effects (a tape rewinds, a watchdog arms), so only a regular
+/// file is ever opened, and the descriptor must then be that same file. A
+/// missing one is created with `O_EXCL`, so that we know it is ours to give
+/// mode 0600.
 pub fn open_lock_file(
     path: &CStr,
     options: &Options,
 ) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
-    // An exclusive fcntl lock needs a descriptor open for writing.
+    let cannot_open = |errno| Failure::CannotOpen { errno, on_path: false };
+    let seen = match sys::lstat(path) {
+        Ok(seen) => seen,
+        Err(Errno(libc::ENOENT)) => return create_lock_file(path, options),
+        Err(errno) => return Err(cannot_open(errno)),
+    };
+    match Kind::of(&seen) {
+        Kind::Regular => {}
+        Kind::Symlink => return Err(Failure::Refused { why: Unsafe::LockIsSymlink }),
+        Kind::Directory => return Err(cannot_open(Errno(libc::EISDIR))),
+        kind => return Err(Failure::Refused { why: Unsafe::LockKind(kind) }),
+    }
+    // An exclusive fcntl lock needs a descriptor open for writing; an
+    // executable must not get one (see above).
     let needs_write = options.fcntl && !options.shared;
-    let read_only = || sys::open(path, LOCK_FILE_FLAGS | libc::O_RDONLY, LOCK_FILE_MODE);
-    let opened = match sys::open(path, LOCK_FILE_FLAGS | libc::O_RDWR, LOCK_FILE_MODE) {
-        Ok(fd) => Ok((fd, true)),
-        Err(errno) if needs_write => Err(errno),
+    let executable = !needs_write && sys::permissions(&seen) & 0o111 != 0;
+    let access = if executable { libc::O_RDONLY } else { libc::O_RDWR };
+    let (fd, writable) = match sys::open(path, LOCK_FILE_FLAGS | access, 0) {
+        Ok(fd) => (fd, !executable),
+        // Gone, or now a symlink: look again.
+        Err(Errno(libc::ENOENT | libc::ELOOP | libc::EMLINK)) => return Ok(None),
         // Not ours to write (root's file, a read-only file system, a program
         // running now): lock it read-only, without a record.
-        Err(Errno(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)) => {
-            read_only().map(|fd| (fd, false))
+        Err(Errno(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY))
+            if !needs_write && !executable =>
+        {
+            match sys::open(path, LOCK_FILE_FLAGS | libc::O_RDONLY, 0) {
+                Ok(fd) => (fd, false),
+                Err(Errno(libc::ENOENT | libc::ELOOP | libc::EMLINK)) => return Ok(None),
+                Err(errno) => return Err(cannot_open(errno)),
+            }
         }
-        Err(errno) => Err(errno),
+        Err(errno) => return Err(cannot_open(errno)),
     };
-    let (mut fd, mut writable) = match opened {
-        Ok(opened) => opened,
-        // O_NOFOLLOW met a symlink (FreeBSD says EMLINK).
-        Err(errno @ Errno(libc::ELOOP | libc::EMLINK)) => {
-            return Err(match sys::lstat(path) {
-                Ok(st) if Kind::of(&st) == Kind::Symlink => Failure::Refused { why: Unsafe::LockIsSymlink },
-                _ => Failure::CannotOpen { errno, on_path: false },
-            });
-        }
+    let st = sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno })?;
+    if st.st_dev != seen.st_dev || st.st_ino != seen.st_ino || sys::links(&st) == 0 {
+        return Ok(None); // Replaced or removed between our look and our open.
+    }
+    locate::judge_lock_file(&st, options.insecure).map_err(|why| Failure::Refused { why })?;
+    Ok(Some((fd, st, writable)))
+}
+
+/// Create the lock file, mode 0600 (see [`open_lock_file`]). `None` if
+/// someone else created it first.
+#[cold]
+#[inline(never)]
+// mode_t is u32 on Linux but u16 on macOS and FreeBSD.
+#[allow(clippy::useless_conversion)]
+fn create_lock_file(
+    path: &CStr,
+    options: &Options,
+) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
+    let flags = LOCK_FILE_FLAGS | libc::O_CREAT | libc::O_EXCL | libc::O_RDWR;
+    let fd = match sys::open(path, flags, LOCK_FILE_MODE) {
+        Ok(fd) => fd,
+        Err(Errno(libc::EEXIST)) => return Ok(None),
         Err(errno) => return Err(Failure::CannotOpen { errno, on_path: false }),
     };
-    let fstat = |fd: &Fd| sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno });
-    let mut st = fstat(&fd)?;
-    if writable && !needs_write && sys::permissions(&st) & 0o111 != 0 {
-        // An executable: the job must get a read-only descriptor (see above).
-        fd = read_only().map_err(|errno| Failure::CannotOpen { errno, on_path: false })?;
-        writable = false;
-        st = fstat(&fd)?;
+    let mut st = sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno })?;
+    // The umask took bits away: put them back (only then: it is a call).
+    if sys::permissions(&st) != u32::from(LOCK_FILE_MODE) {
+        sys::fchmod(fd.raw(), LOCK_FILE_MODE).map_err(|errno| Failure::System { call: "fchmod", errno })?;
+        st.st_mode = st.st_mode & libc::S_IFMT | LOCK_FILE_MODE;
     }
     if sys::links(&st) == 0 {
         return Ok(None);
     }
     locate::judge_lock_file(&st, options.insecure).map_err(|why| Failure::Refused { why })?;
-    Ok(Some((fd, st, writable)))
+    Ok(Some((fd, st, true)))
 }
 
 /// Wait without limit. `EINTR` can only come from a stop and continue here

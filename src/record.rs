@@ -36,18 +36,21 @@
 //! If the command does not fit, it is cut and `command_cut=1` is added.
 //! A last `pad=` line of spaces makes a new record a multiple of 64 bytes
 //! (so the next one for the same job is as long), and a record that replaces
-//! a longer one exactly as long: withlock never truncates a file, so a
-//! shorter record is padded over the longer one.
+//! a longer one exactly as long: withlock does not truncate a file to
+//! write a record, so a shorter record is padded over the longer one.
 //!
-//! withlock writes a record only into a lock file that is empty or already
-//! holds a record: a file with other contents (someone locking a data file
-//! or a script with withlock, or a file another tool wrote) is left as it is.
+//! withlock writes a record only into a lock file that, once it holds the
+//! lock, is empty or already holds a record: a file with other contents
+//! (someone locking a data file or a script with withlock, or a file another
+//! tool wrote) is left as it is. A record that could only be written in part
+//! (a full disk, a file size limit) is removed (the file truncated to
+//! nothing), so that no half of a new record lies over half of an old one.
 
 use crate::lock::Locked;
 use crate::once::TakeOnce;
 use crate::sys;
 use crate::text::{Line, LineBuf};
-use core::ffi::{CStr, c_int};
+use core::ffi::CStr;
 
 pub const MAGIC: &[u8] = b"withlock-holder 1\n";
 /// Room for a record; a longer command line is cut.
@@ -102,10 +105,13 @@ pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
 
 /// Write a record for `facts` into the lock file at `path`, which we hold
 /// locked through `locked` (open read-write, or else read-only), unless it
-/// holds something else (see the module docs). A read-only lock descriptor
-/// (an executable lock file, whose job must not inherit a writable one) gets
-/// the record through a second, close-on-exec descriptor. Errors are
-/// ignored: the record explains, it never decides.
+/// holds something else (see the module docs). What it holds is read now
+/// that we hold the lock: while we waited, another flock(1) user may have
+/// filled it. A read-only lock descriptor (an executable lock file, whose
+/// job must not inherit a writable one) gets the record through a second,
+/// close-on-exec descriptor. Errors are ignored: the record explains, it
+/// never decides; but a record cut short (a full disk, a file size limit)
+/// is removed rather than left half over an old one.
 pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
     let second;
     let fd = if locked.writable {
@@ -122,24 +128,25 @@ pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterato
         second = file;
         second.raw()
     };
-    if locked.stat.st_size != 0 && !holds_record(locked.fd.raw()) {
-        return;
+    let mut old = [0u8; CAPACITY];
+    // SAFETY: `old` is valid for writes of its length.
+    let read = unsafe { libc::pread(locked.fd.raw(), old.as_mut_ptr().cast(), old.len(), 0) };
+    let Ok(held) = usize::try_from(read) else { return };
+    if held != 0 && !old[..held].starts_with(MAGIC) {
+        return; // Not ours to overwrite.
     }
     let Some(buf) = RECORD.take() else { return };
     let out = buf.line();
-    compose(out, facts, argv, usize::try_from(locked.stat.st_size).unwrap_or(0));
+    compose(out, facts, argv, held);
     let bytes = out.as_bytes();
     // SAFETY: `bytes` is valid for reads of its length.
-    unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
-}
-
-/// Does the file open (readable) at `fd` start with a record, rather than
-/// anything else?
-fn holds_record(fd: c_int) -> bool {
-    let mut head = [0u8; MAGIC.len()];
-    // SAFETY: `head` is valid for writes of its length.
-    let n = unsafe { libc::pread(fd, head.as_mut_ptr().cast(), head.len(), 0) };
-    usize::try_from(n).ok() == Some(head.len()) && head == MAGIC
+    let written = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
+    if usize::try_from(written).is_ok_and(|n| n < bytes.len()) {
+        // Part of ours over part of the old one would be a record that lies.
+        // SAFETY: ftruncate takes plain integers; we hold the lock, and the
+        // file held only a record.
+        unsafe { libc::ftruncate(fd, 0) };
+    }
 }
 
 /// The record is composed in static memory, off the start-up stack (see

@@ -116,7 +116,7 @@ pub fn run(
                     if exec::set_environment(&[&var]) {
                         exec::become_command(locked.fd, argv, options.verbose)
                     } else {
-                        Failure::System { call: "setting WITHLOCK_SLOT", errno: Errno(libc::E2BIG) }
+                        Failure::System { call: "setting WITHLOCK_SLOT", errno: Errno(libc::ENOMEM) }
                     }
                 }
                 Err(errno) => Failure::System { call: "fstat", errno },

@@ -129,6 +129,12 @@ pub fn stat(path: &CStr) -> Result<libc::stat, Errno> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `fchmod(2)`: set the permission bits of the file open at `fd`.
+pub fn fchmod(fd: c_int, mode: libc::mode_t) -> Result<(), Errno> {
+    // SAFETY: fchmod takes plain integers.
+    check(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
 /// `mkdir(2)` with `mode`, then `chmod(2)` to exactly `mode` (the umask
 /// must not loosen or break a directory withlock makes for its own use).
 /// An existing entry is `EEXIST`, left as it is.

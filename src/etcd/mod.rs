@@ -72,7 +72,7 @@ pub struct AddressError<'a> {
 
 /// Whether `arg` is meant as an etcd address (it may still be invalid).
 pub fn is_address(arg: &[u8]) -> bool {
-    arg.len() >= SCHEME.len() && arg[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
+    crate::cli::is_etcd(arg)
 }
 
 /// Parse `etcd://HOST[:PORT][,HOST[:PORT]...]/NAME`.
@@ -422,6 +422,9 @@ mod tests {
         let e = parse_address(b"etcd://127.0.0.1:99999/x").unwrap_err();
         assert_eq!(e.culprit, b"127.0.0.1:99999");
         assert!(!is_address(b"/tmp/etcd://x"));
+        // The scheme in any case, as URLs have it (and as withlock tells an etcd LOCK from a file).
+        assert!(is_address(b"ETCD://127.0.0.1/x") && is_address(b"Etcd://127.0.0.1/x"));
+        assert_eq!(parse_address(b"ETCD://127.0.0.1/x").unwrap().name, b"x");
     }
 
     #[test]
