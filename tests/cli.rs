@@ -16,6 +16,8 @@ mod support;
 
 #[path = "cli/args.rs"]
 mod args;
+#[path = "cli/descriptors.rs"]
+mod descriptors;
 #[path = "cli/etcd.rs"]
 mod etcd;
 #[path = "cli/etcd_facts.rs"]
