@@ -45,6 +45,13 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
     if crate::cli::is_etcd(path.to_bytes()) {
         return report_remote(path, json);
     }
+    // Look before opening: an open has effects on a device (a watchdog arms).
+    if let Ok(seen) = sys::lstat(path)
+        && let kind @ (Kind::Fifo | Kind::CharDevice | Kind::BlockDevice | Kind::Socket | Kind::Unknown) =
+            Kind::of(&seen)
+    {
+        return say_error(path, json, exit::REFUSED, kind.described());
+    }
     let file = match sys::open(path, OPEN_FLAGS, 0) {
         Ok(file) => file,
         Err(Errno(libc::ENOENT)) => return say_free_missing(path, json),

@@ -32,6 +32,8 @@ mod holder;
 mod interop;
 #[path = "cli/job_env.rs"]
 mod job_env;
+#[path = "cli/lock_file.rs"]
+mod lock_file;
 #[path = "cli/max_runtime.rs"]
 mod max_runtime;
 #[path = "cli/minimal_env.rs"]
