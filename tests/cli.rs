@@ -36,6 +36,8 @@ mod job_env;
 mod lock_file;
 #[path = "cli/max_runtime.rs"]
 mod max_runtime;
+#[path = "cli/messages.rs"]
+mod messages;
 #[path = "cli/minimal_env.rs"]
 mod minimal_env;
 #[path = "cli/name.rs"]
@@ -44,6 +46,8 @@ mod name;
 mod no_inherit;
 #[path = "cli/options.rs"]
 mod options;
+#[path = "cli/resources.rs"]
+mod resources;
 #[path = "cli/safety.rs"]
 mod safety;
 #[path = "cli/shared.rs"]

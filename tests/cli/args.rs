@@ -242,3 +242,23 @@ fn randomized_argument_vectors_arrive_byte_for_byte() {
         assert_args_arrive(&t, &args);
     }
 }
+
+/// A URL's scheme is case-insensitive (RFC 3986), and the address parser takes `ETCD://`:
+/// so does everything else. It used to be a relative file path (`ETCD:` a directory), for a
+/// run (73, "create the directory first") and for --status ("free", 0).
+#[test]
+fn an_etcd_scheme_in_any_case_is_an_etcd_lock() {
+    let t = TempDir::new();
+    let endpoint = crate::etcd_support::refused_endpoint();
+    let marker = t.join("ran");
+    for scheme in ["ETCD", "Etcd"] {
+        let lock = format!("{scheme}://{endpoint}/n");
+        let out = run(withlock().current_dir(t.path()).arg(&lock).arg("touch").arg(&marker));
+        out.assert_code(69).assert_stderr_mentions("etcd");
+        assert!(!exists(&marker), "the command ran");
+        let out = run(withlock().current_dir(t.path()).arg("--status").arg(&lock));
+        assert_eq!(out.code(), Some(69), "--status {lock}\n{}", out.describe());
+        assert!(!out.stdout_str().contains("free"), "{}", out.describe());
+        assert!(!exists(&t.join(format!("{scheme}:"))), "a file path was used");
+    }
+}
