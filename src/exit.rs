@@ -7,7 +7,8 @@
 
 /// Bad usage: no LOCK or COMMAND, an unknown option, a malformed value.
 pub const USAGE: u8 = 64; // EX_USAGE
-/// An unexpected failure of the system (a call that should not fail did).
+/// An unexpected failure of the system (a call that should not fail did),
+/// or no file descriptor or memory left to open the lock file.
 pub const OS_ERROR: u8 = 71; // EX_OSERR
 /// A bug in withlock (a panic). Never expected; please report it.
 pub const INTERNAL: u8 = 70; // EX_SOFTWARE
