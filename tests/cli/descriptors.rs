@@ -39,17 +39,16 @@ fn assert_only_a_record(lock: &Path) {
 
 /// List what the job's shell has open on descriptors 0 to 3 (`-` for nothing) into the file
 /// `$0`, one per line. (`$$` is the job's shell in the command substitution too.)
-macro_rules! LIST_FDS {
+macro_rules! list_fds {
     () => {
         r#"fds=$(for fd in 0 1 2 3; do readlink "/proc/$$/fd/$fd" || echo -; done 2>/dev/null)
 printf '%s\n' "$fds" > "$0""#
     };
 }
-use LIST_FDS;
 
 /// The job: print (`JOB-42`, a text its own command line does not hold), then list what
-/// it has open (see `LIST_FDS`).
-const SHOW_FDS: &str = concat!("echo JOB-$((6 * 7)); echo JOB-$((6 * 7)) >&2\n", LIST_FDS!());
+/// it has open (see `list_fds!`).
+const SHOW_FDS: &str = concat!("echo JOB-$((6 * 7)); echo JOB-$((6 * 7)) >&2\n", list_fds!());
 
 #[track_caller]
 fn job_fds(listing: &Path) -> Vec<String> {
@@ -125,7 +124,7 @@ fn open_descriptors_are_left_alone_even_a_pipe_without_a_reader() {
     drop(reader);
     let writer_fd = writer.as_raw_fd();
     let mut cmd = Command::new(bin());
-    cmd.arg(&lock).args(["sh", "-c", LIST_FDS!()]).arg(&listing).env("PATH", TEST_PATH).stdin(Stdio::null());
+    cmd.arg(&lock).args(["sh", "-c", list_fds!()]).arg(&listing).env("PATH", TEST_PATH).stdin(Stdio::null());
     // SAFETY: dup2 is async-signal-safe; `writer_fd` stays open until the child has exec'd.
     unsafe {
         cmd.pre_exec(move || {
