@@ -200,79 +200,75 @@ fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
 /// file is ever opened, and the descriptor must then be that same file. A
 /// missing one is created with `O_EXCL`, so that we know it is ours to give
 /// mode 0600.
+// mode_t is u32 on Linux but u16 on macOS and FreeBSD.
+#[allow(clippy::useless_conversion)]
 pub fn open_lock_file(
     path: &CStr,
     options: &Options,
 ) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
     let cannot_open = |errno| Failure::CannotOpen { errno, on_path: false };
-    let seen = match sys::lstat(path) {
-        Ok(seen) => seen,
-        Err(Errno(libc::ENOENT)) => return create_lock_file(path, options),
-        Err(errno) => return Err(cannot_open(errno)),
-    };
-    match Kind::of(&seen) {
-        Kind::Regular => {}
-        Kind::Symlink => return Err(Failure::Refused { why: Unsafe::LockIsSymlink }),
-        Kind::Directory => return Err(cannot_open(Errno(libc::EISDIR))),
-        kind => return Err(Failure::Refused { why: Unsafe::LockKind(kind) }),
-    }
-    // An exclusive fcntl lock needs a descriptor open for writing; an
-    // executable must not get one (see above).
-    let needs_write = options.fcntl && !options.shared;
-    let executable = !needs_write && sys::permissions(&seen) & 0o111 != 0;
-    let access = if executable { libc::O_RDONLY } else { libc::O_RDWR };
-    let (fd, writable) = match sys::open(path, LOCK_FILE_FLAGS | access, 0) {
-        Ok(fd) => (fd, !executable),
-        // Gone, or now a symlink: look again.
-        Err(Errno(libc::ENOENT | libc::ELOOP | libc::EMLINK)) => return Ok(None),
-        // Not ours to write (root's file, a read-only file system, a program
-        // running now): lock it read-only, without a record.
-        Err(Errno(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY))
-            if !needs_write && !executable =>
-        {
-            match sys::open(path, LOCK_FILE_FLAGS | libc::O_RDONLY, 0) {
-                Ok(fd) => (fd, false),
-                Err(Errno(libc::ENOENT | libc::ELOOP | libc::EMLINK)) => return Ok(None),
+    // The name changed between our look and our open: gone, now a symlink,
+    // or created by someone else.
+    let changed = |errno| matches!(errno, Errno(libc::ENOENT | libc::ELOOP | libc::EMLINK | libc::EEXIST));
+    let (fd, writable, seen) = match sys::lstat(path) {
+        Ok(seen) => {
+            match Kind::of(&seen) {
+                Kind::Regular => {}
+                Kind::Symlink => return Err(Failure::Refused { why: Unsafe::LockIsSymlink }),
+                Kind::Directory => return Err(cannot_open(Errno(libc::EISDIR))),
+                kind => return Err(Failure::Refused { why: Unsafe::LockKind(kind) }),
+            }
+            // An exclusive fcntl lock needs a descriptor open for writing; an
+            // executable must not get one (see above).
+            let needs_write = options.fcntl && !options.shared;
+            let executable = !needs_write && sys::permissions(&seen) & 0o111 != 0;
+            let access = if executable { libc::O_RDONLY } else { libc::O_RDWR };
+            let opened = match sys::open(path, LOCK_FILE_FLAGS | access, 0) {
+                Ok(fd) => Ok((fd, !executable)),
+                // Not ours to write (root's file, a read-only file system, a
+                // program running now): lock it read-only, without a record.
+                Err(Errno(libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY))
+                    if !needs_write && !executable =>
+                {
+                    sys::open(path, LOCK_FILE_FLAGS | libc::O_RDONLY, 0).map(|fd| (fd, false))
+                }
+                Err(errno) => Err(errno),
+            };
+            match opened {
+                Ok((fd, writable)) => (fd, writable, Some(seen)),
+                Err(errno) if changed(errno) => return Ok(None),
+                Err(errno) => return Err(cannot_open(errno)),
+            }
+        }
+        Err(Errno(libc::ENOENT)) => {
+            let flags = LOCK_FILE_FLAGS | libc::O_CREAT | libc::O_EXCL | libc::O_RDWR;
+            match sys::open(path, flags, LOCK_FILE_MODE) {
+                Ok(fd) => (fd, true, None),
+                Err(errno) if changed(errno) && errno.0 != libc::ENOENT => return Ok(None),
                 Err(errno) => return Err(cannot_open(errno)),
             }
         }
         Err(errno) => return Err(cannot_open(errno)),
     };
-    let st = sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno })?;
-    if st.st_dev != seen.st_dev || st.st_ino != seen.st_ino || sys::links(&st) == 0 {
-        return Ok(None); // Replaced or removed between our look and our open.
+    let mut st = sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno })?;
+    match seen {
+        // Replaced between our look and our open.
+        Some(seen) if st.st_dev != seen.st_dev || st.st_ino != seen.st_ino => return Ok(None),
+        Some(_) => {}
+        // Ours, new: if the umask took bits away, put them back (only then:
+        // it is a call).
+        None if sys::permissions(&st) != u32::from(LOCK_FILE_MODE) => {
+            sys::fchmod(fd.raw(), LOCK_FILE_MODE)
+                .map_err(|errno| Failure::System { call: "fchmod", errno })?;
+            st.st_mode = st.st_mode & libc::S_IFMT | LOCK_FILE_MODE;
+        }
+        None => {}
+    }
+    if sys::links(&st) == 0 {
+        return Ok(None); // Removed as we opened it.
     }
     locate::judge_lock_file(&st, options.insecure).map_err(|why| Failure::Refused { why })?;
     Ok(Some((fd, st, writable)))
-}
-
-/// Create the lock file, mode 0600 (see [`open_lock_file`]). `None` if
-/// someone else created it first.
-#[cold]
-#[inline(never)]
-// mode_t is u32 on Linux but u16 on macOS and FreeBSD.
-#[allow(clippy::useless_conversion)]
-fn create_lock_file(
-    path: &CStr,
-    options: &Options,
-) -> Result<Option<(Fd, libc::stat, bool)>, Failure<'static>> {
-    let flags = LOCK_FILE_FLAGS | libc::O_CREAT | libc::O_EXCL | libc::O_RDWR;
-    let fd = match sys::open(path, flags, LOCK_FILE_MODE) {
-        Ok(fd) => fd,
-        Err(Errno(libc::EEXIST)) => return Ok(None),
-        Err(errno) => return Err(Failure::CannotOpen { errno, on_path: false }),
-    };
-    let mut st = sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno })?;
-    // The umask took bits away: put them back (only then: it is a call).
-    if sys::permissions(&st) != u32::from(LOCK_FILE_MODE) {
-        sys::fchmod(fd.raw(), LOCK_FILE_MODE).map_err(|errno| Failure::System { call: "fchmod", errno })?;
-        st.st_mode = st.st_mode & libc::S_IFMT | LOCK_FILE_MODE;
-    }
-    if sys::links(&st) == 0 {
-        return Ok(None);
-    }
-    locate::judge_lock_file(&st, options.insecure).map_err(|why| Failure::Refused { why })?;
-    Ok(Some((fd, st, true)))
 }
 
 /// Wait without limit. `EINTR` can only come from a stop and continue here

@@ -84,33 +84,22 @@ impl Line {
     /// UTF-8 text is shown as it is: the result is valid UTF-8 with no
     /// control character in it, whatever text comes before or after it.
     pub fn push_quoted(&mut self, bytes: &[u8]) -> &mut Self {
-        for chunk in bytes.utf8_chunks() {
-            let mut rest = chunk.valid().as_bytes();
-            while let Some(&first) = rest.first() {
-                // The length of the character at the front, from its first byte.
-                let len = match first {
-                    0..0x80 => 1,
-                    0xc0..0xe0 => 2,
-                    0xe0..0xf0 => 3,
-                    _ => 4,
-                };
-                let (ch, tail) = rest.split_at(len);
-                // U+0080..U+009F is encoded 0xc2 0x80..0x9f.
-                let control = first < 0x20 || first == 0x7f || (first == 0xc2 && ch[1] < 0xa0);
-                if control {
-                    for &b in ch {
-                        self.push_hex_escape(b"\\x", b);
-                    }
-                } else if first == b'\\' {
-                    self.push(b"\\\\");
-                } else {
-                    self.push(ch);
+        let mut rest = bytes;
+        while let [first, ..] = *rest {
+            let len = utf8_len(rest);
+            // U+0080..U+009F is encoded 0xc2 0x80..0x9f.
+            let control = first < 0x20 || first == 0x7f || (first == 0xc2 && len == 2 && rest[1] < 0xa0);
+            if len == 0 || control {
+                // Not UTF-8 (one byte at a time), or a control character.
+                for &b in &rest[..len.max(1)] {
+                    self.push_hex_escape(b"\\x", b);
                 }
-                rest = tail;
+            } else if first == b'\\' {
+                self.push(b"\\\\");
+            } else {
+                self.push(&rest[..len]);
             }
-            for &b in chunk.invalid() {
-                self.push_hex_escape(b"\\x", b);
-            }
+            rest = &rest[len.max(1)..];
         }
         self
     }
@@ -198,6 +187,29 @@ impl Line {
     }
 }
 
+/// The length of the UTF-8 character `bytes` starts with, or 0 if they do
+/// not start with one (RFC 3629: no overlong forms, surrogates or values
+/// past U+10FFFF). Written out: core's UTF-8 validation costs 700 bytes.
+fn utf8_len(bytes: &[u8]) -> usize {
+    let Some(&first) = bytes.first() else { return 0 };
+    // The length, and the range of the second byte, by the first.
+    let (len, low, high) = match first {
+        0..0x80 => return 1,
+        0xc2..0xe0 => (2, 0x80, 0xbf),
+        0xe0 => (3, 0xa0, 0xbf),
+        0xed => (3, 0x80, 0x9f),
+        0xe1..0xf0 => (3, 0x80, 0xbf),
+        0xf0 => (4, 0x90, 0xbf),
+        0xf1..0xf4 => (4, 0x80, 0xbf),
+        0xf4 => (4, 0x80, 0x8f),
+        _ => return 0,
+    };
+    let valid = bytes.len() >= len
+        && (low..=high).contains(&bytes[1])
+        && bytes[2..len].iter().all(|&b| (0x80..0xc0).contains(&b));
+    if valid { len } else { 0 }
+}
+
 /// A decimal number without sign or spaces, as the kernel and withlock's
 /// own records write them; `None` for anything else or on overflow.
 pub fn parse_u64(text: &[u8]) -> Option<u64> {
@@ -259,6 +271,26 @@ mod tests {
         );
         // Bytes outside valid UTF-8 are shown by value.
         assert_eq!(text(|l| l.push_quoted(b"\xff\xe2\x82 \xc3")), b"\\xff\\xe2\\x82 \\xc3");
+    }
+
+    /// `utf8_len` agrees with core's UTF-8 validation, on every lead byte.
+    #[test]
+    fn randomized_utf8_lengths_agree_with_core() {
+        let seed = 0x7574_6638_u64;
+        let mut rng = crate::testing::Rng(seed);
+        for round in 0..200_000 {
+            let len = rng.below(5) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            // Mostly continuation bytes after the first, or nothing would be valid.
+            for b in bytes.iter_mut().skip(1) {
+                if rng.below(4) != 0 {
+                    *b = 0x80 | (*b & 0x3f);
+                }
+            }
+            let core =
+                bytes.utf8_chunks().next().and_then(|c| c.valid().chars().next()).map_or(0, char::len_utf8);
+            assert_eq!(utf8_len(&bytes), core, "seed {seed:#x} round {round}: {bytes:x?}");
+        }
     }
 
     /// Undo `push_quoted`: `\\` and `\xHH` escapes, everything else as it is.
