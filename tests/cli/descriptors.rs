@@ -55,17 +55,32 @@ fn job_fds(listing: &Path) -> Vec<String> {
     read_string(listing).lines().map(str::to_string).collect()
 }
 
+/// Run the `SHOW_FDS` job under `withlock OPTS LOCK` started with `closing` applied; the
+/// lock file must then hold a record and nothing else. What the job had open on 0 to 3.
+#[track_caller]
+fn job_fds_with_closed(t: &TempDir, closing: &str, opts: &[&str]) -> Vec<String> {
+    let lock = t.lock();
+    let listing = t.join("fds");
+    let mut args: Vec<&OsStr> = opts.iter().map(OsStr::new).collect();
+    args.extend([
+        lock.as_os_str(),
+        OsStr::new("sh"),
+        OsStr::new("-c"),
+        OsStr::new(SHOW_FDS),
+        listing.as_os_str(),
+    ]);
+    run_closed(closing, &args).assert_code(0);
+    assert_only_a_record(&lock);
+    let fds = job_fds(&listing);
+    assert_eq!(Path::new(&fds[3]), lock, "the lock descriptor is not 3: {fds:?}");
+    fds
+}
+
 #[test]
 fn with_stdout_closed_the_jobs_output_goes_to_dev_null_not_into_the_record() {
     let t = TempDir::new();
-    let lock = t.lock();
-    let listing = t.join("fds");
-    let job = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new(SHOW_FDS), listing.as_os_str()];
-    run_closed(">&-", &[&[lock.as_os_str()], &job[..]].concat()).assert_code(0);
-    assert_only_a_record(&lock);
-    let fds = job_fds(&listing);
+    let fds = job_fds_with_closed(&t, ">&-", &[]);
     assert_eq!(fds[1], "/dev/null", "the job's stdout: {fds:?}");
-    assert_eq!(Path::new(&fds[3]), lock, "the lock descriptor is not 3: {fds:?}");
 }
 
 #[test]
@@ -98,14 +113,8 @@ fn with_stderr_closed_verbose_messages_do_not_land_in_the_lock_file() {
 #[test]
 fn with_all_three_closed_each_is_dev_null_and_the_lock_is_descriptor_3() {
     let t = TempDir::new();
-    let lock = t.lock();
-    let listing = t.join("fds");
-    let job = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new(SHOW_FDS), listing.as_os_str()];
-    run_closed("<&- >&- 2>&-", &[&[OsStr::new("-v"), lock.as_os_str()], &job[..]].concat()).assert_code(0);
-    assert_only_a_record(&lock);
-    let fds = job_fds(&listing);
+    let fds = job_fds_with_closed(&t, "<&- >&- 2>&-", &["-v"]);
     assert_eq!(&fds[..3], ["/dev/null"; 3], "{fds:?}");
-    assert_eq!(Path::new(&fds[3]), lock, "{fds:?}");
 }
 
 /// Open descriptors are left as they are, even those `poll` reports trouble on (a pipe

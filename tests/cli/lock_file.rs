@@ -7,14 +7,13 @@ use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{
     TEST_PATH, TempDir, bin, exists, is_root, mkfifo, mknod_null, nobody, read_string, run, start,
-    wait_until, withlock,
+    wait_until, with_rlimit, withlock,
 };
 
 const MAGIC: &str = "withlock-holder 1\n";
@@ -208,17 +207,7 @@ fn a_record_cut_short_by_a_file_size_limit_is_not_left_half_written() {
         let _ = fs::remove_file(&marker);
         let mut cmd = withlock();
         cmd.arg(&lock).args(["sh", "-c", "touch \"$0\""]).arg(&marker).args(&long);
-        // SAFETY: setrlimit is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                let limit = libc::rlimit { rlim_cur: 256, rlim_max: 256 };
-                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
-        }
+        with_rlimit(&mut cmd, libc::RLIMIT_FSIZE, 256);
         run(&mut cmd).assert_code(0);
         assert!(exists(&marker), "round {round}: the job did not run");
         let text = read_string(&lock);

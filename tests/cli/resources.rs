@@ -3,25 +3,14 @@
 //! that a plain exec takes is taken with `--slots` and in etcd mode too, where withlock adds
 //! variables (it used to copy it into a fixed array of 4096 entries: E2BIG).
 
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::etcd_support::EtcdServer;
-use crate::support::{TEST_PATH, TempDir, exists, read_string, run, withlock};
+use crate::support::{TEST_PATH, TempDir, exists, read_string, run, with_rlimit, withlock};
 
 /// `cmd` with RLIMIT_NOFILE at `n`: descriptors 0-2 and nothing more for n = 3.
 fn with_open_file_limit(cmd: &mut Command, n: libc::rlim_t) -> &mut Command {
-    // SAFETY: setrlimit is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        })
-    }
+    with_rlimit(cmd, libc::RLIMIT_NOFILE, n)
 }
 
 #[test]

@@ -672,3 +672,19 @@ pub fn without_proc(args: &[&OsStr]) -> Option<Out> {
     }
     Some(out)
 }
+
+/// `cmd` with the resource limit `resource` (RLIMIT_NOFILE, RLIMIT_FSIZE, ...) set to `limit`,
+/// soft and hard, in the child just before it execs.
+pub fn with_rlimit(
+    cmd: &mut Command,
+    resource: libc::__rlimit_resource_t,
+    limit: libc::rlim_t,
+) -> &mut Command {
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            if libc::setrlimit(resource, &rlimit) == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        })
+    }
+}
