@@ -19,15 +19,26 @@
 //! before another host can be given the lock. Settings that leave no room
 //! for one lost keepalive before that point are refused.
 //!
-//! The job cannot outlive withlock (Linux: the parent-death signal); when it
-//! ends, or withlock is asked to stop, the lease is revoked at once so the
-//! next host need not wait for it to expire.
+//! withlock itself may be stopped, traced, hung or starved while the job
+//! runs: then a watchdog process (see [`crate::etcd::watchdog`]), fed the same
+//! deadline after each acknowledged keepalive, SIGKILLs the job's group by
+//! that deadline. Only a host (or VM) frozen as a whole escapes both: then
+//! only the fencing token protects the resource.
+//!
+//! The job cannot outlive withlock (the watchdog kills its group when
+//! withlock dies); when it ends, or withlock is asked to stop, the lease is
+//! revoked at once so the next host need not wait for it to expire.
+//!
+//! etcd's replies are input like any other: a lease shorter than asked,
+//! revisions that are not positive, a key outside `NAME/`, and the job is
+//! not run (69) rather than started and stopped moments later.
 
 use crate::cli::Options;
 use crate::duration::Wait;
 use crate::error::Failure;
 use crate::etcd::client::{self, Client};
-use crate::etcd::{self, Address, Endpoint, Error};
+use crate::etcd::watchdog::Watchdog;
+use crate::etcd::{self, Address, Endpoint, Error, Key};
 use crate::exec::Argv;
 use crate::supervise::{self, Ended, Guard, nanos, now_ns};
 use crate::text::{self, Line, LineBuf};
@@ -160,16 +171,29 @@ impl Session<'_> {
         let Some((index, (client, lease, grant_sent))) = granted else {
             return self.unavailable(b"no etcd endpoint granted a lease", None);
         };
-        let mut guard =
-            Lease::new(self.address, client, lease.id, lease.ttl.min(ttl), grant_sent, &self.timing);
+        let mut guard = Lease::new(self.address, client, lease.id, ttl, grant_sent, &self.timing, argv);
         guard.endpoint = index;
+        if lease.ttl < ttl {
+            // Our margins were checked for the TTL asked: with less, the job
+            // would be stopped as soon as it started.
+            guard.revoke(self.timing.connect_timeout);
+            let mut buf = text::diagnostic();
+            let line = buf.line();
+            if lease.ttl <= 0 {
+                line.push(b"etcd granted a lease without a time to live");
+            } else {
+                line.push(b"etcd granted a lease of ").push_u64(lease.ttl as u64);
+                line.push(b"s, shorter than the ").push_u64(ttl as u64).push(b"s asked for (--lease)");
+            }
+            line.push(b"; the job was not run (exit 69)");
+            line.emit();
+            return c_int::from(exit::UNAVAILABLE);
+        }
 
-        // The record, written as the key's value with the key itself.
-        // SAFETY: all-zero is a valid utsname, for uname to fill.
-        let mut uts = unsafe { core::mem::zeroed() };
-        let facts = record::Facts::now(None, record::host_name(&mut uts));
+        // The record, written as the key's value with the key itself (and
+        // again once the job runs, to name the job's pid).
         let mut value = LineBuf::<{ record::CAPACITY }>::new();
-        record::compose(value.line(), &facts, argv.iter(), 0);
+        compose_record(value.line(), None, argv);
 
         let mut attempt = match guard.client.try_acquire(
             self.name,
@@ -208,6 +232,8 @@ impl Session<'_> {
             supervise::die_like(signal);
         }
 
+        guard.key = attempt.my_key;
+        guard.revision = attempt.my_revision;
         let token = attempt.my_revision as u64;
         let mut fencing = LineBuf::<48>::new();
         fencing.line().push(b"WITHLOCK_FENCING_TOKEN=").push_u64(token).push(b"\0");
@@ -231,6 +257,17 @@ impl Session<'_> {
             line.emit();
         }
 
+        // The lease must be freshly confirmed when the job starts (withlock
+        // may have been stopped since it was), and the watchdog armed.
+        if !guard.fresh() {
+            guard.revoke(self.timing.connect_timeout);
+            return self.unavailable(b"could not renew the lease before starting the job", None);
+        }
+        if let Err(failure) = guard.arm() {
+            guard.revoke(self.timing.connect_timeout);
+            failure.report(b"", b"", c"", false);
+            return c_int::from(exit::OS_ERROR);
+        }
         let watch = supervise::Watch {
             own_group: true,
             max_runtime: self.options.max_runtime,
@@ -241,6 +278,7 @@ impl Session<'_> {
         };
         let started = now_ns();
         let ended = supervise::run(argv, &watch, &mut guard, |_| {});
+        let fired = guard.disarm();
         let ended = match ended {
             Ok(ended) => ended,
             Err(failure) => {
@@ -248,6 +286,16 @@ impl Session<'_> {
                 failure.report(b"", b"", c"", false);
                 return c_int::from(failure.exit_code(exit::BUSY));
             }
+        };
+        // The watchdog killed the job: withlock was stopped (or hung) past
+        // the deadline. A job that ended by itself before that ended well.
+        let by_itself = matches!(ended, Ended::Exited(status)
+            if !(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL));
+        let ended = if fired && !by_itself {
+            guard.say_watchdog_fired();
+            Ended::Lost
+        } else {
+            ended
         };
         if let (Ended::Exited(_), Some(min_hold)) = (ended, self.options.min_hold) {
             guard.hold_until(started.saturating_add(nanos(min_hold)));
@@ -319,6 +367,9 @@ impl Session<'_> {
     /// etcd 3.4 may answer a lock request even after the waiter's lease
     /// expired: trust the answer only if the key is there, under our lease.
     fn confirm(&self, guard: &mut Lease, locked: &client::Locked) -> Result<(i64, i64), c_int> {
+        if Key::lock_key(self.name, guard.id).is_ok_and(|ours| ours != locked.key) {
+            return Err(self.unavailable(b"etcd answered the wait with a key that is not ours", None));
+        }
         match guard.client.get(locked.key.as_bytes(), self.deadline(self.timing.connect_timeout)) {
             Ok(Some(info)) if info.lease == guard.id => Ok((info.create_revision, locked.header_revision)),
             Ok(_) => Err(self.unavailable(b"the lease expired while waiting", None)),
@@ -388,17 +439,20 @@ fn owner_record<'b>(
     }
 }
 
-/// "by host H, pid P, since T" from a holder record.
+/// " by pid P (COMMAND), user U, on host H, since T (AGE ago)" from a
+/// holder record, as a local lock's holder is told.
 pub fn describe(line: &mut Line, record: &record::Record) {
-    if let Some(host) = record.host {
-        line.push(b" by host ").push_printable(host);
-    }
-    if let Some(pid) = record.pid {
-        line.push(b", pid ").push_u64(u64::from(pid));
-    }
-    if let Some(since) = record.since {
-        line.push(b", since ").push_printable(since);
-    }
+    line.push(b" by ");
+    crate::holder::push_who(line, record, true, true);
+}
+
+/// The holder record for the job (`job`: its pid once it runs; until then
+/// withlock's own), into `out`.
+fn compose_record(out: &mut Line, job: Option<u32>, argv: Argv) {
+    // SAFETY: all-zero is a valid utsname, for uname to fill.
+    let mut uts = unsafe { core::mem::zeroed() };
+    let facts = record::Facts::now(job, record::host_name(&mut uts));
+    record::compose(out, &facts, argv.iter(), 0);
 }
 
 /// A usage error, reported as the command line's are.
@@ -428,6 +482,28 @@ struct Lease<'a> {
     /// lease lives at least `ttl_ns` from then.
     confirmed: u64,
     next: u64,
+    /// Our key and its create revision, once the lock is ours.
+    key: Key,
+    revision: i64,
+    /// The job's command, for its holder record.
+    argv: Argv,
+    /// The job's pid, while its record (the key's value) still names
+    /// withlock; and whether writing it was tried already.
+    record_due: Option<u32>,
+    record_tried: bool,
+    /// Kills the job's group by the deadline if withlock cannot.
+    watchdog: Option<Watchdog>,
+    /// The loss was told already.
+    said_lost: bool,
+}
+
+/// What one keepalive showed.
+enum Renewal {
+    Confirmed,
+    /// etcd says the lease is gone.
+    Gone,
+    /// No answer we can use (told in `last_error`).
+    Failed,
 }
 
 impl<'a> Lease<'a> {
@@ -438,6 +514,7 @@ impl<'a> Lease<'a> {
         ttl: i64,
         sent: u64,
         timing: &Timing,
+        argv: Argv,
     ) -> Lease<'a> {
         let ttl_ns = (ttl.max(1) as u64).saturating_mul(1_000_000_000);
         let period_ns = ttl_ns / 5;
@@ -453,6 +530,13 @@ impl<'a> Lease<'a> {
             stop_before_ns: nanos(timing.kill_after) + MARGIN_NS,
             confirmed: sent,
             next: sent + period_ns,
+            key: Key::empty(),
+            revision: 0,
+            argv,
+            record_due: None,
+            record_tried: false,
+            watchdog: None,
+            said_lost: false,
         }
     }
 
@@ -466,9 +550,42 @@ impl<'a> Lease<'a> {
         self.expiry().saturating_sub(self.stop_before_ns)
     }
 
+    /// When the job's group must be dead (SIGKILL), unless a keepalive
+    /// succeeds first: by withlock, or else by the watchdog.
+    fn kill_at(&self) -> u64 {
+        self.expiry().saturating_sub(MARGIN_NS)
+    }
+
+    /// Whether the lease was confirmed within the last keepalive period
+    /// (renewing it now if a keepalive is due): the job may start.
+    fn fresh(&mut self) -> bool {
+        let now = now_ns();
+        if now >= self.next && now < self.stop_at() {
+            let deadline = self.stop_at().min(now.saturating_add(self.period_ns));
+            self.renew(deadline);
+        }
+        now_ns() < self.confirmed.saturating_add(self.period_ns)
+    }
+
+    /// Start the watchdog, with the deadline as it stands.
+    fn arm(&mut self) -> Result<(), Failure<'static>> {
+        self.watchdog = Some(Watchdog::start(self.kill_at(), self.name)?);
+        Ok(())
+    }
+
+    /// Stand the watchdog down (the job has ended); whether it had killed
+    /// the job's group.
+    fn disarm(&mut self) -> bool {
+        self.watchdog.take().is_some_and(Watchdog::stand_down)
+    }
+
     /// Say, even with `-q`, that the lock is lost and the job is being
     /// stopped, with SIGKILL in `grace_ns`.
-    fn say_lost(&self, why: &[u8], grace_ns: u64) {
+    fn say_lost(&mut self, why: &[u8], grace_ns: u64) {
+        self.said_lost = true;
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.stopping();
+        }
         let mut buf = text::diagnostic();
         let line = buf.line();
         line.push(b"lost the etcd lock ").push_quoted(self.name).push(b": ").push(why);
@@ -482,6 +599,21 @@ impl<'a> Lease<'a> {
         );
         line.push_duration(Duration::from_nanos(grace_ns));
         line.push(b")");
+        line.emit();
+    }
+
+    /// Say, even with `-q`, that the watchdog stopped the job (unless the
+    /// loss was told already).
+    fn say_watchdog_fired(&mut self) {
+        if core::mem::replace(&mut self.said_lost, true) {
+            return;
+        }
+        let mut buf = text::diagnostic();
+        let line = buf.line();
+        line.push(b"lost the etcd lock ").push_quoted(self.name).push(
+            b": withlock could not renew its lease in time (it was stopped, traced, hung or starved \
+              of CPU), so its watchdog SIGKILLed the job's process group before the lease could expire",
+        );
         line.emit();
     }
 
@@ -525,48 +657,113 @@ impl<'a> Lease<'a> {
             Err(_) => false,
         }
     }
-}
 
-impl Guard for Lease<'_> {
-    fn wake_at(&self) -> Option<u64> {
-        Some(self.next.min(self.stop_at()))
-    }
-
-    fn tick(&mut self, now: u64) -> Result<(), u64> {
-        let stop_at = self.stop_at();
-        if now >= stop_at {
-            let deadline = self.expiry().saturating_sub(MARGIN_NS);
-            self.say_lost(b"its lease could not be renewed in time", deadline.saturating_sub(now));
-            return Err(deadline);
-        }
-        // One keepalive, bounded so that a hung server cannot make us miss
-        // the moment to stop the job.
-        let deadline = stop_at.min(now.saturating_add(self.period_ns));
+    /// One keepalive, by `deadline`, on the next endpoint if this one
+    /// fails. Only an answer for the whole TTL confirms the lease (and
+    /// feeds the watchdog): a shorter one would shorten the deadline under
+    /// a job already running.
+    fn renew(&mut self, deadline: u64) -> Renewal {
         let sent = now_ns();
         let mut result = self.client.keepalive(self.id, deadline);
         if result.is_err() && self.switch_endpoint(deadline) {
             result = self.client.keepalive(self.id, deadline);
         }
         match result {
-            Ok(ttl) if ttl > 0 => {
+            Ok(0) => Renewal::Gone,
+            Ok(ttl) if (ttl as u64).saturating_mul(1_000_000_000) >= self.ttl_ns => {
                 self.confirmed = sent;
-                self.ttl_ns = self.ttl_ns.min((ttl as u64).saturating_mul(1_000_000_000));
                 self.next = sent + self.period_ns;
                 self.last_error = None;
-                Ok(())
+                if let Some(watchdog) = &self.watchdog {
+                    watchdog.feed(self.kill_at());
+                }
+                Renewal::Confirmed
             }
-            // The server says the lease is gone: someone else may hold the
-            // lock already. Stop the job now.
             Ok(_) => {
-                self.say_lost(b"etcd says its lease is gone", 0);
-                Err(now_ns())
+                self.last_error = Some(Error::Reply("etcd renewed the lease for less than it granted"));
+                Renewal::Failed
             }
             Err(error) => {
                 self.last_error = Some(error);
+                Renewal::Failed
+            }
+        }
+    }
+
+    /// Make the key's value name the job (its pid, group, command), if the
+    /// key is still ours (its create revision); `Ok(false)` if it is gone.
+    fn write_record(&mut self, job: u32, deadline: u64) -> Result<bool, Error> {
+        let mut value = LineBuf::<{ record::CAPACITY }>::new();
+        compose_record(value.line(), Some(job), self.argv);
+        self.client.replace_value(
+            self.key.as_bytes(),
+            self.revision,
+            self.id,
+            value.line().as_bytes(),
+            deadline,
+        )
+    }
+}
+
+impl Guard for Lease<'_> {
+    fn wake_at(&self) -> Option<u64> {
+        if self.record_due.is_some() && !self.record_tried {
+            return Some(0);
+        }
+        Some(self.next.min(self.stop_at()))
+    }
+
+    fn tick(&mut self, now: u64) -> Result<(), u64> {
+        let stop_at = self.stop_at();
+        if now >= stop_at {
+            let deadline = self.kill_at();
+            self.say_lost(b"its lease could not be renewed in time", deadline.saturating_sub(now));
+            return Err(deadline);
+        }
+        // Bounded so that a hung server cannot make us miss the moment to
+        // stop the job.
+        let deadline = stop_at.min(now.saturating_add(self.period_ns));
+        if let Some(job) = self.record_due {
+            self.record_tried = true;
+            match self.write_record(job, deadline) {
+                Ok(true) => self.record_due = None,
+                Ok(false) => {
+                    // Deleted behind our back: another waiter may own the
+                    // lock now.
+                    self.say_lost(b"its key is gone from etcd", 0);
+                    return Err(now_ns());
+                }
+                Err(_) => {} // Again with the next keepalive.
+            }
+            if now < self.next {
+                return Ok(());
+            }
+        }
+        match self.renew(deadline) {
+            Renewal::Confirmed => Ok(()),
+            // The server says the lease is gone: someone else may hold the
+            // lock already. Stop the job now.
+            Renewal::Gone => {
+                self.say_lost(b"etcd says its lease is gone", 0);
+                Err(now_ns())
+            }
+            Renewal::Failed => {
                 // Try again soon; the deadline to stop stays where it is.
                 self.next = now_ns().saturating_add(self.period_ns / 4).min(stop_at);
                 Ok(())
             }
+        }
+    }
+
+    fn job_started(&mut self, job: libc::pid_t) -> bool {
+        self.record_due = u32::try_from(job).ok();
+        self.record_tried = false;
+        match &self.watchdog {
+            Some(watchdog) => {
+                watchdog.watch(job);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -594,6 +791,9 @@ pub fn status(lock: &[u8], json: bool) -> u8 {
         };
         let mut key = [0u8; etcd::KEY_MAX];
         let key = owner.key(&mut key)?;
+        if !key.starts_with(prefix.line().as_bytes()) {
+            return Err(Error::Reply("the lock's owner is a key outside the lock's name"));
+        }
         let mut value = [0u8; record::CAPACITY];
         let value = owner.value(&mut value)?;
         let record = match record::parse(value) {
@@ -610,12 +810,12 @@ pub fn status(lock: &[u8], json: bool) -> u8 {
             line.push_u64(owner.create_revision as u64);
             json::push_key(line, "waiting", false);
             line.push_u64(count.saturating_sub(1) as u64);
-            json::push_key(line, "pid", false);
-            json::push_opt_u64(line, record.as_ref().and_then(|r| r.pid).map(u64::from));
-            json::push_key(line, "host", false);
-            json::push_opt_str(line, record.as_ref().and_then(|r| r.host));
-            json::push_key(line, "since", false);
-            json::push_opt_str(line, record.as_ref().and_then(|r| r.since));
+            match &record {
+                Some(record) => crate::status::push_record_fields(line, record),
+                None => {
+                    line.push(br#","pid":null,"host":null,"since":null"#);
+                }
+            }
             line.push(b"}");
         } else {
             line.push_quoted(lock).push(b": held");

@@ -344,7 +344,7 @@ fn push_held_by(out: &mut Line, locker: Option<u32>) {
 }
 
 /// "pid 4242 (rsync -a /srv /backup), user backup, since ... (3h 2m ago)".
-fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
+pub fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
     match record.pid {
         Some(pid) => out.push(b"pid ").push_u64(u64::from(pid)),
         None => out.push(b"an unknown pid"),

@@ -113,6 +113,12 @@ pub trait Guard {
     /// Do the duty. `Err(deadline)`: the lock is lost or cannot be
     /// confirmed; the job must be dead by `deadline`.
     fn tick(&mut self, now: u64) -> Result<(), u64>;
+    /// The job runs as `job`, leading its own process group. A guard that
+    /// watches the group from a process of its own (an etcd lease's
+    /// watchdog) says so, and then no guardian is started.
+    fn job_started(&mut self, _job: libc::pid_t) -> bool {
+        false
+    }
 }
 
 /// No duty: `--unlink`, `--no-inherit`, `--max-runtime`.
@@ -198,7 +204,9 @@ pub fn run(
     JOB.store(job, SeqCst);
     // The parent-death signal reaches only the job itself; a guardian
     // takes its whole group down with withlock.
-    let guardian = if watch.own_group && watch.die_with_parent { guard_group(job, parent) } else { 0 };
+    let watched = guard.job_started(job);
+    let guardian =
+        if watch.own_group && watch.die_with_parent && !watched { guard_group(job, parent) } else { 0 };
     started(job as u32);
     if watch.verbose {
         say(b"started the job as pid ", Some(job as u32), b", staying its parent");

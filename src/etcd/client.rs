@@ -168,6 +168,9 @@ impl<'a> Client<'a> {
         body.push(b"}");
         let reply = self.call(b"/v3/lease/grant", deadline)?;
         let id = int(&reply, b"ID")?.ok_or(Error::Reply("no lease ID in the grant"))?;
+        if id <= 0 {
+            return Err(Error::Reply("a lease ID that is not positive"));
+        }
         let ttl = int(&reply, b"TTL")?.unwrap_or(0);
         Ok(Lease { id, ttl })
     }
@@ -234,19 +237,19 @@ impl<'a> Client<'a> {
         let my_revision = if succeeded == Some(true) {
             header_revision
         } else {
-            int(&reply, b"responses[0].response_range.kvs[0].create_revision")?
+            revision(&reply, b"responses[0].response_range.kvs[0].create_revision")?
                 .ok_or(Error::Reply("our key is missing from the transaction's answer"))?
         };
         let owner = reply.at(b"responses[1].response_range").map_err(bad)?;
         let owner = owner.ok_or(Error::Reply("no owner range in the transaction's answer"))?;
-        let count = int(&owner, b"count")?.unwrap_or(0);
+        let count = count(&owner)?;
         let attempt = match owner.at(b"kvs[0]").map_err(bad)? {
             Some(kv) => Attempt {
                 my_key,
                 my_revision,
                 owner_key: Key::from_b64(&field(&kv, b"key")?.ok_or(Error::Reply("owner without a key"))?)?,
-                owner_revision: int(&kv, b"create_revision")?.unwrap_or(0),
-                owner_lease: int(&kv, b"lease")?.unwrap_or(0),
+                owner_revision: revision(&kv, b"create_revision")?.unwrap_or(0),
+                owner_lease: lease_id(&kv)?,
                 count,
                 header_revision,
             },
@@ -262,7 +265,38 @@ impl<'a> Client<'a> {
                 header_revision,
             },
         };
+        check_attempt(&attempt, prefix, lease)?;
         Ok(attempt)
+    }
+
+    /// Put `value` into `key` under `lease` if the key still has create
+    /// revision `revision` (`POST /v3/kv/txn`): whether it had (a key
+    /// deleted, or deleted and made again, is not ours any more).
+    pub fn replace_value(
+        &mut self,
+        key: &[u8],
+        revision: i64,
+        lease: i64,
+        value: &[u8],
+        deadline: u64,
+    ) -> Result<bool, Error> {
+        let body = self.body();
+        body.push(b"{\"compare\":[{");
+        push_b64(body, b"key", key);
+        body.push(b",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":");
+        push_i64(body, revision);
+        body.push(b"}],\"success\":[{\"request_put\":{");
+        push_b64(body, b"key", key);
+        body.push(b",");
+        push_b64(body, b"value", value);
+        body.push(b",\"lease\":");
+        push_i64(body, lease);
+        body.push(b"}}]}");
+        let reply = self.call(b"/v3/kv/txn", deadline)?;
+        header_revision(&reply)?;
+        let succeeded =
+            reply.get(b"succeeded").map_err(bad)?.map(|v| v.as_bool()).transpose().map_err(bad)?;
+        Ok(succeeded == Some(true))
     }
 
     /// Ask for lock `name` for `lease` with `POST /v3/lock/lock`, which
@@ -339,9 +373,10 @@ impl<'a> Client<'a> {
         let reply = self.call(b"/v3/kv/range", deadline)?;
         let Some(kv) = reply.at(b"kvs[0]").map_err(bad)? else { return Ok(None) };
         Ok(Some(KeyInfo {
-            create_revision: int(&kv, b"create_revision")?.unwrap_or(0),
-            mod_revision: int(&kv, b"mod_revision")?.unwrap_or(0),
-            lease: int(&kv, b"lease")?.unwrap_or(0),
+            create_revision: revision(&kv, b"create_revision")?
+                .ok_or(Error::Reply("a key without a create revision"))?,
+            mod_revision: revision(&kv, b"mod_revision")?.unwrap_or(0),
+            lease: lease_id(&kv)?,
         }))
     }
 
@@ -363,7 +398,7 @@ impl<'a> Client<'a> {
         let more = reply.get(b"more").map_err(bad)?.map(|v| v.as_bool()).transpose().map_err(bad)?;
         Ok(Range {
             header_revision: header_revision(&reply)?,
-            count: int(&reply, b"count")?.unwrap_or(0),
+            count: count(&reply)?,
             more: more == Some(true),
             kvs,
         })
@@ -533,9 +568,10 @@ impl<'r> Iterator for Range<'r> {
             Ok(Kv {
                 key: field(&kv, b"key")?.ok_or(Error::Reply("a key-value without a key"))?,
                 value: field(&kv, b"value")?,
-                create_revision: int(&kv, b"create_revision")?.unwrap_or(0),
-                mod_revision: int(&kv, b"mod_revision")?.unwrap_or(0),
-                lease: int(&kv, b"lease")?.unwrap_or(0),
+                create_revision: revision(&kv, b"create_revision")?
+                    .ok_or(Error::Reply("a key without a create revision"))?,
+                mod_revision: revision(&kv, b"mod_revision")?.unwrap_or(0),
+                lease: lease_id(&kv)?,
             })
         };
         Some(read())
@@ -571,7 +607,51 @@ impl Kv<'_> {
 
 /// The members shared by the calls' replies.
 fn header_revision(reply: &Value) -> Result<i64, Error> {
-    int(reply, b"header.revision")?.ok_or(Error::Reply("no header.revision in the answer"))
+    revision(reply, b"header.revision")?.ok_or(Error::Reply("no header.revision in the answer"))
+}
+
+/// A revision at `path`: etcd's revisions start at 1, so a zero or negative
+/// one is a server we cannot trust (left out: `None`).
+fn revision(value: &Value, path: &[u8]) -> Result<Option<i64>, Error> {
+    match int(value, path)? {
+        Some(n) if n <= 0 => Err(Error::Reply("a revision that is not positive")),
+        n => Ok(n),
+    }
+}
+
+/// A `count` (of keys): never negative.
+fn count(value: &Value) -> Result<i64, Error> {
+    match int(value, b"count")?.unwrap_or(0) {
+        n if n < 0 => Err(Error::Reply("a negative count of keys")),
+        n => Ok(n),
+    }
+}
+
+/// A key's lease id (0: none); lease ids are positive.
+fn lease_id(kv: &Value) -> Result<i64, Error> {
+    match int(kv, b"lease")?.unwrap_or(0) {
+        n if n < 0 => Err(Error::Reply("a negative lease id")),
+        n => Ok(n),
+    }
+}
+
+/// What a lock attempt's answer must say to be believed: the owner is a
+/// key under `NAME/` no younger than ours, and is ours (under `lease`) if
+/// it has our revision; our key is counted.
+fn check_attempt(attempt: &Attempt, prefix: &[u8], lease: i64) -> Result<(), Error> {
+    if !attempt.owner_key.as_bytes().starts_with(prefix) {
+        return Err(Error::Reply("the lock's owner is a key outside the lock's name"));
+    }
+    if attempt.owner_revision > attempt.my_revision || attempt.my_revision > attempt.header_revision {
+        return Err(Error::Reply("revisions out of order"));
+    }
+    if attempt.acquired() && (attempt.owner_key != attempt.my_key || attempt.owner_lease != lease) {
+        return Err(Error::Reply("another key with our key's revision"));
+    }
+    if attempt.count < 1 {
+        return Err(Error::Reply("our key is not counted"));
+    }
+    Ok(())
 }
 
 fn bad(e: jsonread::Malformed) -> Error {

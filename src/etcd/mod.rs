@@ -15,6 +15,7 @@
 //! names); PORT defaults to 2379.
 
 pub mod client;
+pub mod watchdog;
 
 use crate::text::Line;
 use crate::{http, net};

@@ -1,0 +1,395 @@
+//! The watchdog: a process beside withlock that SIGKILLs the job's process
+//! group when withlock has not shown in time that the lease is alive.
+//!
+//! withlock alone cannot promise that the job is dead before its lease can
+//! expire: a withlock that is stopped (SIGSTOP, Ctrl-Z, a tracer, a cgroup
+//! freezer), hangs in a system call or is starved of CPU renews nothing and
+//! stops nothing, while the job runs on and another host takes the lock.
+//! So a second process, which none of that stops along with withlock, keeps
+//! the same deadline on the boot clock: the instant by which the job must be
+//! dead (the send time of the last acknowledged keepalive, plus the TTL,
+//! minus the margin). Only an acknowledged keepalive moves it on. If the
+//! deadline passes, or withlock dies (the feed pipe reaches end of file
+//! without a stand-down), the watchdog SIGKILLs the job's group.
+//!
+//! The deadline lives in a page shared with withlock: feeding is one atomic
+//! store, no system call, and a watchdog that was itself stopped for a while
+//! reads the latest deadline when it runs again, so stopping it alone
+//! changes nothing. It sleeps until the deadline (about once per lease TTL),
+//! not once per keepalive.
+//!
+//! Signalling a group by its id is safe only while that id cannot name
+//! another group. The watchdog puts a child of its own, the *pin*, into the
+//! job's group and leaves it unreaped until the end: while the pin exists
+//! (alive or a zombie) the group's id cannot be reused, so the watchdog
+//! signals `-job` only when the kernel says the pin is in that group
+//! (`getpgid`). The pin ignores every signal it may and sleeps; it is not
+//! withlock's child, so withlock's wait for the job's group does not wait
+//! for it.
+//!
+//! The watchdog keeps no descriptor but its end of the feed pipe and stderr
+//! (no lock, no etcd connection), is in a process group of its own (a signal
+//! to withlock's group does not stop it), ignores the signals a terminal or
+//! `kill` might send, and is stood down and reaped by withlock at the end.
+
+use crate::error::Failure;
+use crate::sys::{self, Errno};
+use crate::text;
+use core::ffi::c_int;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::SeqCst};
+
+/// What withlock and the watchdog share (a page mapped before the fork).
+#[repr(C)]
+struct Shared {
+    /// Boot-clock nanoseconds by which the job's group must be dead.
+    deadline: AtomicU64,
+    /// The job's pid (and process group), once it runs; 0 before.
+    job: AtomicI32,
+    /// The pin's pid, for withlock to reap if the watchdog dies first.
+    pin: AtomicI32,
+    /// withlock is done with the job: leave without killing.
+    stand_down: AtomicBool,
+    /// withlock is stopping the job itself and has said why: a kill by the
+    /// watchdog then needs no message of its own.
+    stopping: AtomicBool,
+    /// The watchdog SIGKILLed the job's group.
+    fired: AtomicBool,
+}
+
+/// Signals the watchdog and the pin ignore: those a terminal, a shell or an
+/// operator's `kill` might send to withlock's or the job's group.
+const IGNORED: [c_int; 10] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGPIPE,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+];
+
+/// withlock's side of a running watchdog.
+pub struct Watchdog {
+    pid: libc::pid_t,
+    shared: &'static Shared,
+    /// The write end of the feed pipe: its end of file, without a
+    /// stand-down, means withlock died.
+    feed: c_int,
+    /// A read end kept too, so that a write never raises SIGPIPE if the
+    /// watchdog is gone (end of file depends on the write ends only).
+    spare: c_int,
+}
+
+/// How long withlock waits for the watchdog to leave when stood down,
+/// before it SIGKILLs it (a traced watchdog cannot be continued).
+const LEAVE_WITHIN_MS: u32 = 1000;
+
+impl Watchdog {
+    /// Start a watchdog that kills the job's group at `deadline` (boot-clock
+    /// ns) unless fed; `name` is the lock's, for its message. Before the job
+    /// exists it has nothing to kill: tell it with [`Watchdog::watch`].
+    pub fn start(deadline: u64, name: &[u8]) -> Result<Watchdog, Failure<'static>> {
+        let size = core::mem::size_of::<Shared>();
+        // SAFETY: an anonymous shared mapping; no pointer of ours is passed.
+        let page = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return Err(Failure::System { call: "mmap", errno: sys::errno() });
+        }
+        // SAFETY: the mapping is page-aligned, zero-filled (all-zero is a
+        // valid `Shared`: atomics are plain integers), at least `size` bytes,
+        // and never unmapped: it lives as long as the process.
+        let shared: &'static Shared = unsafe { &*page.cast::<Shared>() };
+        shared.deadline.store(deadline, SeqCst);
+
+        let mut fds = [-1; 2];
+        // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
+        unsafe {
+            if libc::pipe(fds.as_mut_ptr()) == -1 {
+                return Err(Failure::System { call: "pipe", errno: sys::errno() });
+            }
+            for fd in fds {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        // SAFETY: getpid cannot fail.
+        let withlock = unsafe { libc::getpid() };
+        // Block every signal across the fork: withlock's handlers must not
+        // run in the watchdog before it has set its own.
+        let mut all = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut old = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset initializes the set; sigprocmask takes valid sets.
+        let old = unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            libc::sigprocmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr());
+            old.assume_init()
+        };
+        // SAFETY: single-threaded; the child runs only `watch_over`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            watch_over(shared, fds[0], withlock, name);
+        }
+        let errno = sys::errno();
+        // SAFETY: the mask saved above.
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
+        if pid == -1 {
+            fds.into_iter().for_each(sys::close);
+            return Err(Failure::System { call: "fork", errno });
+        }
+        Ok(Watchdog { pid, shared, feed: fds[1], spare: fds[0] })
+    }
+
+    /// A keepalive was acknowledged: the job may live until `deadline`.
+    /// (Deadlines only move on.)
+    pub fn feed(&self, deadline: u64) {
+        self.shared.deadline.fetch_max(deadline, SeqCst);
+    }
+
+    /// The job runs as `job`, leading its own process group.
+    pub fn watch(&self, job: libc::pid_t) {
+        self.shared.job.store(job, SeqCst);
+        // SAFETY: one byte from a valid buffer, to wake the watchdog.
+        unsafe { libc::write(self.feed, [b'j'].as_ptr().cast(), 1) };
+    }
+
+    /// withlock is stopping the job itself, and has said why.
+    pub fn stopping(&self) {
+        self.shared.stopping.store(true, SeqCst);
+    }
+
+    /// The job is done with: make the watchdog leave (reaping it and its
+    /// pin, by force if it does not go), and say whether it had SIGKILLed
+    /// the job's group.
+    pub fn stand_down(self) -> bool {
+        self.shared.stand_down.store(true, SeqCst);
+        sys::close(self.feed);
+        sys::close(self.spare);
+        // Signal it only while it is surely ours: an unreaped child (the
+        // job's watcher reaps any child that ends, so it may be gone).
+        if reap_within(self.pid, 0) == Reaped::Running {
+            // SAFETY: plain integers; our unreaped child.
+            unsafe { libc::kill(self.pid, libc::SIGCONT) };
+            if reap_within(self.pid, LEAVE_WITHIN_MS) == Reaped::Running {
+                // SAFETY: as above.
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                reap_within(self.pid, u32::MAX);
+                // Its pin dies with it (Linux: its parent-death signal) and
+                // comes to us, the job's subreaper.
+                let pin = self.shared.pin.load(SeqCst);
+                if pin > 0 {
+                    reap_within(pin, LEAVE_WITHIN_MS);
+                }
+            }
+        }
+        self.shared.fired.load(SeqCst)
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Reaped {
+    /// Still running (or stopped): our unreaped child.
+    Running,
+    /// Reaped now, or not our child (any more).
+    Gone,
+}
+
+/// Reap `pid` if it ends within `ms` milliseconds (`u32::MAX`: however long).
+fn reap_within(pid: libc::pid_t, ms: u32) -> Reaped {
+    let mut waited = 0;
+    loop {
+        let mut status = 0;
+        let flags = if ms == u32::MAX { 0 } else { libc::WNOHANG };
+        // SAFETY: `status` is a valid int to fill.
+        match unsafe { libc::waitpid(pid, &mut status, flags) } {
+            0 => {}
+            -1 if sys::errno() == Errno(libc::EINTR) => continue,
+            _ => return Reaped::Gone,
+        }
+        if waited >= ms {
+            return Reaped::Running;
+        }
+        let pause = libc::timespec { tv_sec: 0, tv_nsec: 2_000_000 };
+        // SAFETY: a valid timespec; an early return only loops sooner.
+        unsafe { libc::nanosleep(&pause, ptr::null_mut()) };
+        waited += 2;
+    }
+}
+
+/// The feed pipe's read end, in the watchdog.
+const FEED: c_int = 3;
+
+/// The watchdog's whole life.
+fn watch_over(shared: &'static Shared, feed: c_int, withlock: libc::pid_t, name: &[u8]) -> ! {
+    // SAFETY: plain calls on our own process with valid arguments: a group
+    // of our own, signals ignored or at their defaults, then unblocked; the
+    // feed pipe moved to FEED and every other descriptor closed but stderr
+    // (for the one message), so that we hold no lock and no connection.
+    unsafe {
+        libc::setpgid(0, 0);
+        for signal in IGNORED {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        if feed != FEED {
+            libc::dup2(feed, FEED);
+        }
+        close_from(FEED + 1);
+        libc::close(0);
+        libc::close(1);
+        let mut none = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(none.as_mut_ptr());
+        libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), ptr::null_mut());
+    }
+    let mut job = 0;
+    let mut pin = 0;
+    let mut withlock_died = false;
+    loop {
+        if shared.stand_down.load(SeqCst) {
+            leave(pin);
+        }
+        if job == 0 {
+            job = shared.job.load(SeqCst);
+            if job > 1 {
+                pin = make_pin(job);
+                shared.pin.store(pin, SeqCst);
+            }
+        }
+        let now = crate::clock::boot_ns();
+        let overdue = now >= shared.deadline.load(SeqCst);
+        if job > 1 && (overdue || withlock_died) {
+            kill_group(shared, job, pin);
+            if overdue && !withlock_died && !shared.stopping.load(SeqCst) {
+                say_fired(withlock, job, name);
+            }
+            leave(pin);
+        }
+        if withlock_died {
+            leave(pin); // before the job ran: nothing to stop
+        }
+        // Sleep until the deadline; once it has passed with no job yet,
+        // until withlock says something (a job, or a stand-down).
+        let wait = if overdue {
+            -1
+        } else {
+            let left = shared.deadline.load(SeqCst).saturating_sub(now);
+            c_int::try_from(left.div_ceil(1_000_000)).unwrap_or(c_int::MAX)
+        };
+        let mut poll = libc::pollfd { fd: FEED, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut poll, 1, wait) } > 0 {
+            let mut drain = [0u8; 16];
+            // SAFETY: a valid buffer. 0 is end of file: withlock closed the
+            // pipe (a stand-down, checked first thing) or died.
+            let n = unsafe { libc::read(FEED, drain.as_mut_ptr().cast(), drain.len()) };
+            if n == 0 && !shared.stand_down.load(SeqCst) {
+                withlock_died = true;
+            }
+        }
+    }
+}
+
+/// SIGKILL the job's group, if our pin is still in it (so its id is still
+/// the job's group's); note that we did.
+fn kill_group(shared: &Shared, job: libc::pid_t, pin: libc::pid_t) {
+    // SAFETY: plain integers. `pin` is our unreaped child, so its pid is
+    // ours; a group it is in cannot have been replaced. Never a group <= 1.
+    unsafe {
+        if job > 1 && pin > 0 && libc::getpgid(pin) == job {
+            shared.fired.store(true, SeqCst);
+            libc::kill(-job, libc::SIGKILL);
+        }
+    }
+}
+
+/// Reap the pin (killing it first: it never ends by itself) and exit.
+fn leave(pin: libc::pid_t) -> ! {
+    if pin > 0 {
+        end_pin(pin);
+    }
+    // SAFETY: _exit takes a plain integer and never returns.
+    unsafe { libc::_exit(0) }
+}
+
+/// A child of ours in the job's group, sleeping until it is killed; its
+/// pid, or 0 if it could not be made (then we signal no group: the job's
+/// has already gone, since a group leader cannot leave its group).
+fn make_pin(job: libc::pid_t) -> libc::pid_t {
+    // SAFETY: getpid cannot fail.
+    let watchdog = unsafe { libc::getpid() };
+    // SAFETY: single-threaded; the child only sleeps.
+    let pin = unsafe { libc::fork() };
+    if pin == 0 {
+        // SAFETY: plain calls on our own process. It dies with the watchdog
+        // (Linux), holds no descriptor, and ignores what it may (inherited).
+        unsafe {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != watchdog {
+                libc::_exit(0);
+            }
+            close_from(0);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    if pin < 0 {
+        return 0;
+    }
+    // SAFETY: plain integers; our child, which has not exec'd.
+    if unsafe { libc::setpgid(pin, job) } != 0 {
+        end_pin(pin);
+        return 0;
+    }
+    pin
+}
+
+/// Kill and reap the pin, our child.
+fn end_pin(pin: libc::pid_t) {
+    // SAFETY: plain integers; the pin is our unreaped child.
+    unsafe { libc::kill(pin, libc::SIGKILL) };
+    reap_within(pin, u32::MAX);
+}
+
+/// Close every descriptor from `first` on.
+fn close_from(first: c_int) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: close_range takes plain integers and only closes descriptors.
+    if unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) } == 0 {
+        return;
+    }
+    // Older kernels, other systems: one at a time, up to the limit.
+    // SAFETY: sysconf takes a plain integer.
+    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+    let max = c_int::try_from(max).unwrap_or(c_int::MAX).clamp(first.max(1024), 65536);
+    for fd in first..max {
+        // SAFETY: closing a descriptor that may not be open is harmless.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Say, even with -q, that the watchdog stopped the job.
+#[cold]
+fn say_fired(withlock: libc::pid_t, job: libc::pid_t, name: &[u8]) {
+    let mut buf = text::diagnostic();
+    let line = buf.line();
+    line.push(b"watchdog: withlock (pid ").push_u64(withlock as u64);
+    line.push(b") did not renew the lease of etcd lock ").push_quoted(name);
+    line.push(
+        b" in time (stopped, traced, hung or starved of CPU); SIGKILLed the job's process group (pgid ",
+    );
+    line.push_u64(job as u64).push(b") before the lease can expire");
+    line.emit();
+}
