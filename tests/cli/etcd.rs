@@ -920,3 +920,240 @@ fn through_a_tls_tunnel_to_a_tls_only_server() {
     job.release();
     holder.wait(COARSE).assert_code(0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// etcd's replies are input (issue 10, item 9).
+
+/// `body` with the first `"FIELD":"` value made negative (`"revision":"-5"`).
+fn negated(body: &str, field: &str) -> Option<String> {
+    let at = body.find(&format!("\"{field}\":\""))? + field.len() + 4;
+    Some(format!("{}-{}", &body[..at], &body[at..]))
+}
+
+/// `body` with the first key of the first `"kvs"` list replaced by `key`.
+fn with_first_key(body: &str, key: &str) -> Option<String> {
+    let at = body.find(r#""kvs":[{"key":""#)? + r#""kvs":[{"key":""#.len();
+    let end = at + body[at..].find('"')?;
+    Some(format!("{}{}{}", &body[..at], crate::etcd_support::base64(key.as_bytes()), &body[end..]))
+}
+
+/// A lease shorter than asked (or none), a revision or count that is not positive, an owner
+/// key outside `NAME/`: each from a real etcd with that one field altered on its way. withlock
+/// must refuse with 69 before the job runs, say why even with -q, and leave no key or lease.
+#[test]
+fn replies_that_cannot_be_trusted_exit_69_before_the_job_runs() {
+    let t = TempDir::new();
+    let server = EtcdServer::start();
+    let ctl = server.ctl();
+    type Rule = fn(&str, &str) -> Option<String>;
+    let cases: [(&str, &str, Rule); 6] = [
+        ("shorter lease", "shorter than the 15s asked", |path, body| {
+            (path == "/v3/lease/grant").then(|| body.replace(r#""TTL":"15""#, r#""TTL":"5""#))
+        }),
+        ("lease without TTL", "without a time to live", |path, body| {
+            (path == "/v3/lease/grant").then(|| body.replace(r#""TTL":"15""#, r#""TTL":"0""#))
+        }),
+        ("negative lease TTL", "without a time to live", |path, body| {
+            (path == "/v3/lease/grant").then(|| body.replace(r#""TTL":"15""#, r#""TTL":"-15""#))
+        }),
+        ("negative revision", "not positive", |path, body| {
+            (path == "/v3/kv/txn").then(|| negated(body, "revision")).flatten()
+        }),
+        ("negative count", "negative count", |path, body| {
+            (path == "/v3/kv/txn").then(|| negated(body, "count")).flatten()
+        }),
+        ("owner outside NAME/", "outside the lock's name", |path, body| {
+            (path == "/v3/kv/txn").then(|| with_first_key(body, "elsewhere/1")).flatten()
+        }),
+    ];
+    for (what, said, rule) in cases {
+        let proxy = crate::etcd_support::TamperingProxy::start(&server.endpoint(), rule);
+        let marker = t.join("ran");
+        let out = run_touch(&["-q"], &proxy.url("input"), &marker);
+        assert!(proxy.tampered() >= 1, "{what}: the reply was never altered\n{}", out.describe());
+        assert_eq!(out.code(), Some(UNAVAILABLE), "{what}: expected 69\n{}", out.describe());
+        assert!(!exists(&marker), "{what}: the job ran\n{}", out.describe());
+        assert_said(&out, said);
+        assert!(out.elapsed < Duration::from_secs(10), "{what}: took {:?}", out.elapsed);
+        assert_released(&ctl, "input");
+    }
+
+    // --status: an owner key outside NAME/ is not a holder of NAME.
+    let job = Job::new(&t, &JobLog::new(&t), "A");
+    let holder = hold(&[], &server.url("input"), &job);
+    let proxy = crate::etcd_support::TamperingProxy::start(&server.endpoint(), |path, body| {
+        (path == "/v3/kv/range").then(|| with_first_key(body, "elsewhere/1")).flatten()
+    });
+    let out = run_within(withlock().arg("--status").arg(proxy.url("input")), COARSE);
+    assert_eq!(out.code(), Some(UNAVAILABLE), "{}", out.describe());
+    out.assert_stderr_mentions("outside the lock's name");
+    job.release();
+    holder.wait(COARSE).assert_code(0);
+}
+
+/// `--status` on an etcd lock says what it says of a lock file's holder: the job's pid (not
+/// withlock's), its command line and its user, and the host; in JSON too.
+#[test]
+fn status_names_the_jobs_pid_command_and_user() {
+    let t = TempDir::new();
+    let server = EtcdServer::start();
+    let url = server.url("who");
+    let pid_file = t.join("job.pid");
+    let argv = ["sh", "-c", r#"echo $$ > "$1.tmp" && mv "$1.tmp" "$1" && exec sleep 60"#, "sh"];
+    let mut holder = start(withlock().arg(&url).args(argv).arg(&pid_file));
+    eventually("the job runs", COARSE, || exists(&pid_file) || !holder.is_running());
+    let job: i32 = read_string(&pid_file).trim().parse().unwrap();
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let user = crate::holder::user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+    let mut text = String::new();
+    let shows_job = wait_until(Duration::from_secs(10), || {
+        text = run_within(withlock().arg("--status").arg(&url), COARSE).stdout_str();
+        text.contains(&format!("pid {job} "))
+    });
+    assert!(shows_job, "the job's pid {job} is not shown: {text}");
+    assert!(!text.contains(&format!("pid {} ", holder.pid())), "withlock's pid is shown: {text}");
+    assert!(text.contains("(sh -c "), "no command line: {text}");
+    assert!(text.contains(&format!("user {user}")) || text.contains(&format!("user \"{user}\"")), "{text}");
+    assert!(text.contains(&host_name()), "no host: {text}");
+
+    let out = run_within(withlock().args(["--status", "--json"]).arg(&url), COARSE);
+    out.assert_code(BUSY);
+    let o = Json::parse(out.stdout_str().trim()).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
+    assert_eq!(o.u64_at("pid"), job as u64);
+    assert_eq!(o.u64_at("pgid"), job as u64, "the job leads its own group");
+    assert_eq!(o.u64_at("uid"), u64::from(uid));
+    assert_eq!(o.str_at("user"), user);
+    assert_eq!(o.str_at("host"), host_name());
+    let Json::Arr(shown) = o.at("argv") else { panic!("argv is not a list: {o:?}") };
+    let shown: Vec<&str> =
+        shown.iter().map(|a| if let Json::Str(s) = a { s.as_str() } else { panic!("{a:?}") }).collect();
+    assert_eq!(shown[..4], argv);
+    assert_eq!(shown[4], pid_file.to_str().unwrap());
+    assert_eq!(o.at("command_cut"), &Json::Bool(false));
+    send_signal(holder.pid(), libc::SIGTERM);
+    holder.wait(COARSE);
+}
+
+// ---------------------------------------------------------------------------------------------
+// withlock itself stopped: the watchdog (issue 14).
+
+/// A job that appends `tick WHO NANOS` to the log $1 every 20 ms for as long as the log
+/// exists (so it ends with the test's TempDir, whatever happened to its locker).
+const TICKER: &str = r#"exec 2>/dev/null
+while [ -e "$1" ]; do echo "tick $2 $(date +%s%N)" >> "$1"; sleep 0.02; done"#;
+
+/// The pids of `pid`'s children.
+fn children(pid: i32) -> Vec<i32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    text.split_whitespace().map(|p| p.parse().unwrap()).collect()
+}
+
+/// The process group of `pid`, from /proc.
+fn pgid_of(pid: i32) -> i32 {
+    let stat = read_string(Path::new(&format!("/proc/{pid}/stat")));
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    fields[2].parse().unwrap()
+}
+
+/// What `pid`'s descriptors point at (`socket:[...]`, `pipe:[...]`, paths).
+fn descriptors(pid: i32) -> Vec<String> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok()).map(|p| p.display().to_string()).collect()
+}
+
+/// SIGSTOP withlock alone while its job writes timestamps and another withlock waits: the
+/// job must be dead before the waiter's job starts (the lease expires while withlock is
+/// stopped), and withlock, once continued, exits 76 and says why.
+#[test]
+fn a_stopped_withlock_still_has_its_job_killed_before_the_lease_can_expire() {
+    let _timing = timing();
+    let t = TempDir::new();
+    let server = EtcdServer::start();
+    let ctl = server.ctl();
+    let url = server.url("frozen-holder");
+    let log = JobLog::new(&t);
+    fs::write(log.path(), b"").unwrap();
+    let mut holder = start(
+        withlock()
+            .args(["--lease", "3s"])
+            .arg(&url)
+            .args(["sh", "-c", TICKER, "sh"])
+            .arg(log.path())
+            .arg("A"),
+    );
+    eventually("A's job ticks", COARSE, || log.time("tick", "A").is_some() || !holder.is_running());
+    let next = Job::new(&t, &log, "B");
+    let mut waiter = start(withlock().args(["-w", "30s"]).arg(&url).args(next.argv()));
+    eventually("B queues", COARSE, || ctl.get_prefix("frozen-holder").len() == 2);
+
+    send_signal(holder.pid(), libc::SIGSTOP);
+    let stopped = Instant::now();
+    next.wait_started(&mut waiter, COARSE);
+    let start_b = log.time("start", "B").unwrap();
+    thread::sleep(Duration::from_millis(500)); // room for late ticks of A to show
+    let last_a = log.events().into_iter().filter(|e| e.what == "tick" && e.who == "A").map(|e| e.ns).max();
+    let last_a = last_a.unwrap();
+    assert!(
+        last_a < start_b,
+        "A's job ran on {} ms after B's started (withlock stopped {:?} before B started):\n{}",
+        (last_a - start_b) / 1_000_000,
+        stopped.elapsed(),
+        log.dump()
+    );
+
+    send_signal(holder.pid(), libc::SIGCONT);
+    let out = holder.wait(COARSE);
+    out.assert_code(LEASE_LOST);
+    assert_said(&out, "lost the etcd lock");
+    out.assert_stderr_mentions("frozen-holder");
+    next.release();
+    waiter.wait(COARSE).assert_code(0);
+}
+
+/// The watchdog alone stopped (for longer than the lease) changes nothing while withlock
+/// runs: the job runs on, under the same key. It holds no etcd connection, keeps a pin in the
+/// job's group, and withlock stands it down and reaps it (and its pin) at the end, even while
+/// it is stopped.
+#[test]
+fn a_stopped_watchdog_changes_nothing_and_is_reaped() {
+    let _timing = timing();
+    let t = TempDir::new();
+    let server = EtcdServer::start();
+    let ctl = server.ctl();
+    let log = JobLog::new(&t);
+    let job = Job::new(&t, &log, "A");
+    let holder = hold(&["--lease", "3s"], &server.url("dog"), &job);
+    let before = the_withlock_key(&ctl, "dog");
+    let others: Vec<i32> = children(holder.pid()).into_iter().filter(|&p| p != job.pid()).collect();
+    assert_eq!(others.len(), 1, "withlock's children besides the job: {others:?}");
+    let watchdog = others[0];
+    let held = descriptors(watchdog);
+    assert!(!held.iter().any(|d| d.starts_with("socket:")), "the watchdog holds a socket: {held:?}");
+    assert!(held.len() <= 2, "the watchdog holds more than its pipe and stderr: {held:?}");
+    assert_ne!(pgid_of(watchdog), pgid_of(holder.pid()), "the watchdog shares withlock's group");
+    let pins = children(watchdog);
+    assert_eq!(pins.len(), 1, "the watchdog's children: {pins:?}");
+    assert_eq!(pgid_of(pins[0]), job.pid(), "the pin is not in the job's group");
+    assert!(descriptors(pins[0]).is_empty(), "the pin holds descriptors: {:?}", descriptors(pins[0]));
+
+    send_signal(watchdog, libc::SIGSTOP);
+    thread::sleep(Duration::from_secs(5)); // longer than the lease
+    assert!(!job.dead() && log.time("end", "A").is_none(), "the job was stopped:\n{}", log.dump());
+    send_signal(watchdog, libc::SIGCONT);
+    thread::sleep(Duration::from_millis(500));
+    assert!(!job.dead(), "the job died once the watchdog was continued");
+    assert_eq!(the_withlock_key(&ctl, "dog"), before, "the lock changed hands");
+
+    // Stopped again at the end: withlock still stands it down, promptly.
+    send_signal(watchdog, libc::SIGSTOP);
+    job.release();
+    let out = holder.wait(COARSE);
+    out.assert_code(0);
+    assert!(out.stderr.is_empty(), "{}", out.describe());
+    assert!(out.elapsed < COARSE, "{}", out.describe());
+    for pid in [watchdog, pins[0]] {
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} was not reaped (a zombie left)");
+    }
+    assert_released(&ctl, "dog");
+}

@@ -1,6 +1,7 @@
 //! The etcd harness: throwaway etcd servers, three-member clusters and proxies (`etcd
 //! grpc-proxy`, `etcd gateway`) that a test starts as its own children, `etcdctl` as the
-//! reference client, a fake etcd that answers garbage, endpoints that are dead or drop every
+//! reference client, a fake etcd that answers garbage, a proxy that alters one field of a
+//! real etcd's replies, endpoints that are dead or drop every
 //! connection attempt, and network namespaces joined to this host by a veth pair that a test
 //! can cut: a real partition on one machine.
 //!
@@ -943,7 +944,8 @@ impl Drop for FakeEtcd {
 }
 
 /// Reads one request: headers, then as many body bytes as Content-Length says (bounded).
-fn read_request(conn: &mut TcpStream, stop: &AtomicBool) -> bool {
+/// The raw request, or `None` if the connection ended (or `stop` was set) first.
+fn read_request(conn: &mut TcpStream, stop: &AtomicBool) -> Option<Vec<u8>> {
     conn.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -957,21 +959,21 @@ fn read_request(conn: &mut TcpStream, stop: &AtomicBool) -> bool {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
             if got.len() >= end + 4 + len.min(1 << 20) {
-                return true;
+                return Some(got);
             }
         }
         if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-            return false;
+            return None;
         }
         match conn.read(&mut buf) {
-            Ok(0) => return false,
+            Ok(0) => return None,
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
                 ) => {}
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
 }
@@ -987,7 +989,7 @@ fn serve_fake(mut conn: TcpStream, reply: &FakeReply, stop: &AtomicBool, request
         let _ = conn.shutdown(Shutdown::Both);
         return;
     }
-    if !read_request(&mut conn, stop) {
+    if read_request(&mut conn, stop).is_none() {
         return;
     }
     requests.fetch_add(1, Ordering::Relaxed);
@@ -1010,6 +1012,94 @@ fn serve_fake(mut conn: TcpStream, reply: &FakeReply, stop: &AtomicBool, request
                     Err(_) => return,
                 }
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tampering proxy: a real etcd behind it, one kind of reply altered.
+
+/// How a `TamperingProxy` alters replies: given the request's path and etcd's reply body,
+/// the body to send instead (`None`: as it came).
+pub type Tamper = dyn Fn(&str, &str) -> Option<String> + Send + Sync;
+
+/// An HTTP proxy on 127.0.0.1 in front of a real etcd's JSON gateway that passes every
+/// request on and every reply back, except that `tamper` may rewrite a reply's body: etcd
+/// itself, with exactly one field made into what a broken or hostile server might say.
+pub struct TamperingProxy {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    tampered: Arc<AtomicUsize>,
+    accepter: Option<JoinHandle<()>>,
+}
+
+impl TamperingProxy {
+    pub fn start(
+        upstream: &str,
+        tamper: impl Fn(&str, &str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let tampered = Arc::new(AtomicUsize::new(0));
+        let tamper: Arc<Tamper> = Arc::new(tamper);
+        let (s, n, upstream) = (stop.clone(), tampered.clone(), upstream.to_string());
+        let accepter = thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (s, n, t, up) = (s.clone(), n.clone(), tamper.clone(), upstream.clone());
+                        thread::spawn(move || relay(conn, &up, &*t, &s, &n));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        TamperingProxy { port, stop, tampered, accepter: Some(accepter) }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("etcd://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// How many replies it has altered.
+    pub fn tampered(&self) -> usize {
+        self.tampered.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TamperingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.accepter.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One client connection of a `TamperingProxy`: each request to etcd on a connection of its
+/// own, each reply back with a correct Content-Length, the connection kept alive.
+fn relay(mut conn: TcpStream, upstream: &str, tamper: &Tamper, stop: &AtomicBool, tampered: &AtomicUsize) {
+    while let Some(raw) = read_request(&mut conn, stop) {
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let Ok(reply) = http(upstream, "POST", &path, body, Duration::from_secs(60)) else { return };
+        let body = match tamper(&path, &reply.body) {
+            Some(altered) => {
+                tampered.fetch_add(1, Ordering::Relaxed);
+                altered
+            }
+            None => reply.body,
+        };
+        let answer = format!(
+            "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            reply.status,
+            body.len()
+        );
+        if conn.write_all(answer.as_bytes()).is_err() {
+            return;
         }
     }
 }

@@ -183,7 +183,7 @@ fn my_pgrp() -> i32 {
 }
 
 /// The name /etc/passwd gives `uid`.
-fn user_name(uid: u32) -> Option<String> {
+pub fn user_name(uid: u32) -> Option<String> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();
