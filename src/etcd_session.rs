@@ -574,9 +574,9 @@ impl<'a> Lease<'a> {
     }
 
     /// Stand the watchdog down (the job has ended); whether it had killed
-    /// the job's group.
+    /// the job's group. It is reaped once the lease is revoked.
     fn disarm(&mut self) -> bool {
-        self.watchdog.take().is_some_and(Watchdog::stand_down)
+        self.watchdog.as_mut().is_some_and(Watchdog::stand_down)
     }
 
     /// Say, even with `-q`, that the lock is lost and the job is being
@@ -633,12 +633,16 @@ impl<'a> Lease<'a> {
     }
 
     /// Give the lease back at once (bounded); if that fails it expires.
+    /// Then the watchdog, if any, is reaped: nothing is left to guard.
     fn revoke(&mut self, within: Duration) {
         let deadline = now_ns().saturating_add(nanos(within));
         if self.client.revoke(self.id, deadline).is_err_and(|e| !e.is_lease_not_found())
             && self.switch_endpoint(deadline)
         {
             let _ = self.client.revoke(self.id, deadline);
+        }
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.reap();
         }
     }
 

@@ -27,8 +27,8 @@
 //! withlock's child, so withlock's wait for the job's group does not wait
 //! for it.
 //!
-//! The watchdog keeps no descriptor but its end of the feed pipe and stderr
-//! (no lock, no etcd connection), is in a process group of its own (a signal
+//! The watchdog keeps no descriptor but its ends of two pipes with withlock
+//! and stderr (no lock, no etcd connection), is in a process group of its own (a signal
 //! to withlock's group does not stop it), ignores the signals a terminal or
 //! `kill` might send, and is stood down and reaped by withlock at the end.
 
@@ -82,6 +82,9 @@ pub struct Watchdog {
     /// A read end kept too, so that a write never raises SIGPIPE if the
     /// watchdog is gone (end of file depends on the write ends only).
     spare: c_int,
+    /// The read end of a pipe whose write end only the watchdog holds: end
+    /// of file when it exits.
+    gone: c_int,
 }
 
 /// How long withlock waits for the watchdog to leave when stood down,
@@ -114,16 +117,14 @@ impl Watchdog {
         let shared: &'static Shared = unsafe { &*page.cast::<Shared>() };
         shared.deadline.store(deadline, SeqCst);
 
-        let mut fds = [-1; 2];
-        // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
-        unsafe {
-            if libc::pipe(fds.as_mut_ptr()) == -1 {
-                return Err(Failure::System { call: "pipe", errno: sys::errno() });
+        let fds = pipe()?;
+        let back = match pipe() {
+            Ok(back) => back,
+            Err(failure) => {
+                fds.into_iter().for_each(sys::close);
+                return Err(failure);
             }
-            for fd in fds {
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            }
-        }
+        };
         // SAFETY: getpid cannot fail.
         let withlock = unsafe { libc::getpid() };
         // Block every signal across the fork: withlock's handlers must not
@@ -139,16 +140,17 @@ impl Watchdog {
         // SAFETY: single-threaded; the child runs only `watch_over`.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            watch_over(shared, fds[0], withlock, name);
+            watch_over(shared, fds[0], back[1], withlock, name);
         }
         let errno = sys::errno();
         // SAFETY: the mask saved above.
         unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
+        sys::close(back[1]);
         if pid == -1 {
-            fds.into_iter().for_each(sys::close);
+            [fds[0], fds[1], back[0]].into_iter().for_each(sys::close);
             return Err(Failure::System { call: "fork", errno });
         }
-        Ok(Watchdog { pid, shared, feed: fds[1], spare: fds[0] })
+        Ok(Watchdog { pid, shared, feed: fds[1], spare: fds[0], gone: back[0] })
     }
 
     /// A keepalive was acknowledged: the job may live until `deadline`.
@@ -169,31 +171,45 @@ impl Watchdog {
         self.shared.stopping.store(true, SeqCst);
     }
 
-    /// The job is done with: make the watchdog leave (reaping it and its
-    /// pin, by force if it does not go), and say whether it had SIGKILLed
-    /// the job's group.
-    pub fn stand_down(self) -> bool {
-        self.shared.stand_down.store(true, SeqCst);
-        sys::close(self.feed);
-        sys::close(self.spare);
-        // Signal it only while it is surely ours: an unreaped child (the
-        // job's watcher reaps any child that ends, so it may be gone).
-        if reap_within(self.pid, 0) == Reaped::Running {
-            // SAFETY: plain integers; our unreaped child.
-            unsafe { libc::kill(self.pid, libc::SIGCONT) };
-            if reap_within(self.pid, LEAVE_WITHIN_MS) == Reaped::Running {
-                // SAFETY: as above.
-                unsafe { libc::kill(self.pid, libc::SIGKILL) };
-                reap_within(self.pid, u32::MAX);
-                // Its pin dies with it (Linux: its parent-death signal) and
-                // comes to us, the job's subreaper.
-                let pin = self.shared.pin.load(SeqCst);
-                if pin > 0 {
-                    reap_within(pin, LEAVE_WITHIN_MS);
-                }
+    /// The job is done with: tell the watchdog to leave (continuing it if
+    /// it was stopped), and say whether it had SIGKILLed the job's group.
+    /// [`Watchdog::reap`] waits for it, later: its exit then overlaps
+    /// withlock's last call to etcd.
+    pub fn stand_down(&mut self) -> bool {
+        if !self.shared.stand_down.swap(true, SeqCst) {
+            sys::close(self.feed);
+            sys::close(self.spare);
+            // Signal it only while it is surely ours: an unreaped child (the
+            // job's watcher reaps any child that ends, so it may be gone).
+            if reap_within(self.pid, 0) == Reaped::Running {
+                // SAFETY: plain integers; our unreaped child.
+                unsafe { libc::kill(self.pid, libc::SIGCONT) };
             }
         }
         self.shared.fired.load(SeqCst)
+    }
+
+    /// Stand the watchdog down if not done yet, and reap it and its pin (by
+    /// force if it does not leave: a traced process cannot be continued).
+    pub fn reap(mut self) {
+        self.stand_down();
+        let mut exited = libc::pollfd { fd: self.gone, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd. Readable means end of file: the watchdog
+        // is exiting (or gone), and waiting for it no longer blocks.
+        if unsafe { libc::poll(&mut exited, 1, LEAVE_WITHIN_MS as c_int) } > 0 {
+            reap_within(self.pid, u32::MAX);
+        } else if reap_within(self.pid, 0) == Reaped::Running {
+            // SAFETY: plain integers; our unreaped child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            reap_within(self.pid, u32::MAX);
+            // Its pin dies with it (Linux: its parent-death signal) and comes
+            // to us, the job's subreaper.
+            let pin = self.shared.pin.load(SeqCst);
+            if pin > 0 {
+                reap_within(pin, LEAVE_WITHIN_MS);
+            }
+        }
+        sys::close(self.gone);
     }
 }
 
@@ -227,25 +243,45 @@ fn reap_within(pid: libc::pid_t, ms: u32) -> Reaped {
     }
 }
 
-/// The feed pipe's read end, in the watchdog.
+/// A pipe, both ends close-on-exec.
+fn pipe() -> Result<[c_int; 2], Failure<'static>> {
+    let mut fds = [-1; 2];
+    // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) == -1 {
+            return Err(Failure::System { call: "pipe", errno: sys::errno() });
+        }
+        for fd in fds {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    Ok(fds)
+}
+
+/// In the watchdog: the feed pipe's read end, and the write end of the pipe
+/// that tells withlock we have exited.
 const FEED: c_int = 3;
+const GONE: c_int = 4;
 
 /// The watchdog's whole life.
-fn watch_over(shared: &'static Shared, feed: c_int, withlock: libc::pid_t, name: &[u8]) -> ! {
+fn watch_over(shared: &'static Shared, feed: c_int, gone: c_int, withlock: libc::pid_t, name: &[u8]) -> ! {
     // SAFETY: plain calls on our own process with valid arguments: a group
     // of our own, signals ignored or at their defaults, then unblocked; the
-    // feed pipe moved to FEED and every other descriptor closed but stderr
-    // (for the one message), so that we hold no lock and no connection.
+    // pipes moved to FEED and GONE and every other descriptor closed but
+    // stderr (for the one message), so that we hold no lock and no
+    // connection.
     unsafe {
         libc::setpgid(0, 0);
         for signal in IGNORED {
             libc::signal(signal, libc::SIG_IGN);
         }
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-        if feed != FEED {
-            libc::dup2(feed, FEED);
-        }
-        close_from(FEED + 1);
+        // Out of the way of the targets first (a pipe may be on 3 or 4).
+        let feed = libc::fcntl(feed, libc::F_DUPFD, GONE + 1);
+        let gone = libc::fcntl(gone, libc::F_DUPFD, GONE + 1);
+        libc::dup2(feed, FEED);
+        libc::dup2(gone, GONE);
+        close_from(GONE + 1);
         libc::close(0);
         libc::close(1);
         let mut none = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
