@@ -560,7 +560,7 @@ impl<'a> Lease<'a> {
     /// (renewing it now if a keepalive is due): the job may start.
     fn fresh(&mut self) -> bool {
         let now = now_ns();
-        if now >= self.next && now < self.stop_at() {
+        if now >= self.confirmed.saturating_add(self.period_ns) && now < self.stop_at() {
             let deadline = self.stop_at().min(now.saturating_add(self.period_ns));
             self.renew(deadline);
         }

@@ -762,6 +762,47 @@ mod tests {
         assert!(check_reply(200, br#"{"ID":"1","error":"lease exists"}"#).is_err());
     }
 
+    /// Numbers a server must not send: they are refused, not used.
+    #[test]
+    fn untrusted_numbers_are_refused() {
+        let json = |text: &'static str| jsonread::parse(text.as_bytes()).unwrap();
+        assert_eq!(revision(&json(r#"{"r":"7"}"#), b"r").unwrap(), Some(7));
+        assert_eq!(revision(&json(r#"{}"#), b"r").unwrap(), None);
+        for bad in [r#"{"r":"0"}"#, r#"{"r":"-7"}"#] {
+            assert!(matches!(revision(&json(bad), b"r"), Err(Error::Reply(_))), "{bad}");
+        }
+        assert_eq!(count(&json(r#"{"count":"2"}"#)).unwrap(), 2);
+        assert!(count(&json(r#"{"count":"-1"}"#)).is_err());
+        assert!(lease_id(&json(r#"{"lease":"-3"}"#)).is_err());
+        assert!(header_revision(&json(r#"{"header":{"revision":"-1"}}"#)).is_err());
+
+        let ours = Key::lock_key(b"n", 0x1f).unwrap();
+        let good = Attempt {
+            my_key: ours,
+            my_revision: 5,
+            owner_key: ours,
+            owner_revision: 5,
+            owner_lease: 0x1f,
+            count: 1,
+            header_revision: 5,
+        };
+        assert!(check_attempt(&good, b"n/", 0x1f).is_ok());
+        let other = Key::lock_key(b"n", 0x2f).unwrap();
+        let queued = Attempt { owner_key: other, owner_revision: 3, owner_lease: 0x2f, count: 2, ..good };
+        assert!(check_attempt(&queued, b"n/", 0x1f).is_ok());
+        let outside = Key::lock_key(b"elsewhere", 0x2f).unwrap();
+        for bad in [
+            Attempt { owner_key: outside, owner_revision: 3, ..good },
+            Attempt { owner_key: other, ..good },
+            Attempt { owner_lease: 0x2f, ..good },
+            Attempt { owner_revision: 6, ..queued },
+            Attempt { my_revision: 9, ..queued },
+            Attempt { count: 0, ..good },
+        ] {
+            assert!(check_attempt(&bad, b"n/", 0x1f).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn request_bodies() {
         let text = |f: &dyn Fn(&mut Line)| {
