@@ -407,9 +407,10 @@ fn close_from(first: c_int) {
         return;
     }
     // Older kernels, other systems: one at a time, up to the limit.
-    // SAFETY: sysconf takes a plain integer.
-    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
-    let max = c_int::try_from(max).unwrap_or(c_int::MAX).clamp(first.max(1024), 65536);
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid rlimit to fill.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let max = c_int::try_from(limit.rlim_cur).unwrap_or(c_int::MAX).clamp(1024, 65536);
     for fd in first..max {
         // SAFETY: closing a descriptor that may not be open is harmless.
         unsafe { libc::close(fd) };
