@@ -382,16 +382,10 @@ fn wake_pipe() -> Result<c_int, Failure<'static>> {
     if made >= 0 {
         return Ok(made);
     }
-    let mut fds = [-1; 2];
-    // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
-    unsafe {
-        if libc::pipe(fds.as_mut_ptr()) == -1 {
-            return Err(Failure::System { call: "pipe", errno: sys::errno() });
-        }
-        for fd in fds {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
-        }
+    let fds = sys::pipe().map_err(|errno| Failure::System { call: "pipe", errno })?;
+    for fd in fds {
+        // SAFETY: fcntl on our own descriptor with plain integer arguments.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
     }
     WAKE[1].store(fds[1], SeqCst);
     WAKE[0].store(fds[0], SeqCst);

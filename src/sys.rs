@@ -93,6 +93,20 @@ pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<Fd, Errno> 
     }
 }
 
+/// A pipe, both ends close-on-exec: read end, write end (raw: they are
+/// handed around, and closed by whoever keeps them).
+pub fn pipe() -> Result<[c_int; 2], Errno> {
+    let mut fds = [-1; 2];
+    // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
+    unsafe {
+        check(libc::pipe(fds.as_mut_ptr()))?;
+        for fd in fds {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    Ok(fds)
+}
+
 /// A close-on-exec duplicate of `fd`.
 pub fn dup_cloexec(fd: c_int) -> Result<Fd, Errno> {
     // SAFETY: fcntl with F_DUPFD_CLOEXEC takes plain integers.

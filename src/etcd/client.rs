@@ -215,15 +215,8 @@ impl<'a> Client<'a> {
         prefix[name.len()] = b'/';
         let key = my_key.as_bytes();
         let body = self.body();
-        body.push(b"{\"compare\":[{");
-        push_b64(body, b"key", key);
-        body.push(b",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":\"0\"}],\"success\":[{\"request_put\":{");
-        push_b64(body, b"key", key);
+        push_put_if_created(body, key, 0, value, lease);
         body.push(b",");
-        push_b64(body, b"value", value);
-        body.push(b",\"lease\":");
-        push_i64(body, lease);
-        body.push(b"}},");
         push_owner_range(body, prefix);
         body.push(b"],\"failure\":[{\"request_range\":{");
         push_b64(body, b"key", key);
@@ -232,9 +225,7 @@ impl<'a> Client<'a> {
         body.push(b"]}");
         let reply = self.call(b"/v3/kv/txn", deadline)?;
         let header_revision = header_revision(&reply)?;
-        let succeeded =
-            reply.get(b"succeeded").map_err(bad)?.map(|v| v.as_bool()).transpose().map_err(bad)?;
-        let my_revision = if succeeded == Some(true) {
+        let my_revision = if succeeded(&reply)? {
             header_revision
         } else {
             revision(&reply, b"responses[0].response_range.kvs[0].create_revision")?
@@ -281,22 +272,11 @@ impl<'a> Client<'a> {
         deadline: u64,
     ) -> Result<bool, Error> {
         let body = self.body();
-        body.push(b"{\"compare\":[{");
-        push_b64(body, b"key", key);
-        body.push(b",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":");
-        push_i64(body, revision);
-        body.push(b"}],\"success\":[{\"request_put\":{");
-        push_b64(body, b"key", key);
-        body.push(b",");
-        push_b64(body, b"value", value);
-        body.push(b",\"lease\":");
-        push_i64(body, lease);
-        body.push(b"}}]}");
+        push_put_if_created(body, key, revision, value, lease);
+        body.push(b"]}");
         let reply = self.call(b"/v3/kv/txn", deadline)?;
         header_revision(&reply)?;
-        let succeeded =
-            reply.get(b"succeeded").map_err(bad)?.map(|v| v.as_bool()).transpose().map_err(bad)?;
-        Ok(succeeded == Some(true))
+        succeeded(&reply)
     }
 
     /// Ask for lock `name` for `lease` with `POST /v3/lock/lock`, which
@@ -702,6 +682,29 @@ fn push_prefix(line: &mut Line, prefix: &[u8]) {
         _ => &b"\0"[..],
     };
     push_b64(line, b"range_end", end);
+}
+
+/// The start of a transaction that puts `value` into `key` under `lease`
+/// if the key's create revision is `revision` (0: the key does not exist),
+/// up to the end of its first success operation.
+fn push_put_if_created(body: &mut Line, key: &[u8], revision: i64, value: &[u8], lease: i64) {
+    body.push(b"{\"compare\":[{");
+    push_b64(body, b"key", key);
+    body.push(b",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":");
+    push_i64(body, revision);
+    body.push(b"}],\"success\":[{\"request_put\":{");
+    push_b64(body, b"key", key);
+    body.push(b",");
+    push_b64(body, b"value", value);
+    body.push(b",\"lease\":");
+    push_i64(body, lease);
+    body.push(b"}}");
+}
+
+/// Whether a transaction's comparisons held.
+fn succeeded(reply: &Value) -> Result<bool, Error> {
+    let succeeded = reply.get(b"succeeded").map_err(bad)?.map(|v| v.as_bool()).transpose().map_err(bad)?;
+    Ok(succeeded == Some(true))
 }
 
 /// `{"request_range":{...}}` for the owner of a lock: the oldest key under

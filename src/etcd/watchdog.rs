@@ -245,17 +245,7 @@ fn reap_within(pid: libc::pid_t, ms: u32) -> Reaped {
 
 /// A pipe, both ends close-on-exec.
 fn pipe() -> Result<[c_int; 2], Failure<'static>> {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
-    unsafe {
-        if libc::pipe(fds.as_mut_ptr()) == -1 {
-            return Err(Failure::System { call: "pipe", errno: sys::errno() });
-        }
-        for fd in fds {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-    Ok(fds)
+    sys::pipe().map_err(|errno| Failure::System { call: "pipe", errno })
 }
 
 /// In the watchdog: the feed pipe's read end, and the write end of the pipe

@@ -889,39 +889,20 @@ impl FakeReply {
 /// its `FakeReply`; it counts the requests it saw, so a test can tell that the client really
 /// asked.
 pub struct FakeEtcd {
-    port: u16,
-    stop: Arc<AtomicBool>,
+    acceptor: Acceptor,
     requests: Arc<AtomicUsize>,
-    accepter: Option<JoinHandle<()>>,
 }
 
 impl FakeEtcd {
     pub fn start(reply: FakeReply) -> FakeEtcd {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (s, r) = (stop.clone(), requests.clone());
-        let accepter = thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (s, r, reply) = (s.clone(), r.clone(), reply.clone());
-                        thread::spawn(move || serve_fake(conn, &reply, &s, &r));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        FakeEtcd { port, stop, requests, accepter: Some(accepter) }
+        let r = requests.clone();
+        let acceptor = Acceptor::start(move |conn, stop| serve_fake(conn, &reply, stop, &r));
+        FakeEtcd { acceptor, requests }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.acceptor.port)
     }
 
     pub fn url(&self, name: &str) -> String {
@@ -934,10 +915,41 @@ impl FakeEtcd {
     }
 }
 
-impl Drop for FakeEtcd {
+/// A listener on 127.0.0.1 whose thread hands each connection to `serve`, in a thread of
+/// its own, until dropped (then `serve` sees its stop flag set).
+struct Acceptor {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Acceptor {
+    fn start(serve: impl Fn(TcpStream, &AtomicBool) + Send + Sync + 'static) -> Acceptor {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let serve = Arc::new(serve);
+        let s = stop.clone();
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (s, serve) = (s.clone(), serve.clone());
+                        thread::spawn(move || serve(conn, &s));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Acceptor { port, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Acceptor {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.accepter.take() {
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
@@ -1019,18 +1031,12 @@ fn serve_fake(mut conn: TcpStream, reply: &FakeReply, stop: &AtomicBool, request
 // ---------------------------------------------------------------------------------------------
 // A tampering proxy: a real etcd behind it, one kind of reply altered.
 
-/// How a `TamperingProxy` alters replies: given the request's path and etcd's reply body,
-/// the body to send instead (`None`: as it came).
-pub type Tamper = dyn Fn(&str, &str) -> Option<String> + Send + Sync;
-
 /// An HTTP proxy on 127.0.0.1 in front of a real etcd's JSON gateway that passes every
 /// request on and every reply back, except that `tamper` may rewrite a reply's body: etcd
 /// itself, with exactly one field made into what a broken or hostile server might say.
 pub struct TamperingProxy {
-    port: u16,
-    stop: Arc<AtomicBool>,
+    acceptor: Acceptor,
     tampered: Arc<AtomicUsize>,
-    accepter: Option<JoinHandle<()>>,
 }
 
 impl TamperingProxy {
@@ -1038,29 +1044,14 @@ impl TamperingProxy {
         upstream: &str,
         tamper: impl Fn(&str, &str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
         let tampered = Arc::new(AtomicUsize::new(0));
-        let tamper: Arc<Tamper> = Arc::new(tamper);
-        let (s, n, upstream) = (stop.clone(), tampered.clone(), upstream.to_string());
-        let accepter = thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (s, n, t, up) = (s.clone(), n.clone(), tamper.clone(), upstream.clone());
-                        thread::spawn(move || relay(conn, &up, &*t, &s, &n));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        TamperingProxy { port, stop, tampered, accepter: Some(accepter) }
+        let (n, upstream) = (tampered.clone(), upstream.to_string());
+        let acceptor = Acceptor::start(move |conn, stop| relay(conn, &upstream, &tamper, stop, &n));
+        TamperingProxy { acceptor, tampered }
     }
 
     pub fn url(&self, name: &str) -> String {
-        format!("etcd://127.0.0.1:{}/{name}", self.port)
+        format!("etcd://127.0.0.1:{}/{name}", self.acceptor.port)
     }
 
     /// How many replies it has altered.
@@ -1069,18 +1060,15 @@ impl TamperingProxy {
     }
 }
 
-impl Drop for TamperingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.accepter.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// One client connection of a `TamperingProxy`: each request to etcd on a connection of its
 /// own, each reply back with a correct Content-Length, the connection kept alive.
-fn relay(mut conn: TcpStream, upstream: &str, tamper: &Tamper, stop: &AtomicBool, tampered: &AtomicUsize) {
+fn relay(
+    mut conn: TcpStream,
+    upstream: &str,
+    tamper: &dyn Fn(&str, &str) -> Option<String>,
+    stop: &AtomicBool,
+    tampered: &AtomicUsize,
+) {
     while let Some(raw) = read_request(&mut conn, stop) {
         let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
