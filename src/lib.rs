@@ -215,6 +215,50 @@ fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     c_int::from(status::run(named.chain((first..args.count).map(|i| args.get(i))), options.json))
 }
 
+/// The slot a `--slots N` job took: `index` of `of` (N).
+#[derive(Clone, Copy)]
+pub struct Slot {
+    pub index: u8,
+    pub of: u8,
+}
+
+/// Does withlock stay the job's parent rather than become the job? Every
+/// option that needs someone to watch the job says so here, whatever took
+/// the lock (LOCK itself or a slot of it).
+fn stays_parent(options: &cli::Options) -> bool {
+    options.unlink || options.no_inherit || options.max_runtime.is_some()
+}
+
+/// Run the job under the lock we hold on the file `path` (LOCK, or a slot's
+/// file): become it, or stay its parent if an option needs one (see
+/// [`stay_parent`]). `Ok` is the exit status when withlock stayed the
+/// parent; `Err` why the job could not be run.
+pub(crate) fn run_job(
+    locked: lock::Locked,
+    path: &CStr,
+    slot: Option<Slot>,
+    argv: exec::Argv,
+    options: &cli::Options,
+) -> Result<u8, Failure<'static>> {
+    // SAFETY: all-zero is a valid utsname, for uname to fill.
+    let mut uts = unsafe { core::mem::zeroed() };
+    let mut store_record = |job: Option<u32>| {
+        // Shared holders are many: none of them is "the" holder.
+        if !options.shared {
+            let mut facts = record::Facts::now(job, record::host_name(&mut uts));
+            if let Some(slot) = slot {
+                (facts.slots, facts.slot) = (slot.of, slot.index);
+            }
+            record::store(path, &locked, &facts, argv.iter());
+        }
+    };
+    if stays_parent(options) {
+        return stay_parent(&locked, path, argv, options, store_record);
+    }
+    store_record(None);
+    Err(exec::become_command(locked.fd, argv, options.verbose))
+}
+
 /// `--unlink`, `--no-inherit`, `--max-runtime`: run the job as a child (see
 /// [`supervise`]) and return its exit status, or 124 if it was stopped for
 /// running too long. A job killed by a signal kills us the same way.
@@ -323,26 +367,10 @@ fn lock_and_run_command(
         return slots::run(walked, resolved.as_cstr(), argv, options, lock_path);
     }
     let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
-        Ok(locked) => {
-            // SAFETY: all-zero is a valid utsname, for uname to fill.
-            let mut uts = unsafe { core::mem::zeroed() };
-            let mut store_record = |job: Option<u32>| {
-                // Shared holders are many: none of them is "the" holder.
-                if !options.shared {
-                    let facts = record::Facts::now(job, record::host_name(&mut uts));
-                    record::store(resolved.as_cstr(), &locked, &facts, argv.iter());
-                }
-            };
-            if options.unlink || options.no_inherit || options.max_runtime.is_some() {
-                match stay_parent(&locked, resolved.as_cstr(), argv, options, store_record) {
-                    Ok(status) => return c_int::from(status),
-                    Err(failure) => failure,
-                }
-            } else {
-                store_record(None);
-                exec::become_command(locked.fd, argv, options.verbose)
-            }
-        }
+        Ok(locked) => match run_job(locked, resolved.as_cstr(), None, argv, options) {
+            Ok(status) => return c_int::from(status),
+            Err(failure) => failure,
+        },
         Err(failure) => failure,
     };
 

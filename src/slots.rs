@@ -101,12 +101,7 @@ pub fn run(
                     // The record goes through the slot's own descriptor
                     // (nowhere, if it is read-only).
                     let locked = Locked { fd, stat, writable: true };
-                    // SAFETY: all-zero is a valid utsname, for uname to fill.
-                    let mut uts = unsafe { core::mem::zeroed() };
-                    let mut facts = record::Facts::now(None, record::host_name(&mut uts));
-                    (facts.slots, facts.slot) = (options.slots, slot);
                     let path = names.of(slot);
-                    record::store(path, &locked, &facts, argv.iter());
                     if options.verbose {
                         say_slot(path.to_bytes(), slot, options.slots);
                     }
@@ -114,7 +109,11 @@ pub fn run(
                     var[14] = b'0' + slot / 10;
                     var[14 + usize::from(slot >= 10)] = b'0' + slot % 10;
                     if exec::set_environment(&[&var]) {
-                        exec::become_command(locked.fd, argv, options.verbose)
+                        let taken = crate::Slot { index: slot, of: options.slots };
+                        match crate::run_job(locked, path, Some(taken), argv, options) {
+                            Ok(status) => return c_int::from(status),
+                            Err(failure) => failure,
+                        }
                     } else {
                         Failure::System { call: "setting WITHLOCK_SLOT", errno: Errno(libc::ENOMEM) }
                     }

@@ -548,3 +548,57 @@ rmdir "$d/slot-$WITHLOCK_SLOT""#;
         assert!(st.is_file() && st.mode() & 0o7777 == 0o600);
     }
 }
+
+/// A slot job is supervised like any job (issue 15, item 1): `--max-runtime` stops it and its
+/// group (TERM, then KILL after `--kill-after`) and withlock exits 124, the slot is free at
+/// once afterwards, and the slot file's record names the job while it runs (withlock, its
+/// parent, took the lock). A `-w` waiter that gets a slot is limited the same way.
+#[test]
+fn slot_jobs_are_stopped_at_max_runtime() {
+    let _load = timing();
+    let t = TempDir::new();
+    let lock = t.lock();
+    let deaf = r#"trap '' TERM; printf %s "$WITHLOCK_SLOT" > "$1"; exec sleep 6"#;
+    let said = t.join("slot");
+    let out = run_within(
+        withlock()
+            .args(["--slots", "2", "--max-runtime", "0.5", "--kill-after", "0.5"])
+            .arg(&lock)
+            .args(["sh", "-c", deaf, "sh"])
+            .arg(&said),
+        Duration::from_secs(20),
+    );
+    out.assert_code(124);
+    assert_eq!(read_string(&said), "0", "the job did not get its slot");
+    assert!(
+        out.elapsed >= Duration::from_millis(900) && out.elapsed < Duration::from_secs(4),
+        "ended after {:?}: not about --max-runtime 0.5 + --kill-after 0.5\n{}",
+        out.elapsed,
+        out.describe()
+    );
+    run_slot(&[], 2, &lock).assert_code(0).assert_stdout("0");
+
+    // While a supervised slot job runs, its slot file names it as the holder.
+    let holder = hold_slot(&t, &lock, 2, &["--max-runtime", "60"]);
+    let status = run(withlock().arg("--status").arg(slot_file(&lock, holder.slot)));
+    status.assert_code(75);
+    assert!(status.stdout_str().contains(": held by pid "), "{}", status.describe());
+    assert!(!status.stdout_str().contains("stale"), "{}", status.describe());
+
+    // A waiter that gets a slot is limited too.
+    let other = hold_slot(&t, &lock, 2, &[]);
+    let waiter = start(
+        withlock()
+            .args(["-w", "20", "--slots", "2", "--max-runtime", "0.5"])
+            .arg(&lock)
+            .args(["sh", "-c", r#"printf %s "$WITHLOCK_SLOT"; exec sleep 6"#]),
+    );
+    wait_until_has_open(waiter.pid(), &slot_file(&lock, 1));
+    thread::sleep(Duration::from_millis(200));
+    let freed = holder.slot;
+    holder.release();
+    let out = waiter.wait(Duration::from_secs(20));
+    out.assert_code(124).assert_stdout(&freed.to_string());
+    assert!(out.elapsed < Duration::from_secs(5), "the waiter's job ran past its limit\n{}", out.describe());
+    other.release();
+}
