@@ -300,6 +300,11 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
             None,
         );
     }
+    if etcd && options.slots > 0 {
+        // N holders in etcd would need a semaphore of its own (etcdctl has
+        // none); taking the one-holder lock instead would break the promise.
+        return usage("--slots does not go with an etcd:// LOCK (its lock has one holder)", None);
+    }
     if options.fcntl && !cfg!(any(target_os = "linux", target_os = "android")) {
         // POSIX locks, the only fcntl locks here, drop when any descriptor on
         // the file closes, as the holder record's does.
@@ -652,6 +657,7 @@ mod tests {
             assert!(problem.starts_with("--slots does not go with"), "{other}: {problem}");
         }
         assert!(problem(&["withlock", "--status", "--slots", "2", "L"]).contains("--slots"));
+        assert!(problem(&["withlock", "--slots", "2", "etcd://127.0.0.1:2379/x", "c"]).starts_with("--slots"));
         assert_eq!(problem(&["withlock", "--slots"]), "option needs a value");
     }
 

@@ -127,6 +127,12 @@ fn bad_slot_counts_and_combinations_are_usage_errors() {
     let out = run(withlock().args(["--status", "--slots", "2"]).arg(&lock));
     out.assert_code(64).assert_stderr_mentions("--slots");
     assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0, "a usage error created files");
+    // An etcd lock has one holder: N of them is refused before anything is contacted (no
+    // server listens there; a run would be 69).
+    let marker = t.join("ran");
+    let out = run(withlock().args(["--slots", "2", "etcd://127.0.0.1:9/slots"]).arg("touch").arg(&marker));
+    out.assert_code(64).assert_stderr_mentions("--slots does not go with an etcd:// LOCK");
+    assert!(!exists(&marker));
     // The largest N is fine.
     run_slot(&[], 64, &lock).assert_code(0).assert_stdout("0");
 }
