@@ -281,8 +281,14 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     if options.json && !options.status {
         return usage("--json goes with --status", None);
     }
-    if options.kill_after.is_some() && !options.replace && options.max_runtime.is_none() && !etcd {
-        return usage("--kill-after goes with --replace, --max-runtime or an etcd:// LOCK", None);
+    // --kill-after: whenever withlock stops a job (--replace), or stays its
+    // parent and so may be asked to stop it.
+    let stays_parent = options.max_runtime.is_some() || options.unlink || options.no_inherit;
+    if options.kill_after.is_some() && !options.replace && !stays_parent && !etcd {
+        return usage(
+            "--kill-after goes with --replace, --max-runtime, --unlink, --no-inherit or an etcd:// LOCK",
+            None,
+        );
     }
     if !etcd && (options.lease.is_some() || options.connect_timeout.is_some() || options.min_hold.is_some()) {
         return usage("--lease, --connect-timeout and --min-hold go with an etcd:// LOCK", None);
@@ -565,7 +571,7 @@ mod tests {
         assert_eq!(parse_strs(&["withlock", "--replace", "--kill-after=3", "L", "c"]), run(replace, 3));
         assert_eq!(
             problem(&["withlock", "--kill-after", "3", "L", "c"]),
-            "--kill-after goes with --replace, --max-runtime or an etcd:// LOCK"
+            "--kill-after goes with --replace, --max-runtime, --unlink, --no-inherit or an etcd:// LOCK"
         );
         assert!(
             problem(&["withlock", "--replace", "--kill-after", "x", "L", "c"]).starts_with("bad duration")
@@ -657,7 +663,9 @@ mod tests {
             assert!(problem.starts_with("--slots does not go with"), "{other}: {problem}");
         }
         assert!(problem(&["withlock", "--status", "--slots", "2", "L"]).contains("--slots"));
-        assert!(problem(&["withlock", "--slots", "2", "etcd://127.0.0.1:2379/x", "c"]).starts_with("--slots"));
+        assert!(
+            problem(&["withlock", "--slots", "2", "etcd://127.0.0.1:2379/x", "c"]).starts_with("--slots")
+        );
         assert_eq!(problem(&["withlock", "--slots"]), "option needs a value");
     }
 

@@ -269,11 +269,11 @@ impl Session<'_> {
             return c_int::from(exit::OS_ERROR);
         }
         let watch = supervise::Watch {
-            own_group: true,
             max_runtime: self.options.max_runtime,
             kill_after: self.timing.kill_after,
             die_with_parent: true,
             withhold: None,
+            wait_for_group: false,
             verbose: self.options.verbose,
         };
         let started = now_ns();

@@ -270,24 +270,37 @@ fn stay_parent(
     store_record: impl FnOnce(Option<u32>),
 ) -> Result<u8, Failure<'static>> {
     let watch = supervise::Watch {
-        own_group: options.max_runtime.is_some(),
         max_runtime: options.max_runtime,
         kill_after: options.kill_after.unwrap_or(lock::DEFAULT_KILL_AFTER),
         die_with_parent: options.no_inherit,
         withhold: if options.no_inherit { Some(locked.fd.raw()) } else { None },
+        // What the job leaves running holds the lock (with --no-inherit it
+        // does not: such leftovers are the daemons that option is for).
+        wait_for_group: options.max_runtime.is_some() && !options.no_inherit,
         verbose: options.verbose,
     };
     let ended = supervise::run(argv, &watch, &mut supervise::NoGuard, |job| store_record(Some(job)))?;
-    // Remove the file while we still hold its lock, and only if it is still
-    // the file we locked.
+    // Remove the file while we still hold its lock, only if it is still the
+    // file we locked, and only if nothing the job started (which inherited
+    // the lock) runs on: the next job would take a new file beside it.
     if options.unlink
         && sys::lstat(path)
             .is_ok_and(|now| now.st_dev == locked.stat.st_dev && now.st_ino == locked.stat.st_ino)
     {
-        // SAFETY: a valid C string.
-        unsafe { libc::unlink(path.as_ptr()) };
-        if options.verbose {
-            supervise::say(b"the job ended; removed the lock file", None, b"");
+        if !options.no_inherit && supervise::descendants_remain() {
+            if options.verbose {
+                supervise::say(
+                    b"the job ended, but processes it started run on and may hold the lock: the lock file stays",
+                    None,
+                    b"",
+                );
+            }
+        } else {
+            // SAFETY: a valid C string.
+            unsafe { libc::unlink(path.as_ptr()) };
+            if options.verbose {
+                supervise::say(b"the job ended; removed the lock file", None, b"");
+            }
         }
     }
     Ok(match ended {

@@ -3,6 +3,7 @@
 //! lock), `--no-inherit` (only withlock holds the lock, so a daemon the job
 //! leaves behind cannot pin it), `--max-runtime` (stop a hung job), and a
 //! lock in etcd (keep the lease alive; stop the job before it can lapse).
+//! A `--slots` job takes the same path when one of those asks for it.
 //!
 //! This is the one mode that forks; the plain path execs the job directly.
 //! The parent waits in one loop, woken by a self-pipe that every signal
@@ -10,22 +11,34 @@
 //! by the next deadline: the run-time limit, the SIGKILL after
 //! `--kill-after`, or a [`Guard`]'s next duty (an etcd keepalive).
 //!
-//! Process groups. With `--max-runtime` or a [`Guard`] the job gets its own
-//! process group, so that stopping it stops everything it started. If
-//! withlock was in the terminal's foreground, the job's group takes the
-//! terminal: Ctrl-C and Ctrl-\ reach the job once, and Ctrl-Z stops the job,
-//! then withlock (so the shell sees a stopped job; `fg` and `bg` continue
-//! both). Started in the background, the job gets the terminal when `fg`
-//! has given it to withlock and the job wants it. Signals sent to withlock are passed to the whole group. Without an
-//! own group (`--unlink`, `--no-inherit`), the job shares withlock's group:
-//! terminal signals already reach it, so only signals a process sent to
-//! withlock alone are passed on, never twice.
+//! Process groups. The job gets its own process group, so that stopping it
+//! stops everything it started. If withlock was in the terminal's
+//! foreground, the job's group takes the terminal: Ctrl-C and Ctrl-\ reach
+//! the job once, and Ctrl-Z stops the job, then withlock (so the shell sees a
+//! stopped job; `fg` and `bg` continue both). Started in the background, the
+//! job gets the terminal when `fg` has given it to withlock and the job
+//! wants it. Signals sent to withlock are passed to the whole group, once.
+//!
+//! Stop requests. Only SIGTERM and SIGINT sent to withlock ask it to stop:
+//! they are passed on, and a group that has not ended `--kill-after` later
+//! is SIGKILLed. SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are only passed on
+//! (a reload, a thread dump): what the job makes of them is its own affair.
+//!
+//! The job is its group. On Linux withlock is the subreaper of everything
+//! the job starts, so it knows when the job's whole group has ended. With
+//! `--max-runtime`, when the job's main process exits while others of its
+//! group run on (holding the lock they inherited), withlock waits for them
+//! and stops them at the limit as it would the job (then 124); if they end
+//! in time, the main process's status is withlock's.
 //!
 //! Killing withlock. With `--unlink` or `--max-runtime` the job inherits the
 //! lock descriptor: the lock lives until the job is gone. With
-//! `--no-inherit` or a [`Guard`] it does not, so the job is killed when
-//! withlock dies (Linux: the parent-death signal; other systems have none,
-//! so there this promise is not kept).
+//! `--no-inherit` or a [`Guard`] it does not, so the job's group is killed
+//! when withlock dies (Linux: the parent-death signal, and a guardian
+//! process that kills the whole group; other systems have none, so there
+//! this promise is not kept). The guardian holds no lock descriptor, and
+//! withlock reaps it before it returns: when withlock has exited, nothing it
+//! started keeps the lock.
 
 use crate::error::Failure;
 use crate::exec::{self, Argv};
@@ -34,43 +47,38 @@ use crate::text;
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use core::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use core::time::Duration;
 
 /// The signals passed on to the job.
 const FORWARDED: [c_int; 6] =
     [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
 
-/// The job's pid, for the handler.
+/// The job's pid, which is also its process group's id (for the handler).
 static JOB: AtomicI32 = AtomicI32::new(0);
-/// Whether the job leads its own process group (signals go to the group).
-static OWN_GROUP: AtomicBool = AtomicBool::new(false);
 /// The self-pipe: every handled signal writes to it, to wake a waiting loop.
 static WAKE: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
-/// The last signal that asks withlock to stop (SIGTERM, SIGINT, SIGHUP,
-/// SIGQUIT), or 0.
+/// The last signal that would have ended withlock had it not caught it
+/// (SIGTERM, SIGINT, SIGHUP, SIGQUIT), or 0: while there is no job (an etcd
+/// lock's wait, `--min-hold`), it ends withlock.
 static ASKED: AtomicI32 = AtomicI32::new(0);
+/// The last stop request (SIGTERM or SIGINT), or 0: while the job runs, it
+/// makes withlock see the job's group end (SIGKILL after `--kill-after`).
+static STOP: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
+extern "C" fn on_signal(signal: c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
     let job = JOB.load(SeqCst);
     if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT) {
         ASKED.store(signal, SeqCst);
     }
+    if matches!(signal, libc::SIGTERM | libc::SIGINT) {
+        STOP.store(signal, SeqCst);
+    }
     if signal != libc::SIGCHLD && job > 0 {
-        if OWN_GROUP.load(SeqCst) {
-            // The job's group is not ours: whatever reached us, from the
-            // terminal or a process, has not reached it.
-            // SAFETY: kill is async-signal-safe and takes plain integers.
-            unsafe { libc::kill(-job, signal) };
-        } else if code <= 0 && sender != job {
-            // Same group: the terminal's signals (si_code > 0, sent by the
-            // kernel) reached the job already. Pass on only what a process
-            // sent to us alone.
-            // SAFETY: as above.
-            unsafe { libc::kill(job, signal) };
-        }
+        // The job's group is not ours: whatever reached us, from the
+        // terminal or a process, has not reached it.
+        // SAFETY: kill is async-signal-safe and takes plain integers.
+        unsafe { libc::kill(-job, signal) };
     }
     let byte = [0u8];
     // SAFETY: write is async-signal-safe; the pipe is non-blocking, so a
@@ -92,16 +100,17 @@ fn signal_set(signals: &[c_int]) -> libc::sigset_t {
 
 /// How the parent watches the job.
 pub struct Watch {
-    /// The job leads its own process group (and takes the terminal).
-    pub own_group: bool,
     /// Stop the job's group when it has run this long (`--max-runtime`).
     pub max_runtime: Option<Duration>,
     /// From SIGTERM to SIGKILL when withlock stops the job.
     pub kill_after: Duration,
-    /// The job dies with withlock (parent-death signal).
+    /// The job's group dies with withlock (parent-death signal, guardian).
     pub die_with_parent: bool,
     /// A descriptor the job must not inherit (`--no-inherit`'s lock).
     pub withhold: Option<c_int>,
+    /// The job holds the lock, and the limit covers its whole group: once
+    /// its main process has exited, wait (Linux) for the rest of the group.
+    pub wait_for_group: bool,
     pub verbose: bool,
 }
 
@@ -154,10 +163,9 @@ pub fn run(
     started: impl FnOnce(u32),
 ) -> Result<Ended, Failure<'static>> {
     wake_pipe()?;
-    OWN_GROUP.store(watch.own_group, SeqCst);
     // SAFETY: getpid cannot fail.
     let parent = unsafe { libc::getpid() };
-    let terminal = if watch.own_group { controlling_terminal() } else { None };
+    let terminal = controlling_terminal();
     // SAFETY: plain integers.
     let foreground = terminal.filter(|&tty| unsafe { libc::tcgetpgrp(tty) == libc::getpgrp() });
 
@@ -179,15 +187,16 @@ pub fn run(
         handle(signal, &held);
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    if watch.own_group {
-        // Orphans of the job come to us, so that we can tell when its whole
-        // group is gone (waitpid on the group says ECHILD).
-        // SAFETY: prctl with plain integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    // Orphans of the job come to us, so that we can tell when its whole
+    // group is gone (waitpid on the group says ECHILD), and whether
+    // anything it started still runs.
+    // SAFETY: prctl with plain integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
 
     // SAFETY: withlock is single-threaded; the child only sets up its group,
-    // terminal and mask, and execs (or reports and exits).
+    // terminal, signals and mask, and execs (or reports and exits).
     let job = unsafe { libc::fork() };
     if job == -1 {
         return Err(Failure::System { call: "fork", errno: sys::errno() });
@@ -195,18 +204,15 @@ pub fn run(
     if job == 0 {
         become_job(argv, watch, foreground, parent, &old_mask);
     }
-    if watch.own_group {
-        // Also here, so that the group exists before any signal is sent to
-        // it, whichever of us runs first (EACCES: the job did it and execed).
-        // SAFETY: plain integers.
-        unsafe { libc::setpgid(job, job) };
-    }
+    // Also here, so that the group exists before any signal is sent to it,
+    // whichever of us runs first (EACCES: the job did it and execed).
+    // SAFETY: plain integers.
+    unsafe { libc::setpgid(job, job) };
     JOB.store(job, SeqCst);
     // The parent-death signal reaches only the job itself; a guardian
     // takes its whole group down with withlock.
     let watched = guard.job_started(job);
-    let guardian =
-        if watch.own_group && watch.die_with_parent && !watched { guard_group(job, parent) } else { 0 };
+    let guardian = if watch.die_with_parent && !watched { guard_group(job, parent, watch.withhold) } else { 0 };
     started(job as u32);
     if watch.verbose {
         say(b"started the job as pid ", Some(job as u32), b", staying its parent");
@@ -224,22 +230,47 @@ pub fn run(
         terminal,
         status: None,
         stopping: None,
-        own_group: watch.own_group,
         killed: false,
         verbose: watch.verbose,
         kill_after: watch.kill_after,
+        // Only where waitpid can tell that the group is gone.
+        wait_for_group: watch.wait_for_group && cfg!(any(target_os = "linux", target_os = "android")),
+        said_leftovers: false,
     };
     let limit = watch.max_runtime.map(|limit| now_ns().saturating_add(nanos(limit)));
     let ended = watcher.wait(limit, guard);
     if guardian > 0 {
-        // We are not dying: the guardian must not act.
+        // We are not dying: the guardian must not act. Reaped now, so that
+        // it is gone, with everything it inherited, when we are.
         // SAFETY: plain integers; the guardian is our unreaped child.
         unsafe { libc::kill(guardian, libc::SIGKILL) };
+        reap_one(guardian);
     }
     if let Some(tty) = terminal {
         take_back(tty, job);
     }
     ended
+}
+
+/// Wait for our child `pid` to end, and collect it.
+fn reap_one(pid: libc::pid_t) {
+    // SAFETY: waitpid on our own child; no status is wanted.
+    while unsafe { libc::waitpid(pid, ptr::null_mut(), 0) } == -1 && sys::errno() == Errno(libc::EINTR) {}
+}
+
+/// After [`run`]: does anything the job started still run? (On Linux its
+/// orphans are our children, whatever group they are in; elsewhere this
+/// cannot be told, and the answer is no.)
+pub fn descendants_remain() -> bool {
+    loop {
+        // SAFETY: WNOHANG never blocks; no status is wanted.
+        match unsafe { libc::waitpid(-1, ptr::null_mut(), libc::WNOHANG) } {
+            0 => return true,
+            -1 if sys::errno() == Errno(libc::EINTR) => {}
+            -1 => return false,
+            _ => {} // One that had ended, collected; look again.
+        }
+    }
 }
 
 /// The rest of the child's life: its own group and the terminal (if
@@ -252,14 +283,12 @@ fn become_job(
     parent: libc::pid_t,
     old_mask: &libc::sigset_t,
 ) -> ! {
-    if watch.own_group {
-        // SAFETY: plain integers; SIGTTOU is still blocked, so a group that
-        // is not yet the foreground may take the terminal.
-        unsafe {
-            libc::setpgid(0, 0);
-            if let Some(tty) = terminal {
-                libc::tcsetpgrp(tty, libc::getpid());
-            }
+    // SAFETY: plain integers; SIGTTOU is still blocked, so a group that is
+    // not yet the foreground may take the terminal.
+    unsafe {
+        libc::setpgid(0, 0);
+        if let Some(tty) = terminal {
+            libc::tcsetpgrp(tty, libc::getpid());
         }
     }
     if let Some(fd) = watch.withhold {
@@ -269,7 +298,21 @@ fn become_job(
     if watch.die_with_parent {
         die_with(parent);
     }
-    // SAFETY: the caller's saved mask; exec resets the handlers.
+    // A signal the parent passed on before we exec is pending here: it must
+    // act on the job as it would once the job runs, not run our handler
+    // (which would only wake a loop that is not ours). Ignored signals were
+    // never handled, and stay ignored.
+    for signal in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+        // SAFETY: a zeroed sigaction is valid; sigaction reads and fills it.
+        unsafe {
+            let mut action: libc::sigaction = core::mem::zeroed();
+            libc::sigaction(signal, ptr::null(), &mut action);
+            if action.sa_sigaction != libc::SIG_IGN {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+        }
+    }
+    // SAFETY: the caller's saved mask.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, ptr::null_mut()) };
     let failure = exec::exec_command(argv);
     failure.report(b"", argv.iter().next().unwrap_or(b""), c"", false);
@@ -278,9 +321,11 @@ fn become_job(
 }
 
 /// A second child, outside the job's group, that SIGKILLs the whole group
-/// if withlock dies (Linux: its own parent-death signal); withlock kills it
-/// first when all goes well. Its pid, or 0 where there is no such signal.
-fn guard_group(job: libc::pid_t, parent: libc::pid_t) -> libc::pid_t {
+/// if withlock dies (Linux: its own parent-death signal); withlock kills and
+/// reaps it first when all goes well. It closes `withhold` (the lock's
+/// descriptor) at once: it must never keep the lock. Its pid, or 0 where
+/// there is no such signal.
+fn guard_group(job: libc::pid_t, parent: libc::pid_t, withhold: Option<c_int>) -> libc::pid_t {
     if !cfg!(any(target_os = "linux", target_os = "android")) {
         return 0;
     }
@@ -289,6 +334,9 @@ fn guard_group(job: libc::pid_t, parent: libc::pid_t) -> libc::pid_t {
     let guardian = unsafe { libc::fork() };
     if guardian != 0 {
         return guardian.max(0);
+    }
+    if let Some(fd) = withhold {
+        sys::close(fd);
     }
     let death = signal_set(&[libc::SIGUSR2]);
     // SAFETY: plain calls with valid arguments. SIGUSR2 stays blocked, to
@@ -411,31 +459,34 @@ pub fn nanos(d: Duration) -> u64 {
 struct Watcher {
     job: libc::pid_t,
     terminal: Option<c_int>,
-    /// The job's wait status, once it has ended.
+    /// The job's wait status, once its main process has ended.
     status: Option<c_int>,
     /// Why and until when withlock is stopping the job (SIGKILL then);
     /// no reason: withlock was asked to stop, and ends as the job does.
     stopping: Option<(Option<Ended>, u64)>,
-    /// The job leads its own group, which withlock stops when asked to stop.
-    own_group: bool,
     killed: bool,
     verbose: bool,
     kill_after: Duration,
+    /// See [`Watch::wait_for_group`].
+    wait_for_group: bool,
+    /// `-v` told that the main process ended before its group.
+    said_leftovers: bool,
 }
 
 impl Watcher {
     fn wait(&mut self, limit: Option<u64>, guard: &mut impl Guard) -> Result<Ended, Failure<'static>> {
         loop {
             self.reap()?;
-            if self.own_group && self.stopping.is_none() && asked_to_stop().is_some() {
-                // SIGTERM, SIGINT, SIGHUP or SIGQUIT came to withlock and went
-                // on to the job's group: make sure the group ends, as it
-                // would for a job that is its own process.
+            if self.stopping.is_none() && STOP.load(SeqCst) != 0 {
+                // SIGTERM or SIGINT came to withlock and went on to the job's
+                // group: make sure the group ends, as it would for a job that
+                // is its own process.
                 self.stopping = Some((None, now_ns().saturating_add(nanos(self.kill_after))));
             }
             if let Some(status) = self.status {
                 match self.stopping {
-                    None => return Ok(Ended::Exited(status)),
+                    None if !self.wait_for_group || self.group_gone() => return Ok(Ended::Exited(status)),
+                    None => self.say_leftovers(status),
                     Some((why, _)) if self.group_gone() => return Ok(why.unwrap_or(Ended::Exited(status))),
                     Some(_) => {}
                 }
@@ -484,6 +535,20 @@ impl Watcher {
                 next = next.min(at);
             }
             self.sleep_until(next);
+        }
+    }
+
+    /// With `-v`, once: the main process has ended, the rest of its group
+    /// runs on, and withlock waits for it.
+    fn say_leftovers(&mut self, status: c_int) {
+        if self.verbose && !self.said_leftovers {
+            self.said_leftovers = true;
+            let mut buf = text::diagnostic();
+            let line = buf.line();
+            line.push(b"the job's main process ended (");
+            push_status(line, status);
+            line.push(b"); other processes of its group run on, holding the lock: waiting for them, up to --max-runtime");
+            line.emit();
         }
     }
 
@@ -608,12 +673,63 @@ pub fn pause_until(until: u64, fd: c_int) -> bool {
     ready > 0 && fds[1].revents != 0
 }
 
-/// Exit as the job did: its code, or its death by the same signal.
+/// Exit as the job did: its code, or its death by the same signal. A job
+/// that dumped core is said to have (the shell, seeing withlock die of the
+/// signal without a core of its own, cannot show it), as timeout(1) does.
 pub fn exit_like(status: c_int) -> u8 {
     if libc::WIFSIGNALED(status) {
+        if libc::WCOREDUMP(status) {
+            let mut buf = text::diagnostic();
+            let line = buf.line();
+            line.push(b"the job ");
+            push_status(line, status);
+            line.emit();
+        }
         die_like(libc::WTERMSIG(status));
     }
     libc::WEXITSTATUS(status) as u8
+}
+
+/// "exited with status 3", "was killed by SIGQUIT (core dumped)".
+fn push_status(line: &mut text::Line, status: c_int) {
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        line.push(b"was killed by ");
+        match signal_name(signal) {
+            Some(name) => line.push(name),
+            None => line.push(b"signal ").push_u64(signal as u64),
+        };
+        if libc::WCOREDUMP(status) {
+            line.push(b" (core dumped)");
+        }
+    } else {
+        line.push(b"exited with status ").push_u64(u64::from(libc::WEXITSTATUS(status) as u8));
+    }
+}
+
+/// The names of the signals a job is likely to die of.
+fn signal_name(signal: c_int) -> Option<&'static [u8]> {
+    Some(match signal {
+        libc::SIGHUP => b"SIGHUP",
+        libc::SIGINT => b"SIGINT",
+        libc::SIGQUIT => b"SIGQUIT",
+        libc::SIGILL => b"SIGILL",
+        libc::SIGTRAP => b"SIGTRAP",
+        libc::SIGABRT => b"SIGABRT",
+        libc::SIGBUS => b"SIGBUS",
+        libc::SIGFPE => b"SIGFPE",
+        libc::SIGKILL => b"SIGKILL",
+        libc::SIGUSR1 => b"SIGUSR1",
+        libc::SIGSEGV => b"SIGSEGV",
+        libc::SIGUSR2 => b"SIGUSR2",
+        libc::SIGPIPE => b"SIGPIPE",
+        libc::SIGALRM => b"SIGALRM",
+        libc::SIGTERM => b"SIGTERM",
+        libc::SIGXCPU => b"SIGXCPU",
+        libc::SIGXFSZ => b"SIGXFSZ",
+        libc::SIGSYS => b"SIGSYS",
+        _ => return None,
+    })
 }
 
 /// End this process with `signal`, as the job ended, without a core dump
@@ -627,7 +743,12 @@ pub fn die_like(signal: c_int) -> ! {
         // The raw system call: musl's setrlimit applies the limit to every
         // thread (we have one), which pulls in 2 KB of thread machinery.
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        libc::syscall(libc::SYS_setrlimit, libc::RLIMIT_CORE, &no_core as *const libc::rlimit);
+        {
+            libc::syscall(libc::SYS_setrlimit, libc::RLIMIT_CORE, &no_core as *const libc::rlimit);
+            // A core_pattern that pipes to a program (systemd-coredump,
+            // apport) ignores RLIMIT_CORE: only this stops the dump.
+            libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
         libc::signal(signal, libc::SIG_DFL);

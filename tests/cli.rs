@@ -58,6 +58,8 @@ mod shell;
 mod signals;
 #[path = "cli/slots.rs"]
 mod slots;
+#[path = "cli/supervise.rs"]
+mod supervise;
 #[path = "cli/torture.rs"]
 mod torture;
 #[path = "cli/waiting.rs"]

@@ -26,7 +26,7 @@ use crate::support::{
 
 /// The process `pid` as it is now: its state letter and start time (clock ticks after
 /// boot), or None if there is no such process.
-fn proc_stat(pid: i32) -> Option<(char, u64)> {
+pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After "pid (comm) ": state, then 18 more fields up to starttime (field 22).
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -34,39 +34,39 @@ fn proc_stat(pid: i32) -> Option<(char, u64)> {
 }
 
 /// A process seen while it ran, to ask later whether it is gone.
-struct Seen {
-    pid: i32,
+pub struct Seen {
+    pub pid: i32,
     started: u64,
 }
 
 impl Seen {
     /// Reads the pid a job wrote to `file` and notes the process's start time.
     #[track_caller]
-    fn from_file(file: &Path) -> Seen {
+    pub fn from_file(file: &Path) -> Seen {
         Seen::of(read_string(file).trim().parse().expect("a pid"))
     }
 
     /// The process `pid`, which must be running.
     #[track_caller]
-    fn of(pid: i32) -> Seen {
+    pub fn of(pid: i32) -> Seen {
         let (_, started) = proc_stat(pid).unwrap_or_else(|| panic!("process {pid} is not running"));
         Seen { pid, started }
     }
 
     /// Still there, running or a zombie (None: gone, its pid free or reused).
-    fn state(&self) -> Option<char> {
+    pub fn state(&self) -> Option<char> {
         proc_stat(self.pid).filter(|&(_, started)| started == self.started).map(|(state, _)| state)
     }
 
     /// Dead: gone, or a zombie (its descriptors, and so its copy of the lock, are closed).
-    fn is_dead(&self) -> bool {
+    pub fn is_dead(&self) -> bool {
         matches!(self.state(), None | Some('Z'))
     }
 }
 
 /// Waits (setup only) until `file` exists and is not empty: a job wrote its pid there.
 #[track_caller]
-fn wait_for_pid_file(file: &Path) {
+pub fn wait_for_pid_file(file: &Path) {
     let ok = wait_until(Duration::from_secs(10), || exists(file) && !read_string(file).trim().is_empty());
     assert!(ok, "{} was never written", file.display());
 }

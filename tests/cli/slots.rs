@@ -593,12 +593,12 @@ fn slot_jobs_are_stopped_at_max_runtime() {
 
     // A waiter that gets a slot is limited too.
     let other = hold_slot(&t, &lock, 2, &[]);
-    let waiter = start(
-        withlock()
-            .args(["-w", "20", "--slots", "2", "--max-runtime", "0.5"])
-            .arg(&lock)
-            .args(["sh", "-c", r#"printf %s "$WITHLOCK_SLOT"; exec sleep 6"#]),
-    );
+    let waiter =
+        start(withlock().args(["-w", "20", "--slots", "2", "--max-runtime", "0.5"]).arg(&lock).args([
+            "sh",
+            "-c",
+            r#"printf %s "$WITHLOCK_SLOT"; exec sleep 6"#,
+        ]));
     wait_until_has_open(waiter.pid(), &slot_file(&lock, 1));
     thread::sleep(Duration::from_millis(200));
     let freed = holder.slot;
