@@ -16,7 +16,7 @@ set -g __withlock_options \
     '- insecure|Allow a lock file in a directory others can write' \
     '- replace|If the lock is held, stop its job and run in its place' \
     '- max-runtime DURATION|Stop the process group of the command after this long, exit 124' \
-    '- kill-after DURATION|With --replace or --max-runtime: SIGKILL this long after SIGTERM (10s)' \
+    '- kill-after DURATION|SIGKILL this long after SIGTERM (--replace, --max-runtime, a stop request; 10s)' \
     '- lease DURATION|etcd: the time to live of the lease (15s)' \
     '- connect-timeout DURATION|etcd: give up on an endpoint after this (5s)' \
     '- min-hold DURATION|etcd: keep the lock this long after the start' \

@@ -259,3 +259,166 @@ fn a_job_that_dumped_core_is_said_to_have() {
         assert!(!out.status.core_dumped(), "{mode:?}: withlock dumped a core of its own\n{}", out.describe());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 10, item 6: leftovers never make two holders.
+
+/// --unlink: the job exits at once, leaving a process that inherited the lock (in the job's
+/// group, or in a session of its own). The file must stay: removed, the next run would
+/// take a new file and run beside the leftover. So the next run finds the lock busy, and
+/// once the leftover is gone, free.
+#[test]
+fn unlink_keeps_the_file_while_a_leftover_holds_the_lock() {
+    for spawn in ["sleep 30 &", "setsid sleep 30 &"] {
+        let t = TempDir::new();
+        let lock = t.lock();
+        let bg = t.join("bg");
+        let script = format!(r#"{spawn} echo $! > "$1""#);
+        let out =
+            run(withlock().args(["-v", "--unlink"]).arg(&lock).args(["sh", "-c", &script, "sh"]).arg(&bg));
+        out.assert_code(0);
+        let leftover = Seen::from_file(&bg);
+        assert!(exists(&lock), "{spawn}: --unlink removed the file its job's leftover holds locked");
+        assert_busy(&lock);
+        out.assert_stderr_mentions("the lock file stays");
+        send_signal(leftover.pid, libc::SIGKILL);
+        assert!(wait_until(Duration::from_secs(5), || leftover.is_dead()));
+        assert_free(&lock);
+        // With nothing left behind, the file is removed as usual.
+        run(withlock().arg("--unlink").arg(&lock).arg("true")).assert_code(0);
+        assert!(!exists(&lock), "--unlink kept the file of a job that left nothing behind");
+    }
+}
+
+/// --no-inherit: withlock alone holds the lock, so when it is SIGKILLed nothing of the
+/// job may run on: not the job, nor what it started in its group.
+#[test]
+fn no_inherit_sigkill_of_withlock_kills_the_jobs_whole_group() {
+    let t = TempDir::new();
+    let (gc, ready) = (t.join("grandchild"), t.join("ready"));
+    let script = r#"sleep 60 & echo $! > "$1"; : > "$2"; wait"#;
+    let mut cmd = withlock();
+    cmd.arg("--no-inherit").arg(t.lock()).args(["sh", "-c", script, "sh"]).arg(&gc).arg(&ready);
+    let running = start_holding(&mut cmd, &ready);
+    wait_for_pid_file(&gc);
+    let grandchild = Seen::from_file(&gc);
+    send_signal(running.pid(), libc::SIGKILL);
+    running.wait(Duration::from_secs(10)).assert_signal(libc::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(5), || grandchild.is_dead()),
+        "the job's child {} runs on, unlocked, after withlock was killed",
+        grandchild.pid
+    );
+    assert_free(&t.lock());
+}
+
+/// --no-inherit: SIGTERM to withlock stops the job's whole group before withlock exits and
+/// the lock is free: a child of the job gets it too, and one that ignores it is SIGKILLed
+/// after --kill-after.
+#[test]
+fn no_inherit_sigterm_of_withlock_ends_the_jobs_whole_group_first() {
+    let _load = timing();
+    let t = TempDir::new();
+    let (gc, ready) = (t.join("grandchild"), t.join("ready"));
+    for (child, opts) in [
+        ("exec sleep 60", &["--no-inherit"][..]),
+        ("trap '' TERM; exec sleep 60", &["--no-inherit", "--kill-after", "0.5"]),
+    ] {
+        let _ = fs::remove_file(&gc);
+        let _ = fs::remove_file(&ready);
+        let script = format!(r#"({child}) & echo $! > "$1"; : > "$2"; wait"#);
+        let mut cmd = withlock();
+        cmd.args(opts).arg(t.lock()).args(["sh", "-c", &script, "sh"]).arg(&gc).arg(&ready);
+        let running = start_holding(&mut cmd, &ready);
+        wait_for_pid_file(&gc);
+        let grandchild = Seen::from_file(&gc);
+        send_signal(running.pid(), libc::SIGTERM);
+        let out = running.wait(Duration::from_secs(20));
+        let state = grandchild.state();
+        assert!(
+            state.is_none(),
+            "{child}: the job's child {} was {:?} when withlock exited: it runs on unlocked",
+            grandchild.pid,
+            state
+        );
+        out.assert_signal(libc::SIGTERM);
+        assert_free(&t.lock());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 10, item 7: signals at start-up are not lost.
+
+/// Skips (returns false after saying so) unless strace(1) can run here.
+fn require_strace(test: &str) -> bool {
+    let ok = std::process::Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping {test}: strace cannot run here");
+    }
+    ok
+}
+
+/// A signal sent to withlock after it forked the job but before the job has exec'd must
+/// still reach the job. strace holds the job's first system call (inside fork, before
+/// withlock's code in the child runs) for 0.5 s; SIGTERM sent to withlock meanwhile is
+/// passed on to the job's group and waits, blocked, in the child. The child must let it act
+/// as it would on the job (it dies of it), not run withlock's own handler, which would
+/// swallow it: then `sleep 5` runs on.
+#[test]
+fn a_signal_between_fork_and_exec_reaches_the_job() {
+    if !require_strace("a_signal_between_fork_and_exec_reaches_the_job")
+        || !require_catchable("a_signal_between_fork_and_exec", libc::SIGTERM)
+    {
+        return;
+    }
+    let _load = timing();
+    let t = TempDir::new();
+    let modes: [&[&str]; 4] = [
+        &["--unlink"],
+        &["--no-inherit"],
+        &["--max-runtime", "60"],
+        &["--slots", "2", "--max-runtime", "60"],
+    ];
+    for mode in modes {
+        // Each process's first rt_sigprocmask: withlock's, as it blocks signals before the
+        // fork (it starts 0.5 s late), and the child's, in the C library's fork.
+        let mut cmd = std::process::Command::new("strace");
+        cmd.args(["-f", "-o", "/dev/null", "-e", "trace=rt_sigprocmask"])
+            .args(["-e", "inject=rt_sigprocmask:delay_enter=500000:when=1"])
+            .arg(crate::support::bin())
+            .args(mode)
+            .arg(t.lock())
+            .args(["sleep", "5"])
+            .env("PATH", crate::support::TEST_PATH)
+            .stdin(std::process::Stdio::null());
+        let tracer = start(&mut cmd);
+        // strace's own probes are children too, for an instant: wait for withlock.
+        let exe = fs::canonicalize(crate::support::bin()).unwrap();
+        let mut traced = None;
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                traced = children_of(tracer.pid())
+                    .into_iter()
+                    .find(|pid| fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe));
+                traced.is_some()
+            }),
+            "strace did not start withlock"
+        );
+        // withlock forks at about 0.5 s, the child runs on at about 1 s.
+        thread::sleep(Duration::from_millis(750));
+        send_signal(traced.unwrap(), libc::SIGTERM);
+        let out = tracer.wait(Duration::from_secs(20));
+        // strace ends as its tracee did.
+        assert_eq!(
+            out.signal(),
+            Some(libc::SIGTERM),
+            "{mode:?}: the SIGTERM sent before the job started was lost\n{}",
+            out.describe()
+        );
+        assert!(out.elapsed < Duration::from_secs(4), "{mode:?}: the job ran on\n{}", out.describe());
+    }
+}
