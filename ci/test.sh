@@ -10,7 +10,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "setup"
 sh ci/ensure-target.sh "$target"
 # Debian packages the tests and benchmark use: util-linux's flock and setpriv
-# (interoperability, running as another user), musl-gcc for the C floor.
+# (interoperability, running as another user), musl-gcc for the C floor, strace.
 need=()
 command -v flock >/dev/null || need+=(util-linux)
 command -v setpriv >/dev/null || need+=(util-linux)
@@ -18,6 +18,7 @@ command -v musl-gcc >/dev/null || need+=(musl-tools)
 command -v objcopy >/dev/null || need+=(binutils)
 command -v lckdo >/dev/null || need+=(moreutils)           # --fcntl interop
 command -v with-lock-ex >/dev/null || need+=(chiark-utils-bin)
+command -v strace >/dev/null || need+=(strace)                # holding a system call (signal races, long waits)
 # etcd mode (tests/cli/etcd*.rs, ci/bench-etcd.sh): throwaway etcd servers, clusters and
 # proxies, etcdctl as the reference client, and `ip netns` for other "hosts" to cut off.
 command -v etcd >/dev/null || need+=(etcd-server)
