@@ -14,14 +14,17 @@
 //! flock, as for any lock), so that one of them at a time waits for a slot.
 //! Under the gate it tries every slot; if all are taken, it waits for any of
 //! them in the kernel, without polling: one watcher process per slot blocks
-//! in `flock` on the descriptor it inherited from withlock. A flock lock
-//! belongs to the open file description, which watcher and withlock share,
-//! so the watcher that gets its slot has got it for withlock. It writes the
-//! slot's number to a pipe and exits; withlock, blocked in `poll` on the
-//! pipe (with what is left of `-w` as its timeout), kills and reaps every
-//! watcher, and closes the descriptors of the other slots, which also lets
-//! go of a slot a second watcher may have won meanwhile (withlock held the
-//! last reference to it). Then it lets go of the gate and becomes the job.
+//! in `flock` on a description of the slot's file of its own. The watcher
+//! that gets its slot says so on its pipe and exits, which lets go of the
+//! slot; withlock, blocked in `poll` on the watchers' pipes (as long as `-w`
+//! allows, by the boot clock), then takes the slot itself on its own
+//! descriptor — so the kernel names withlock (then the job) as the holder,
+//! as the record does — or, if another job was quicker, waits on. A watcher
+//! that dies without a word (killed) ends its pipe the same way, and its
+//! slot is looked at again. A slot whose watcher cannot be started (the
+//! process or descriptor limit) is tried every 0.1 s instead. Then withlock
+//! kills and reaps every watcher, closes the descriptors of the other slots,
+//! lets go of the gate and runs the job.
 //!
 //! A slot whose holder's current record names another N, or a held `LOCK.N`
 //! (one past our last slot; looked at if it exists, never created), means
@@ -194,7 +197,10 @@ fn take(
             if options.verbose {
                 lock::announce_wait(lock, options.wait);
             }
-            slot = wait_for_any(&opened.0[..usize::from(slots)], options.wait, started)?;
+            match wait_for_any(names, opened, slots, options.wait, started, options.verbose)? {
+                Some(ours) => slot = ours,
+                None => continue 'again,
+            }
         }
         // The name must still be the file we locked: one removed or
         // replaced meanwhile guards nothing. Then look again.
@@ -231,77 +237,174 @@ fn mixed(fd: c_int, slot: u8, ours: u8) -> Option<u32> {
     }
 }
 
-/// Wait in the kernel, as long as `wait` allows from `started` (a
-/// `boot_ns`), until one of the slots open at `busy` is ours (see the
-/// module docs). Returns the slot.
-fn wait_for_any(busy: &[c_int], wait: Wait, started: u64) -> Result<u8, Failure<'static>> {
-    let mut ends = [-1; 2];
-    let mut watchers = [0; MAX as usize];
-    let mut slot = u8::MAX;
-    // SAFETY: pipe fills the two descriptors of `ends`.
-    let mut errno = if unsafe { libc::pipe(ends.as_mut_ptr()) } == 0 { Errno(0) } else { sys::errno() };
-    // SAFETY: getpid cannot fail.
-    let parent = unsafe { libc::getpid() };
-    for (i, (&fd, watcher)) in busy.iter().zip(&mut watchers).enumerate() {
-        if errno != Errno(0) {
-            break;
+/// A watcher process, waiting in `flock` on its own description of a slot
+/// file; it writes a byte to its pipe when it has the lock, then exits (its
+/// exit lets go of that lock, for withlock to take on its own description).
+#[derive(Clone, Copy)]
+struct Watcher {
+    pid: libc::pid_t,
+    /// The read end of its pipe (-1: no watcher; the slot is polled).
+    pipe: c_int,
+}
+
+impl Watcher {
+    const NONE: Watcher = Watcher { pid: 0, pipe: -1 };
+
+    /// Kill (if still there) and collect the watcher; close its pipe.
+    fn end(&mut self) {
+        if self.pid > 0 {
+            // SAFETY: kill and waitpid on our own child, not reaped yet.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            // SAFETY: as above; no status is wanted.
+            while unsafe { libc::waitpid(self.pid, core::ptr::null_mut(), 0) } == -1
+                && sys::errno() == Errno(libc::EINTR)
+            {}
         }
-        // SAFETY: withlock is single-threaded; the child only locks, writes
-        // and exits.
-        match unsafe { libc::fork() } {
-            -1 => errno = sys::errno(),
-            0 => watch(fd, ends[1], i as u8, parent),
-            pid => *watcher = pid,
+        if self.pipe >= 0 {
+            sys::close(self.pipe);
         }
-    }
-    // Only watchers may write: if they all end without a slot, the pipe ends
-    // instead of staying silent.
-    sys::close(ends[1]);
-    let mut ready = libc::pollfd { fd: ends[0], events: libc::POLLIN, revents: 0 };
-    while errno == Errno(0) {
-        let timeout = match wait {
-            Wait::For(limit) => {
-                // What is left, in whole milliseconds rounded up.
-                let waited = (clock::boot_ns() - started) / 1_000_000;
-                let limit = limit.as_secs() * 1000 + u64::from(limit.subsec_nanos().div_ceil(1_000_000));
-                c_int::try_from(limit.saturating_sub(waited)).unwrap_or(c_int::MAX)
-            }
-            _ => -1,
-        };
-        // SAFETY: `ready` is one valid pollfd.
-        match unsafe { libc::poll(&mut ready, 1, timeout) } {
-            0 => break, // Time is up.
-            -1 if sys::errno() == Errno(libc::EINTR) => {}
-            -1 => errno = sys::errno(),
-            _ => {
-                // SAFETY: `slot` is valid for a write of one byte.
-                if unsafe { libc::read(ends[0], (&raw mut slot).cast(), 1) } != 1 {
-                    errno = Errno(libc::ECHILD); // Every watcher ended without a slot.
-                }
-                break;
-            }
-        }
-    }
-    sys::close(ends[0]);
-    for &pid in watchers.iter().filter(|&&pid| pid > 0) {
-        // SAFETY: kill and waitpid on our own child, not reaped yet; no
-        // status is wanted.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        // SAFETY: as above.
-        while unsafe { libc::waitpid(pid, core::ptr::null_mut(), 0) } == -1
-            && sys::errno() == Errno(libc::EINTR)
-        {}
-    }
-    match wait {
-        _ if errno != Errno(0) => Err(Failure::System { call: "waiting for a slot", errno }),
-        Wait::For(limit) if slot == u8::MAX => Err(Failure::TimedOut(limit)),
-        _ => Ok(slot),
+        *self = Watcher::NONE;
     }
 }
 
-/// A watcher: lock `fd` (the parent's descriptor of `slot`), waiting as
-/// long as it takes, then tell the parent on `to`. It dies with the parent.
-fn watch(fd: c_int, to: c_int, slot: u8, parent: libc::pid_t) -> ! {
+/// How often a slot without a watcher (none could be started: the process
+/// or descriptor limit) is tried instead.
+const POLL_MS: c_int = 100;
+
+/// Wait, as long as `wait` allows from `started` (a `boot_ns`), until one
+/// of the slots (all busy when called, open at `opened`) is ours: locked on
+/// our own descriptor. `None`: a slot's file was replaced meanwhile; look
+/// at them all again.
+///
+/// Each slot has a watcher process blocked in `flock` (see [`Watcher`]), so
+/// that the wait is in the kernel. When a watcher says it has its slot, or
+/// dies (a killed watcher must not lose its slot), withlock tries that slot
+/// itself, and restarts the watcher if it is busy again. A slot whose
+/// watcher cannot be started is tried every [`POLL_MS`] instead.
+fn wait_for_any(
+    names: &mut Names,
+    opened: &Opened,
+    slots: u8,
+    wait: Wait,
+    started: u64,
+    verbose: bool,
+) -> Result<Option<u8>, Failure<'static>> {
+    let deadline = match wait {
+        Wait::For(limit) => {
+            Some((started.saturating_add(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)), limit))
+        }
+        _ => None,
+    };
+    let mut watchers = [Watcher::NONE; MAX as usize];
+    let mut said_polling = false;
+    let outcome = 'wait: loop {
+        let mut polled = false;
+        for slot in 0..slots {
+            let i = usize::from(slot);
+            if watchers[i].pipe >= 0 {
+                continue;
+            }
+            match sys::flock(opened.0[i], libc::LOCK_EX | libc::LOCK_NB) {
+                Ok(()) => break 'wait Ok(Some(slot)),
+                Err(Errno(libc::EWOULDBLOCK)) => {}
+                Err(errno) => break 'wait Err(Failure::System { call: "flock", errno }),
+            }
+            match start_watcher(names.of(slot), opened.0[i]) {
+                Ok(Some(watcher)) => watchers[i] = watcher,
+                Ok(None) => break 'wait Ok(None),
+                Err(errno) => {
+                    polled = true;
+                    if verbose && !said_polling {
+                        said_polling = true;
+                        say_polling(names.of(slot).to_bytes(), errno);
+                    }
+                }
+            }
+        }
+        // Time is up only when the clock says so: poll's timeout is capped
+        // (24.8 days), and may end early.
+        let now = clock::boot_ns();
+        let timeout = match deadline {
+            Some((deadline, limit)) if now >= deadline => break 'wait Err(Failure::TimedOut(limit)),
+            Some((deadline, _)) => {
+                c_int::try_from((deadline - now).div_ceil(1_000_000)).unwrap_or(c_int::MAX)
+            }
+            None => -1,
+        };
+        let timeout = if polled && !(0..=POLL_MS).contains(&timeout) { POLL_MS } else { timeout };
+        let mut fds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; MAX as usize];
+        for (pollfd, watcher) in fds.iter_mut().zip(&watchers[..usize::from(slots)]) {
+            pollfd.fd = watcher.pipe; // -1 (no watcher) is ignored by poll.
+        }
+        // SAFETY: `fds` holds `slots` valid pollfds.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), libc::nfds_t::from(slots), timeout) };
+        if ready == -1 {
+            match sys::errno() {
+                Errno(libc::EINTR) => continue,
+                errno => break 'wait Err(Failure::System { call: "poll", errno }),
+            }
+        }
+        for (pollfd, watcher) in fds.iter().zip(watchers.iter_mut()).take(usize::from(slots)) {
+            if pollfd.revents != 0 {
+                // It has the slot (a byte) or died (the end of the pipe):
+                // either way, once it is gone, try the slot ourselves.
+                watcher.end();
+            }
+        }
+    };
+    for watcher in &mut watchers {
+        watcher.end();
+    }
+    outcome
+}
+
+/// Start a watcher for the slot file `name`, open (by withlock) at `ours`.
+/// `Ok(None)`: `name` is no longer that file. `Err`: no watcher can be
+/// started now (a process or descriptor limit).
+fn start_watcher(name: &CStr, ours: c_int) -> Result<Option<Watcher>, Errno> {
+    // Its own open file description: the lock it takes is not ours, and
+    // leaves with it.
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let theirs = match sys::open(name, flags, 0) {
+        Ok(fd) => fd,
+        Err(Errno(libc::ENOENT | libc::ELOOP)) => return Ok(None),
+        Err(errno) => return Err(errno),
+    };
+    let same = |a: libc::stat, b: libc::stat| a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    match (sys::fstat(theirs.raw()), sys::fstat(ours)) {
+        (Ok(a), Ok(b)) if same(a, b) => {}
+        (Ok(_), Ok(_)) => return Ok(None),
+        (Err(errno), _) | (_, Err(errno)) => return Err(errno),
+    }
+    let mut ends = [-1; 2];
+    // SAFETY: pipe fills the two descriptors of `ends`.
+    if unsafe { libc::pipe(ends.as_mut_ptr()) } == -1 {
+        return Err(sys::errno());
+    }
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: withlock is single-threaded; the child only locks, writes and
+    // exits.
+    match unsafe { libc::fork() } {
+        -1 => {
+            let errno = sys::errno();
+            sys::close(ends[0]);
+            sys::close(ends[1]);
+            Err(errno)
+        }
+        0 => watch(theirs.raw(), ends[1], parent),
+        pid => {
+            // Only the watcher may write: when it ends, the pipe says so.
+            sys::close(ends[1]);
+            Ok(Some(Watcher { pid, pipe: ends[0] }))
+        }
+    }
+}
+
+/// A watcher: lock `fd` (its own description of a slot file), waiting as
+/// long as it takes, tell the parent on `to`, and exit. It dies with the
+/// parent.
+fn watch(fd: c_int, to: c_int, parent: libc::pid_t) -> ! {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
     unsafe {
@@ -311,8 +414,9 @@ fn watch(fd: c_int, to: c_int, slot: u8, parent: libc::pid_t) -> ! {
     while unsafe { libc::getppid() } == parent {
         match sys::flock(fd, libc::LOCK_EX) {
             Ok(()) => {
-                // SAFETY: `slot` is valid for a read of one byte.
-                unsafe { libc::write(to, (&raw const slot).cast(), 1) };
+                let byte = 1u8;
+                // SAFETY: `byte` is valid for a read of one byte.
+                unsafe { libc::write(to, (&raw const byte).cast(), 1) };
                 break;
             }
             Err(Errno(libc::EINTR)) => {}
@@ -321,6 +425,16 @@ fn watch(fd: c_int, to: c_int, slot: u8, parent: libc::pid_t) -> ! {
     }
     // SAFETY: _exit takes a plain integer and never returns.
     unsafe { libc::_exit(0) }
+}
+
+#[cold]
+#[inline(never)]
+fn say_polling(name: &[u8], errno: Errno) {
+    let mut buf = crate::text::diagnostic();
+    let line = buf.line();
+    line.push(b"cannot start a watcher for ").push_quoted(name).push(b" (").push(errno.text());
+    line.push(b"): trying the slots without one every 0.1s instead");
+    line.emit();
 }
 
 #[cold]

@@ -608,3 +608,143 @@ fn slot_jobs_are_stopped_at_max_runtime() {
     assert!(out.elapsed < Duration::from_secs(5), "the waiter's job ran past its limit\n{}", out.describe());
     other.release();
 }
+
+/// The withlock processes watching the slots of `lock` for the waiter `waiter`: the slot
+/// each of its children blocks on in `flock` (from /proc/PID/syscall), by slot.
+fn watchers_of(waiter: i32, lock: &Path, slots: usize) -> Vec<Option<i32>> {
+    let mut found = vec![None; slots];
+    let children = fs::read_to_string(format!("/proc/{waiter}/task/{waiter}/children")).unwrap_or_default();
+    for child in children.split_whitespace() {
+        let Ok(call) = fs::read_to_string(format!("/proc/{child}/syscall")) else { continue };
+        let mut words = call.split_whitespace();
+        if words.next() != Some(&libc::SYS_flock.to_string()) {
+            continue;
+        }
+        let Some(fd) = words.next().and_then(|fd| i64::from_str_radix(fd.trim_start_matches("0x"), 16).ok())
+        else {
+            continue;
+        };
+        let Ok(file) = fs::read_link(format!("/proc/{child}/fd/{fd}")) else { continue };
+        for (slot, watcher) in found.iter_mut().enumerate() {
+            if fs::canonicalize(slot_file(lock, slot)).is_ok_and(|f| f == file) {
+                *watcher = child.parse().ok();
+            }
+        }
+    }
+    found
+}
+
+/// Waits (setup only) until every slot of `lock` has a watcher of `waiter`; returns them.
+#[track_caller]
+fn wait_for_watchers(waiter: i32, lock: &Path, slots: usize) -> Vec<i32> {
+    let mut found = Vec::new();
+    let all = wait_until(Duration::from_secs(10), || {
+        found = watchers_of(waiter, lock, slots).into_iter().flatten().collect();
+        found.len() == slots
+    });
+    assert!(all, "not every slot has a watcher: {:?}", watchers_of(waiter, lock, slots));
+    found
+}
+
+/// A watcher that is killed does not lose its slot (issue 15, item 5): when that slot
+/// frees, the waiter still takes it at once; and a waiter whose watchers are all killed
+/// waits on, and takes the next slot that frees.
+#[test]
+fn a_killed_watcher_does_not_lose_its_slot() {
+    let _load = timing();
+    let t = TempDir::new();
+    let lock = t.lock();
+    let job = ["sh", "-c", r#"printf %s "$WITHLOCK_SLOT""#];
+    let mut holders: Vec<Option<SlotHolder>> = (0..2).map(|_| Some(hold_slot(&t, &lock, 2, &[]))).collect();
+
+    let waiter = start(withlock().args(["-w", "30", "--slots", "2"]).arg(&lock).args(job));
+    let watchers = wait_for_watchers(waiter.pid(), &lock, 2);
+    send_signal(watchers[0], libc::SIGKILL);
+    thread::sleep(Duration::from_millis(200));
+    holders[0].take().unwrap().release();
+    let out = waiter.wait(Duration::from_secs(10));
+    out.assert_code(0).assert_stdout("0");
+
+    let again = hold_slot(&t, &lock, 2, &[]);
+    assert_eq!(again.slot, 0);
+    let mut waiter = start(withlock().args(["-w", "30", "--slots", "2"]).arg(&lock).args(job));
+    for watcher in wait_for_watchers(waiter.pid(), &lock, 2) {
+        send_signal(watcher, libc::SIGKILL);
+    }
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        waiter.is_running(),
+        "the waiter gave up when its watchers were killed\n{}",
+        waiter.stderr_so_far()
+    );
+    holders[1].take().unwrap().release();
+    waiter.wait(Duration::from_secs(10)).assert_code(0).assert_stdout("1");
+    again.release();
+}
+
+/// Watchers cannot be started (the process limit of a user, here 1: withlock itself), yet
+/// -w was given: withlock says why (with -v), tries the slots itself instead, and takes the
+/// slot once it frees (issue 15, item 7), instead of failing at once with 71.
+#[test]
+fn without_watchers_a_waiter_tries_the_slots_itself() {
+    let _load = timing();
+    let t = TempDir::new();
+    let Some((uid, gid)) = crate::support::require_root_and_nobody("without_watchers_a_waiter") else {
+        return;
+    };
+    let bin = crate::support::runnable_copy(&t);
+    // root's directory and files, which nobody may lock (read-only) but not create.
+    let dir = t.mkdir("locks", 0o755);
+    let lock = dir.join("x.lock");
+    for file in [lock.clone(), slot_file(&lock, 0)] {
+        fs::write(&file, b"").unwrap();
+        crate::support::set_mode(&file, 0o644);
+    }
+    let holder = crate::support::hold_with_flock(&t, &slot_file(&lock, 0));
+    let waiter = start(
+        Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .args(["prlimit", "--nproc=1:1", "--"])
+            .arg(&bin)
+            .args(["-v", "-w", "20", "--slots", "1"])
+            .arg(&lock)
+            .args(["sh", "-c", r#"printf %s "$WITHLOCK_SLOT""#])
+            .env("PATH", crate::support::TEST_PATH)
+            .stdin(std::process::Stdio::null()),
+    );
+    thread::sleep(Duration::from_millis(600));
+    holder.release();
+    let out = waiter.wait(Duration::from_secs(10));
+    out.assert_code(0).assert_stdout("0");
+    out.assert_stderr_mentions("cannot start a watcher for ").assert_stderr_mentions("every 0.1s instead");
+}
+
+/// Long waits: poll(2) caps its timeout at 24.8 days, and may return early; only the clock
+/// says when -w is up (issue 15, item 7). strace makes the waiter's first poll return 0 at
+/// once, as the cap would after 24.8 days: a waiter with -w 720h must wait on, and take the
+/// slot when it frees.
+#[test]
+fn a_poll_that_returns_early_is_not_the_end_of_the_wait() {
+    if !crate::supervise::require_strace("a_poll_that_returns_early") {
+        return;
+    }
+    let t = TempDir::new();
+    let lock = t.lock();
+    let holder = hold_slot(&t, &lock, 1, &[]);
+    let mut waiter = start(
+        Command::new("strace")
+            .args(["-o", "/dev/null", "-e", "trace=poll,ppoll", "-e", "inject=poll,ppoll:retval=0:when=1"])
+            .arg(bin())
+            .args(["-w", "720h", "--slots", "1"])
+            .arg(&lock)
+            .args(["sh", "-c", r#"printf %s "$WITHLOCK_SLOT""#])
+            .env("PATH", crate::support::TEST_PATH)
+            .stdin(std::process::Stdio::null()),
+    );
+    thread::sleep(Duration::from_millis(500));
+    assert!(waiter.is_running(), "the waiter gave up when poll returned early\n{}", waiter.stderr_so_far());
+    holder.release();
+    waiter.wait(Duration::from_secs(10)).assert_code(0).assert_stdout("0");
+}

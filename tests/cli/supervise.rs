@@ -350,7 +350,7 @@ fn no_inherit_sigterm_of_withlock_ends_the_jobs_whole_group_first() {
 // Issue 10, item 7: signals at start-up are not lost.
 
 /// Skips (returns false after saying so) unless strace(1) can run here.
-fn require_strace(test: &str) -> bool {
+pub fn require_strace(test: &str) -> bool {
     let ok = std::process::Command::new("strace")
         .args(["-o", "/dev/null", "true"])
         .stdin(std::process::Stdio::null())
