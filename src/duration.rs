@@ -2,7 +2,8 @@
 //! "forever" (or "inf") to wait without limit.
 //!
 //! Hand-rolled because it is small and must be exact: a bare number is
-//! seconds, a fraction is kept to the nanosecond, and anything else (signs,
+//! seconds, a fraction is kept to the nanosecond (rounded up, so that only
+//! a zero is zero), and anything else (signs,
 //! exponents, spaces, unknown units, absurd lengths) is rejected rather than
 //! guessed at, so a typo in a crontab fails loudly instead of waiting forever
 //! or not at all.
@@ -66,13 +67,21 @@ pub fn parse(text: &[u8]) -> Option<Duration> {
     }
     total *= nanos_per_unit;
 
-    // Each fraction digit is worth a tenth of the one before; digits below a
-    // nanosecond are dropped.
-    let mut place = nanos_per_unit;
-    for &digit in fraction {
-        place /= 10;
-        total += u128::from(digit - b'0') * place;
+    // The fraction, exactly: its first 18 digits as a number over 10^18 at
+    // most (times a unit, that fits a u128); any part of a nanosecond left
+    // over, there or in further digits, rounds up, so that a duration that
+    // is not zero never becomes zero (`-w 0.0000000001` waits, if briefly).
+    let (mut numerator, mut scale, mut beyond) = (0u128, 1u128, false);
+    for (i, &digit) in fraction.iter().enumerate() {
+        if i < 18 {
+            numerator = numerator * 10 + u128::from(digit - b'0');
+            scale *= 10;
+        } else {
+            beyond |= digit != b'0';
+        }
     }
+    let part = numerator * nanos_per_unit;
+    total += part / scale + u128::from(part % scale != 0 || beyond);
 
     let secs = u64::try_from(total / 1_000_000_000).ok()?;
     let duration = Duration::new(secs, (total % 1_000_000_000) as u32);
@@ -102,7 +111,11 @@ mod tests {
         assert_eq!(parse(b"1.5h"), secs(5400.0));
         assert_eq!(parse(b"2s"), secs(2.0));
         assert_eq!(parse(b"0.000000001"), Some(Duration::from_nanos(1)));
-        assert_eq!(parse(b"0.0000000019"), Some(Duration::from_nanos(1)));
+        assert_eq!(parse(b"0.0000000019"), Some(Duration::from_nanos(2)));
+        assert_eq!(parse(b"0.0000000001"), Some(Duration::from_nanos(1)));
+        assert_eq!(parse(b"0.0000000000000000000000001ms"), Some(Duration::from_nanos(1)));
+        assert_eq!(parse(b"0.000000000000000000"), Some(Duration::ZERO));
+        assert_eq!(parse(b"0.5m"), secs(30.0));
         assert_eq!(parse(b"007"), secs(7.0));
     }
 
@@ -110,6 +123,7 @@ mod tests {
     fn wait_forms() {
         assert_eq!(parse_wait(b"0"), Some(Wait::No));
         assert_eq!(parse_wait(b"0.0ms"), Some(Wait::No));
+        assert_eq!(parse_wait(b"0.0000000001"), Some(Wait::For(Duration::from_nanos(1))));
         assert_eq!(parse_wait(b"forever"), Some(Wait::Forever));
         assert_eq!(parse_wait(b"inf"), Some(Wait::Forever));
         assert_eq!(parse_wait(b"3"), Some(Wait::For(Duration::from_secs(3))));
@@ -157,10 +171,8 @@ mod tests {
         assert_eq!(parse(b"876000h"), Some(MAX));
         assert_eq!(parse(b"876001h"), None);
         assert_eq!(parse(b"99999999999999999999999999999999999999999999"), None);
-        assert_eq!(
-            parse(b"1.99999999999999999999999999999999999999999999999999"),
-            Some(Duration::new(1, 999_999_999))
-        );
+        assert_eq!(parse(b"1.99999999999999999999999999999999999999999999999999"), Some(Duration::new(2, 0)));
+        assert_eq!(parse(b"3153600000.000000001"), None);
     }
 
     /// Random well-formed durations agree with an independent computation.
@@ -184,20 +196,15 @@ mod tests {
             } else {
                 format!("{whole}.{frac:0width$}{unit}", width = frac_digits)
             };
+            // Exactly, rounded up to a whole nanosecond.
             let expected_nanos = u128::from(whole) * unit_nanos
-                + u128::from(frac) * unit_nanos / 10u128.pow(frac_digits as u32);
+                + (u128::from(frac) * unit_nanos).div_ceil(10u128.pow(frac_digits as u32));
             if expected_nanos > MAX.as_nanos() {
                 assert_eq!(parse(text.as_bytes()), None, "seed {seed:#x}: {text:?} is beyond MAX");
                 continue;
             }
             let got = parse(text.as_bytes()).unwrap_or_else(|| panic!("seed {seed:#x}: {text:?} rejected"));
-            // Dropping sub-nanosecond digits digit by digit may differ from
-            // exact division by at most one nanosecond per fraction digit.
-            let diff = got.as_nanos().abs_diff(expected_nanos);
-            assert!(
-                diff <= frac_digits as u128,
-                "seed {seed:#x}: {text:?} gave {got:?}, expected {expected_nanos}ns"
-            );
+            assert_eq!(got.as_nanos(), expected_nanos, "seed {seed:#x}: {text:?}");
         }
     }
 

@@ -148,16 +148,25 @@ impl Line {
     }
 
     /// A duration as a user would write it for `-w`: "5s", "2.5s", "0.25s".
+    /// A duration as a user would write it: in the largest unit that
+    /// says it exactly (`720h`, `5m`, `90s`, `0.25s`, `0.000000001s`).
     pub fn push_duration(&mut self, d: Duration) -> &mut Self {
-        self.push_u64(d.as_secs());
-        let millis = d.subsec_millis();
-        if millis != 0 {
-            let frac = [
-                b'.',
-                b'0' + (millis / 100) as u8,
-                b'0' + (millis / 10 % 10) as u8,
-                b'0' + (millis % 10) as u8,
-            ];
+        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+        if nanos == 0 && secs != 0 && secs % 60 == 0 {
+            return if secs % 3600 == 0 {
+                self.push_u64(secs / 3600).push(b"h")
+            } else {
+                self.push_u64(secs / 60).push(b"m")
+            };
+        }
+        self.push_u64(secs);
+        if nanos != 0 {
+            let mut frac = [b'.'; 10];
+            let mut rest = nanos;
+            for digit in frac[1..].iter_mut().rev() {
+                *digit = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
             let mut end = frac.len();
             while frac[end - 1] == b'0' {
                 end -= 1;
@@ -244,6 +253,13 @@ mod tests {
         assert_eq!(d(2500), b"2.5s");
         assert_eq!(d(250), b"0.25s");
         assert_eq!(d(1), b"0.001s");
+        assert_eq!(d(0), b"0s");
+        assert_eq!(d(90_000), b"90s");
+        assert_eq!(d(60_000), b"1m");
+        assert_eq!(d(5_400_000), b"90m");
+        assert_eq!(d(2_592_000_000), b"720h");
+        assert_eq!(text(|l| l.push_duration(Duration::from_nanos(1))), b"0.000000001s");
+        assert_eq!(text(|l| l.push_duration(Duration::new(60, 1))), b"60.000000001s");
     }
 
     #[test]

@@ -252,3 +252,31 @@ pub fn assert_alternating(log: &Path, expected_runs: usize) {
         );
     }
 }
+
+/// A wait shorter than a nanosecond is not "do not wait": it is rounded up, and the
+/// message says how long withlock waited (issue 15, item 7). Durations are echoed in the
+/// largest unit that says them exactly, as a user would write them (item 10): `-w 720h`
+/// is "720h", not "2592000s".
+#[test]
+fn durations_are_rounded_up_and_echoed_as_written() {
+    let t = TempDir::new();
+    let lock = t.lock();
+    let holder = hold(&t, &lock);
+    let marker = t.join("ran");
+    let out = run(withlock().args(["-v", "-w", "0.0000000001"]).arg(&lock).arg("touch").arg(&marker));
+    out.assert_code(75)
+        .assert_stderr_mentions("is busy; waiting for it up to 0.000000001s")
+        .assert_stderr_mentions("is still busy after waiting 0.000000001s");
+    for (value, shown) in [("720h", "720h"), ("90", "90s"), ("1.5h", "90m"), ("3600", "1h"), ("250ms", "0.25s")] {
+        // Only the announcement is looked at: the holder is released after it.
+        let mut waiter = start(withlock().args(["-v", "-w", value]).arg(&lock).arg("true"));
+        let said = crate::support::wait_until(Duration::from_secs(10), || {
+            waiter.stderr_so_far().contains("waiting for it up to") || !waiter.is_running()
+        });
+        let text = waiter.stderr_so_far();
+        assert!(said, "-w {value}: no announcement: {text}");
+        assert!(text.contains(&format!("waiting for it up to {shown}\n")), "-w {value}: {text}");
+    }
+    holder.release();
+    assert!(!exists(&marker));
+}
