@@ -330,14 +330,22 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
         );
     }
     if options.status {
+        // Options that would change how a lock is taken, or what a busy one
+        // means, say nothing about who holds it: refused, not ignored.
         if options.replace
             || options.unlink
             || options.no_inherit
             || options.max_runtime.is_some()
             || options.slots > 0
+            || options.wait != Wait::No
+            || options.shell.is_some()
+            || options.quiet
+            || options.conflict_exit_code.is_some()
+            || options.shared
+            || options.fcntl
         {
             return usage(
-                "--status only looks: it does not go with --replace, --unlink, --no-inherit, --max-runtime or --slots",
+                "--status only looks: it does not go with -w, -c, -q, -E, --shared, --fcntl, --replace, --unlink, --no-inherit, --max-runtime or --slots",
                 None,
             );
         }
@@ -563,10 +571,15 @@ mod tests {
         );
         assert_eq!(problem(&["withlock", "--status"]), "missing LOCK for --status");
         assert_eq!(problem(&["withlock", "--json", "L", "c"]), "--json goes with --status");
-        assert_eq!(
-            problem(&["withlock", "--status", "--replace", "L"]).split(':').next(),
-            Some("--status only looks")
-        );
+        for other in
+            [&["--replace"][..], &["-w", "5"], &["-c", "ls"], &["-q"], &["-E", "3"], &["-s"], &["--fcntl"]]
+        {
+            let argv: Vec<&str> =
+                ["withlock", "--status"].iter().chain(other).chain(&["L"]).copied().collect();
+            assert_eq!(problem(&argv).split(':').next(), Some("--status only looks"), "{other:?}");
+        }
+        // -v changes nothing (there is nothing to say about taking a lock), and is accepted.
+        assert!(parse_strs(&["withlock", "--status", "-v", "L"]).is_ok());
         let replace = Options { replace: true, kill_after: Some(Duration::from_secs(3)), ..Options::DEFAULT };
         assert_eq!(parse_strs(&["withlock", "--replace", "--kill-after=3", "L", "c"]), run(replace, 3));
         assert_eq!(

@@ -370,9 +370,17 @@ pub fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
         out.push(word).push_quoted(since);
         if let Some(then) = record.since_unix {
             let now = crate::clock::unix_now();
-            out.push(b" (");
-            crate::clock::push_age(out, now.saturating_sub(then));
-            out.push(b" ago)");
+            // A date ahead of our clock (another host's clock, a forged
+            // record) is said to be, not shown as "0s ago".
+            if then > now {
+                out.push(b" (");
+                crate::clock::push_age(out, then - now);
+                out.push(b" in the future)");
+            } else {
+                out.push(b" (");
+                crate::clock::push_age(out, now - then);
+                out.push(b" ago)");
+            }
         }
     }
     if verbose && let Some(version) = record.version {

@@ -287,7 +287,8 @@ pub fn push_record_fields(out: &mut Line, r: &record::Record) {
     json::push_key(out, "since_unix", false);
     json::push_opt_u64(out, r.since_unix);
     json::push_key(out, "age_s", false);
-    json::push_opt_u64(out, r.since_unix.map(|then| crate::clock::unix_now().saturating_sub(then)));
+    // null for a date ahead of our clock: it has no age.
+    json::push_opt_u64(out, r.since_unix.and_then(|then| crate::clock::unix_now().checked_sub(then)));
     json::push_key(out, "version", false);
     json::push_opt_str(out, r.version);
     json::push_key(out, "command", false);

@@ -1819,3 +1819,26 @@ fn unlink_ctrl_c_at_the_terminal_reaches_the_job_exactly_once() {
     assert!(!exists(&lock));
     drop(tty);
 }
+
+/// A record dated ahead of this host's clock (another host's clock, or a forged record)
+/// says so, instead of "(0s ago)"; its JSON age is null (issue 15, item 10).
+#[test]
+fn a_record_dated_in_the_future_says_so() {
+    let t = TempDir::new();
+    let lock = t.lock();
+    let ahead = unix_now() + 3 * 3600 + 150;
+    let record = craft_record(&[
+        ("pid", "4242".into()),
+        ("uid", my_uid().to_string()),
+        ("since", "2100-01-01T00:00:00Z".into()),
+        ("since_unix", ahead.to_string()),
+        ("command", "from-the-future".into()),
+    ]);
+    fs::write(&lock, &record).unwrap();
+    let (code, text) = status_text(&lock);
+    assert_eq!(code, Some(0));
+    assert!(text.contains(" (3h 2m in the future)"), "{text}");
+    assert!(!text.contains(" ago)"), "{text}");
+    let (_, o) = status_of(&lock);
+    assert!(o.is_null_at("age_s"), "{o:?}");
+}

@@ -247,3 +247,19 @@ fn version_prints_name_and_version() {
         assert!(out.stderr.is_empty(), "{opt}\n{}", out.describe());
     }
 }
+
+/// --status only looks: options about taking a lock, waiting for it or what a busy one
+/// means are refused with it (64), not silently ignored (issue 15, item 10); -v is fine.
+#[test]
+fn status_refuses_options_that_would_change_nothing() {
+    let t = TempDir::new();
+    let lock = t.lock();
+    let holder = hold(&t, &lock);
+    for other in [&["-w", "5"][..], &["-c", "true"], &["--fcntl"], &["--shared"], &["-q"], &["-E", "3"]] {
+        let out = run(withlock().arg("--status").args(other).arg(&lock));
+        out.assert_code(64).assert_stderr_mentions("--status only looks");
+        assert!(out.stdout.is_empty(), "{other:?}\n{}", out.describe());
+    }
+    run(withlock().args(["--status", "-v"]).arg(&lock)).assert_code(75);
+    holder.release();
+}

@@ -267,7 +267,9 @@ fn durations_are_rounded_up_and_echoed_as_written() {
     out.assert_code(75)
         .assert_stderr_mentions("is busy; waiting for it up to 0.000000001s")
         .assert_stderr_mentions("is still busy after waiting 0.000000001s");
-    for (value, shown) in [("720h", "720h"), ("90", "90s"), ("1.5h", "90m"), ("3600", "1h"), ("250ms", "0.25s")] {
+    for (value, shown) in
+        [("720h", "720h"), ("90", "90s"), ("1.5h", "90m"), ("3600", "1h"), ("250ms", "0.25s")]
+    {
         // Only the announcement is looked at: the holder is released after it.
         let mut waiter = start(withlock().args(["-v", "-w", value]).arg(&lock).arg("true"));
         let said = crate::support::wait_until(Duration::from_secs(10), || {
