@@ -81,7 +81,7 @@ pub fn parse(text: &[u8]) -> Option<Duration> {
         }
     }
     let part = numerator * nanos_per_unit;
-    total += part / scale + u128::from(part % scale != 0 || beyond);
+    total += part / scale + u128::from(!part.is_multiple_of(scale) || beyond);
 
     let secs = u64::try_from(total / 1_000_000_000).ok()?;
     let duration = Duration::new(secs, (total % 1_000_000_000) as u32);

@@ -29,16 +29,22 @@
 //! A slot whose holder's current record names another N, or a held `LOCK.N`
 //! (one past our last slot; looked at if it exists, never created), means
 //! that jobs with different N share LOCK, and neither limit would hold:
-//! that is refused.
+//! that is refused, whichever slot is free (once a slot is ours, every
+//! other one is looked at). Records are read, so two jobs with different N
+//! that take their slots in the same instant may not see each other.
+//!
+//! Before anything is opened: the longest slot name must fit the file
+//! system, and without `-w` LOCK (not opened then) must be what `-w` would
+//! accept as the gate.
 
 use crate::cli::Options;
 use crate::duration::Wait;
-use crate::error::Failure;
+use crate::error::{Failure, Unsafe};
 use crate::exec::{self, Argv};
 use crate::holder::{self, State, Trust};
 use crate::lock::{self, Locked};
 use crate::record::{Contents, Record};
-use crate::sys::{self, Errno, Fd};
+use crate::sys::{self, Errno, Fd, Kind};
 use crate::{clock, record};
 use core::ffi::{CStr, c_int};
 
@@ -157,12 +163,22 @@ fn take(
     let started = clock::boot_ns();
     let slots = options.slots;
     let waits = options.wait != Wait::No;
+    if !waits {
+        // LOCK is not opened without -w, but must be what it would be with.
+        judge_gate(gate)?;
+    }
+    // The longest slot's name must fit, or a run would fail only when the
+    // slots with shorter names are busy. (LOCK.N, only looked at, may not:
+    // then no job with more slots can hold it.)
+    match sys::lstat(names.of(slots - 1)) {
+        Err(errno @ Errno(libc::ENAMETOOLONG)) => return Err(Failure::CannotOpen { errno, on_path: false }),
+        _ => names.len = 0,
+    }
     // The gate is held until we return, and never reaches the job.
     let _gate = if waits { Some(lock::acquire(gate, options, lock)?.fd) } else { None };
     'again: loop {
         // Someone holds the slot past our last: a job with more slots.
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-        if let Ok(file) = sys::open(names.of(slots), flags, 0)
+        if let Ok(file) = sys::open(names.of(slots), LOOK, 0)
             && let Some(theirs) = mixed(file.raw(), slots, slots)
         {
             return Err(Failure::SlotsMixed { slot: slots, ours: slots, theirs });
@@ -209,10 +225,48 @@ fn take(
             sys::fstat(fd).is_ok_and(|st| now.st_dev == st.st_dev && now.st_ino == st.st_ino)
         };
         if sys::lstat(names.of(slot)).is_ok_and(same) {
+            // Every other slot, whichever this one is: a job with another N
+            // on any of them is refused.
+            for other in (0..=slots).filter(|&other| other != slot) {
+                if let Some(theirs) = held_by_other_n(names.of(other), other, slots) {
+                    return Err(Failure::SlotsMixed { slot: other, ours: slots, theirs });
+                }
+            }
             return Ok(slot);
         }
     }
     // Returning lets go of the gate before the job starts.
+}
+
+/// How slot files are opened only to look at them: never created.
+const LOOK: c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+
+/// Without `-w`, LOCK itself is not opened; what stands there must still be
+/// what `-w` would accept as the gate: nothing yet, or a regular file.
+/// Judged by `lstat`, so that nothing is opened.
+fn judge_gate(gate: &CStr) -> Result<(), Failure<'static>> {
+    match sys::lstat(gate) {
+        Ok(st) => match Kind::of(&st) {
+            Kind::Regular => Ok(()),
+            Kind::Directory => Err(Failure::CannotOpen { errno: Errno(libc::EISDIR), on_path: false }),
+            Kind::Symlink => Err(Failure::Refused { why: Unsafe::LockIsSymlink }),
+            kind => Err(Failure::Refused { why: Unsafe::LockKind(kind) }),
+        },
+        Err(_) => Ok(()), // Missing, or for the slots' own opens to tell.
+    }
+}
+
+/// After taking a slot: is the slot file `name`
+/// (slot `slot`, or LOCK.N) held by a job with another N? Only where the
+/// kernel's list of locks says it is held: trying its lock, even for an
+/// instant, could turn a concurrent job away.
+fn held_by_other_n(name: &CStr, slot: u8, ours: u8) -> Option<u32> {
+    let file = sys::open(name, LOOK, 0).ok()?;
+    let stat = sys::fstat(file.raw()).ok()?;
+    if holder::kernel_lockers(&stat).is_none_or(|lockers| lockers.count == 0) {
+        return None;
+    }
+    mixed(file.raw(), slot, ours)
 }
 
 /// Refuse to run beside jobs with another N (`ours`): when the busy slot
@@ -364,8 +418,7 @@ fn wait_for_any(
 fn start_watcher(name: &CStr, ours: c_int) -> Result<Option<Watcher>, Errno> {
     // Its own open file description: the lock it takes is not ours, and
     // leaves with it.
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let theirs = match sys::open(name, flags, 0) {
+    let theirs = match sys::open(name, LOOK, 0) {
         Ok(fd) => fd,
         Err(Errno(libc::ENOENT | libc::ELOOP)) => return Ok(None),
         Err(errno) => return Err(errno),

@@ -748,3 +748,101 @@ fn a_poll_that_returns_early_is_not_the_end_of_the_wait() {
     holder.release();
     waiter.wait(Duration::from_secs(10)).assert_code(0).assert_stdout("0");
 }
+
+/// Mixed N is found whichever slot is free (issue 15, item 8): a job with another N holding
+/// any slot is refused, also one past the first free slot; and a job that got its slot by
+/// waiting is named by the kernel as the holder, so its record counts.
+#[test]
+fn mixed_n_is_found_whichever_slot_is_free() {
+    let t = TempDir::new();
+    let lock = t.lock();
+    let marker = t.join("ran");
+    let four0 = hold_slot(&t, &lock, 4, &[]);
+    let four1 = hold_slot(&t, &lock, 4, &[]);
+    four0.release();
+    // Slot 0 is free; slot 1 is a --slots 4 job's.
+    let out = run(withlock().args(["--slots", "2"]).arg(&lock).arg("touch").arg(&marker));
+    out.assert_code(64).assert_one_message_naming(slot_file(&lock, 1));
+    out.assert_stderr_mentions("held by a job with --slots 4, not 2");
+    assert!(!exists(&marker), "a job with another N ran");
+    four1.release();
+
+    // A waiter gets slot 2 of 4 when it frees; then it is the only holder, and a job with
+    // --slots 3 (slot 0 free) sees it.
+    let holders: Vec<_> = (0..4).map(|_| hold_slot(&t, &lock, 4, &[])).collect();
+    let (ready, release) = (t.join("waiter.ready"), t.join("waiter.release"));
+    let waiter = start(
+        withlock()
+            .args(["-w", "20", "--slots", "4"])
+            .arg(&lock)
+            .args([
+                "sh",
+                "-c",
+                r#"printf %s "$WITHLOCK_SLOT" > "$1"; while [ ! -e "$2" ]; do sleep 0.01; done"#,
+                "sh",
+            ])
+            .arg(&ready)
+            .arg(&release),
+    );
+    wait_for_watchers(waiter.pid(), &lock, 4);
+    let mut holders: Vec<_> = holders.into_iter().map(Some).collect();
+    holders[2].take().unwrap().release();
+    assert!(wait_until(Duration::from_secs(10), || exists(&ready)), "the waiter never ran");
+    assert_eq!(read_string(&ready), "2");
+    for holder in holders.into_iter().flatten() {
+        holder.release();
+    }
+    let status = run(withlock().arg("--status").arg(slot_file(&lock, 2)));
+    assert!(
+        !status.stdout_str().contains("stale"),
+        "the waiter's record is not current\n{}",
+        status.describe()
+    );
+    let out = run(withlock().args(["--slots", "3"]).arg(&lock).arg("touch").arg(&marker));
+    out.assert_code(64).assert_one_message_naming(slot_file(&lock, 2));
+    assert!(!exists(&marker), "a job with another N ran");
+    fs::write(&release, b"").unwrap();
+    waiter.wait(Duration::from_secs(10)).assert_code(0);
+}
+
+/// A LOCK whose longest slot name (LOCK.N) is too long for the file system is refused up
+/// front (73, naming it), not only once the slots with shorter names are busy; and nothing
+/// is created or run (issue 15, item 8).
+#[test]
+fn a_slot_name_too_long_is_refused_up_front() {
+    let t = TempDir::new();
+    // 253 bytes: LOCK.0 to LOCK.9 fit in 255, LOCK.10 does not.
+    let lock = t.join("x".repeat(253));
+    let marker = t.join("ran");
+    let out = run(withlock().args(["--slots", "11"]).arg(&lock).arg("touch").arg(&marker));
+    out.assert_code(73).assert_one_message_naming(slot_file(&lock, 10));
+    assert!(!exists(&marker), "the job ran");
+    assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0, "files were created");
+    // With -w too (the gate would fit).
+    let out = run(withlock().args(["-w", "1", "--slots", "11"]).arg(&lock).arg("touch").arg(&marker));
+    out.assert_code(73).assert_one_message_naming(slot_file(&lock, 10));
+    assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0, "files were created");
+    // Ten slots fit (LOCK.10, only looked at, need not).
+    run_slot(&[], 10, &lock).assert_code(0).assert_stdout("0");
+}
+
+/// LOCK must be what it would be as the gate, with or without -w (issue 15, item 8): a
+/// directory is 73, a symlink or a FIFO 77, and nothing runs.
+#[test]
+fn lock_is_judged_with_or_without_wait() {
+    let t = TempDir::new();
+    let marker = t.join("ran");
+    let dir = t.mkdir("dir", 0o700);
+    let link = t.join("link");
+    std::os::unix::fs::symlink(t.join("elsewhere"), &link).unwrap();
+    let fifo = t.join("fifo");
+    crate::support::mkfifo(&fifo, 0o600);
+    for (lock, code) in [(&dir, 73), (&link, 77), (&fifo, 77)] {
+        for wait in [&[][..], &["-w", "1"]] {
+            let out = run(withlock().args(wait).args(["--slots", "2"]).arg(lock).arg("touch").arg(&marker));
+            out.assert_code(code).assert_one_message_naming(lock);
+            assert!(!exists(&marker), "{}: {wait:?}: the job ran", lock.display());
+        }
+    }
+    assert!(!exists(&slot_file(&dir, 0)), "a slot file was made next to a directory");
+}
