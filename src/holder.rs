@@ -345,6 +345,14 @@ fn push_held_by(out: &mut Line, locker: Option<u32>) {
 
 /// "pid 4242 (rsync -a /srv /backup), user backup, since ... (3h 2m ago)".
 pub fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
+    if record.waiting {
+        // LOCK, held as the gate by a `--slots N -w` job waiting for a slot.
+        out.push(b"a waiter for one of ");
+        match record.slots {
+            Some(slots) => out.push(b"its ").push_u64(u64::from(slots)).push(b" slots, "),
+            None => out.push(b"its slots, "),
+        };
+    }
     match record.pid {
         Some(pid) => out.push(b"pid ").push_u64(u64::from(pid)),
         None => out.push(b"an unknown pid"),

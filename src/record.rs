@@ -23,7 +23,9 @@
 //! boot_ns=81234567890      CLOCK_BOOTTIME then: proves which process had the pid
 //! version=0.1.0            withlock's
 //! slots=3                  with --slots N only: N,
-//! slot=2                   and the slot taken (the lock file is LOCK.2)
+//! slot=2                   and the slot taken (the lock file is LOCK.2),
+//! waiting=1                or, instead of slot=, in LOCK itself: a --slots N -w
+//!                          waiter holding it as the gate while it waits for a slot
 //! command=rsync -a /srv /backup
 //! pad=                     spaces
 //! end
@@ -68,6 +70,9 @@ pub struct Facts<'a> {
     /// `--slots N`: N and the slot taken; 0 and 0 without it.
     pub slots: u8,
     pub slot: u8,
+    /// `--slots N -w`: this is the gate, LOCK, held while waiting for a
+    /// slot (no slot is taken yet).
+    pub waiting: bool,
 }
 
 impl Facts<'_> {
@@ -89,6 +94,7 @@ impl Facts<'_> {
             boot_ns: crate::clock::boot_ns(),
             slots: 0,
             slot: 0,
+            waiting: false,
         }
     }
 }
@@ -113,6 +119,20 @@ pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
 /// never decides; but a record cut short (a full disk, a file size limit)
 /// is removed rather than left half over an old one.
 pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
+    if let Some(buf) = RECORD.take() {
+        store_in(buf.line(), path, locked, facts, argv);
+    }
+}
+
+/// [`store`], composing the record in `out`: for a second record in one
+/// run (a `--slots -w` waiter's, in the gate it holds, before its slot's).
+pub fn store_in<'a>(
+    out: &mut Line,
+    path: &CStr,
+    locked: &Locked,
+    facts: &Facts,
+    argv: impl Iterator<Item = &'a [u8]>,
+) {
     let second;
     let fd = if locked.writable {
         locked.fd.raw()
@@ -135,8 +155,6 @@ pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterato
     if held != 0 && !old[..held].starts_with(MAGIC) {
         return; // Not ours to overwrite.
     }
-    let Some(buf) = RECORD.take() else { return };
-    let out = buf.line();
     compose(out, facts, argv, held);
     let bytes = out.as_bytes();
     // SAFETY: `bytes` is valid for reads of its length.
@@ -175,7 +193,11 @@ pub fn compose<'a>(out: &mut Line, facts: &Facts, argv: impl Iterator<Item = &'a
     out.push(concat!("version=", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
     if facts.slots > 0 {
         out.push(b"slots=").push_u64(u64::from(facts.slots));
-        out.push(b"\nslot=").push_u64(u64::from(facts.slot)).push(b"\n");
+        if facts.waiting {
+            out.push(b"\nwaiting=1\n");
+        } else {
+            out.push(b"\nslot=").push_u64(u64::from(facts.slot)).push(b"\n");
+        }
     }
 
     // The command goes last but one, so that if it is too long only it is
@@ -254,6 +276,8 @@ pub struct Record<'a> {
     pub version: Option<&'a [u8]>,
     /// `--slots N`: N.
     pub slots: Option<u32>,
+    /// `waiting=1`: a `--slots N -w` waiter holding the gate, LOCK.
+    pub waiting: bool,
     /// Encoded as the module docs say; see [`Args`].
     pub command: Option<&'a [u8]>,
     pub command_cut: bool,
@@ -299,6 +323,7 @@ pub fn parse(bytes: &[u8]) -> Contents<'_> {
             b"boot_ns" => record.boot_ns = number(),
             b"version" => record.version = Some(value),
             b"slots" => record.slots = small(),
+            b"waiting" => record.waiting = value == b"1",
             b"command" => record.command = Some(value),
             b"command_cut" => record.command_cut = value == b"1",
             _ => {}
@@ -397,6 +422,7 @@ mod tests {
             boot_ns: 81_234_567_890,
             slots: 0,
             slot: 0,
+            waiting: false,
         }
     }
 
@@ -441,6 +467,7 @@ mod tests {
                 boot_ns: Some(81_234_567_890),
                 version: Some(b"0.1.0"),
                 slots: None,
+                waiting: false,
                 command: Some(b"rsync -a /srv /backup"),
                 command_cut: false,
                 complete: true,
@@ -457,6 +484,13 @@ mod tests {
         assert!(text.contains("\nversion=0.1.0\nslots=3\nslot=2\ncommand=job\n"), "{text}");
         let Contents::Record(r) = parse(out.as_bytes()) else { panic!("not a record") };
         assert!(r.complete && r.command == Some(b"job") && r.slots == Some(3));
+        assert!(!r.waiting);
+        // A waiter holding the gate: N, and no slot yet.
+        compose(out, &Facts { slots: 3, waiting: true, ..facts() }, [&b"job"[..]].into_iter(), 0);
+        let text = std::str::from_utf8(out.as_bytes()).unwrap();
+        assert!(text.contains("\nslots=3\nwaiting=1\ncommand=job\n"), "{text}");
+        let Contents::Record(r) = parse(out.as_bytes()) else { panic!("not a record") };
+        assert!(r.waiting && r.slots == Some(3));
         // Without --slots, neither key is written.
         assert!(!String::from_utf8(composed(&[b"job"])).unwrap().contains("slot"));
     }

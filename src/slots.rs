@@ -95,7 +95,7 @@ pub fn run(
     names.buf[base.len()] = b'.';
     let mut opened = Opened([-1; MAX as usize]);
     let walk_failed = walked.is_err();
-    let failure = match walked.and_then(|()| take(resolved, options, lock, &mut names, &mut opened)) {
+    let failure = match walked.and_then(|()| take(resolved, options, lock, argv, &mut names, &mut opened)) {
         Ok(slot) => {
             let fd = Fd::from_raw(core::mem::replace(&mut opened.0[usize::from(slot & 63)], -1));
             // Only the slot's descriptor goes to the job; closing the others
@@ -144,8 +144,10 @@ pub fn run(
             }
             _ => lock,
         };
-        // Only the walk's failures name a place on the way to LOCK.
-        let resolved = if walk_failed { resolved } else { c"" };
+        // Only the walk's failures name a place on the way to LOCK, and a
+        // busy gate's its holder.
+        let gate_busy = matches!(failure, Failure::Busy | Failure::TimedOut(_));
+        let resolved = if walk_failed || gate_busy { resolved } else { c"" };
         failure.report(shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose);
     }
     c_int::from(failure.exit_code(conflict))
@@ -157,6 +159,7 @@ fn take(
     gate: &CStr,
     options: &Options,
     lock: &[u8],
+    argv: Argv,
     names: &mut Names,
     opened: &mut Opened,
 ) -> Result<u8, Failure<'static>> {
@@ -174,8 +177,15 @@ fn take(
         Err(errno @ Errno(libc::ENAMETOOLONG)) => return Err(Failure::CannotOpen { errno, on_path: false }),
         _ => names.len = 0,
     }
-    // The gate is held until we return, and never reaches the job.
-    let _gate = if waits { Some(lock::acquire(gate, options, lock)?.fd) } else { None };
+    // The gate is held until we return, and never reaches the job. Its
+    // record says who waits there, and for what.
+    let _gate = if waits {
+        let locked = lock::acquire(gate, options, lock)?;
+        say_waiting(gate, &locked, slots, argv);
+        Some(locked.fd)
+    } else {
+        None
+    };
     'again: loop {
         // Someone holds the slot past our last: a job with more slots.
         if let Ok(file) = sys::open(names.of(slots), LOOK, 0)
@@ -208,7 +218,7 @@ fn take(
         }
         if slot == slots {
             if !waits {
-                return Err(Failure::SlotsBusy { slots });
+                return Err(Failure::SlotsBusy { slots, waited: None });
             }
             if options.verbose {
                 lock::announce_wait(lock, options.wait);
@@ -379,7 +389,9 @@ fn wait_for_any(
         // (24.8 days), and may end early.
         let now = clock::boot_ns();
         let timeout = match deadline {
-            Some((deadline, limit)) if now >= deadline => break 'wait Err(Failure::TimedOut(limit)),
+            Some((deadline, limit)) if now >= deadline => {
+                break 'wait Err(Failure::SlotsBusy { slots, waited: Some(limit) });
+            }
             Some((deadline, _)) => {
                 c_int::try_from((deadline - now).div_ceil(1_000_000)).unwrap_or(c_int::MAX)
             }
@@ -488,6 +500,18 @@ fn say_polling(name: &[u8], errno: Errno) {
     line.push(b"cannot start a watcher for ").push_quoted(name).push(b" (").push(errno.text());
     line.push(b"): trying the slots without one every 0.1s instead");
     line.emit();
+}
+
+/// Write the record of a waiter into the gate it holds (see [`record`]).
+#[cold]
+#[inline(never)]
+fn say_waiting(gate: &CStr, locked: &Locked, slots: u8, argv: Argv) {
+    // SAFETY: all-zero is a valid utsname, for uname to fill.
+    let mut uts = unsafe { core::mem::zeroed() };
+    let mut facts = record::Facts::now(None, record::host_name(&mut uts));
+    (facts.slots, facts.waiting) = (slots, true);
+    let mut buf = crate::text::LineBuf::<{ record::CAPACITY }>::new();
+    record::store_in(buf.line(), gate, locked, &facts, argv.iter());
 }
 
 #[cold]

@@ -246,7 +246,7 @@ fn a_waiter_takes_whichever_slot_frees_first() {
             withlock()
                 .args(["-w", "30", "--slots", "3"])
                 .arg(&lock)
-                .args(["sh", "-c", r#"date +%s%N > "$2"; printf %s "$WITHLOCK_SLOT" > "$1"; while [ ! -e "$3" ]; do sleep 0.01; done"#, "sh"])
+                .args(["sh", "-c", r#"date +%s%N > "$2"; printf %s "$WITHLOCK_SLOT" > "$1.tmp"; mv "$1.tmp" "$1"; while [ ! -e "$3" ]; do sleep 0.01; done"#, "sh"])
                 .arg(&ready)
                 .arg(&started)
                 .arg(&release),
@@ -778,7 +778,7 @@ fn mixed_n_is_found_whichever_slot_is_free() {
             .args([
                 "sh",
                 "-c",
-                r#"printf %s "$WITHLOCK_SLOT" > "$1"; while [ ! -e "$2" ]; do sleep 0.01; done"#,
+                r#"printf %s "$WITHLOCK_SLOT" > "$1.tmp"; mv "$1.tmp" "$1"; while [ ! -e "$2" ]; do sleep 0.01; done"#,
                 "sh",
             ])
             .arg(&ready)
@@ -845,4 +845,27 @@ fn lock_is_judged_with_or_without_wait() {
         }
     }
     assert!(!exists(&slot_file(&dir, 0)), "a slot file was made next to a directory");
+}
+
+/// A `--slots -w` waiter holding the gate says so in LOCK's record: `--status LOCK` and the
+/// busy messages of those behind it name it as a waiter for a slot, not as something
+/// withlock did not take (issue 15, item 8).
+#[test]
+fn a_waiter_at_the_gate_is_shown_as_one() {
+    let t = TempDir::new();
+    let lock = t.lock();
+    let holders: Vec<_> = (0..2).map(|_| hold_slot(&t, &lock, 2, &[])).collect();
+    let waiter = start(withlock().args(["-w", "30", "--slots", "2"]).arg(&lock).args(["sleep", "0"]));
+    wait_for_watchers(waiter.pid(), &lock, 2);
+    let who = format!("held by a waiter for one of its 2 slots, pid {} (sleep 0)", waiter.pid());
+    let status = run(withlock().arg("--status").arg(&lock));
+    status.assert_code(75);
+    assert!(status.stdout_str().contains(&who), "{}", status.describe());
+    let behind = run(withlock().args(["-w", "0.2", "--slots", "2"]).arg(&lock).arg("true"));
+    behind.assert_code(75).assert_stderr_mentions(&who);
+    run(withlock().arg(&lock).arg("true")).assert_code(75).assert_stderr_mentions(&who);
+    for holder in holders {
+        holder.release();
+    }
+    waiter.wait(Duration::from_secs(10)).assert_code(0);
 }
