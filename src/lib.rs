@@ -183,11 +183,26 @@ fn name_of(args: &Args, options: &cli::Options) -> &'static [u8] {
 fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
     let mut dir = text::LineBuf::<{ locate::PATH_MAX }>::new();
     let mut path = text::LineBuf::<{ locate::PATH_MAX }>::new();
-    if let Err(failure) = named::lock_path(name_of(args, options), true, dir.line(), path.line()) {
-        return report_named(&failure, dir.line(), path.line(), options.verbose);
-    }
+    let mode = match named::lock_path(name_of(args, options), dir.line(), path.line()) {
+        Ok(mode) => mode,
+        Err(failure) => return report_named(&failure, dir.line(), path.line(), options.verbose),
+    };
     let lock_path = path.line().as_bytes();
     let lock_path = &lock_path[..lock_path.len() - 1]; // Without its NUL.
+    // Judge the way to DIR before making it: make it only where the walk
+    // stops for want of it (or, with --insecure, which judges nothing).
+    let mut buffers = locate::Buffers::<{ locate::PATH_MAX }>::new();
+    let mut walk = buffers.walk();
+    let made = match locate::locate(lock_path, options.insecure, &mut walk) {
+        Ok(()) if options.insecure => named::make_dir(named::c_str(dir.line()), mode),
+        Err(failure) if named::dir_is_missing(&failure, walk.resolved.as_bytes(), dir.line()) => {
+            named::make_dir(walk.resolved.as_cstr(), mode)
+        }
+        _ => Ok(()), // There, or refused: the walk below says which.
+    };
+    if let Err(failure) = made {
+        return report_named(&failure, dir.line(), path.line(), options.verbose);
+    }
     walk_long_path(args, options, lock_path, command)
 }
 
@@ -208,7 +223,7 @@ fn report_named(failure: &Failure, dir: &text::Line, path: &text::Line, verbose:
 fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     let mut dir = text::LineBuf::<{ locate::PATH_MAX }>::new();
     let mut path = text::LineBuf::<{ locate::PATH_MAX }>::new();
-    if let Err(failure) = named::lock_path(name_of(args, options), false, dir.line(), path.line()) {
+    if let Err(failure) = named::lock_path(name_of(args, options), dir.line(), path.line()) {
         return report_named(&failure, dir.line(), path.line(), false);
     }
     let named = core::iter::once(named::c_str(path.line()));

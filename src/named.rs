@@ -8,9 +8,14 @@
 //!   `XDG_RUNTIME_DIR` is an absolute path to an existing directory;
 //!   otherwise `/tmp/withlock-UID`, mode 0700.
 //!
-//! An existing directory is used as it is: the walk ([`crate::locate`])
-//! then judges it as for any lock, so a `/tmp/withlock-UID` that someone
-//! else made first is refused (77), not trusted.
+//! Nothing is created before it is judged: withlock first walks to
+//! `DIR/NAME` as for any lock ([`crate::locate`]), which judges every
+//! directory above DIR; only if that walk stops at a missing DIR is DIR
+//! made — with its final mode at once (no `chmod` afterwards, which by path
+//! could follow a symlink swapped in meanwhile) — and walked again. An
+//! existing directory is used as it is: the walk judges it as for any lock,
+//! so a `/tmp/withlock-UID` that someone else made first is refused (77),
+//! not trusted; and a refused place is left as it was.
 
 use crate::error::Failure;
 use crate::sys::{self, Errno, Kind};
@@ -38,10 +43,10 @@ pub fn validate(name: &[u8]) -> Result<(), &'static str> {
 }
 
 /// Write the lock's path, `DIR/NAME` and a NUL, into `path` (which must be
-/// empty), first creating DIR if `create` and it is missing. On failure
-/// `path` holds the lock's path for the message and `dir` the directory at
-/// fault, NUL-terminated.
-pub fn lock_path(name: &[u8], create: bool, dir: &mut Line, path: &mut Line) -> Result<(), Failure<'static>> {
+/// empty), and DIR and a NUL into `dir`; returns the mode DIR is made with
+/// if it is missing (see [`make_dir`]). Creates nothing. On failure `path`
+/// holds the lock's path for the message and `dir` the directory at fault.
+pub fn lock_path(name: &[u8], dir: &mut Line, path: &mut Line) -> Result<libc::mode_t, Failure<'static>> {
     let euid = sys::geteuid();
     let mode = if euid == 0 {
         dir.push(b"/run/withlock");
@@ -68,17 +73,33 @@ pub fn lock_path(name: &[u8], create: bool, dir: &mut Line, path: &mut Line) -> 
     };
     path.push(dir.as_bytes()).push(b"/").push(name).push(b"\0");
     dir.push(b"\0");
-    let too_long = Failure::CannotOpen { errno: Errno(libc::ENAMETOOLONG), on_path: true };
     if path.truncated() || dir.truncated() {
-        return Err(too_long);
+        return Err(Failure::CannotOpen { errno: Errno(libc::ENAMETOOLONG), on_path: true });
     }
-    if create {
-        match sys::mkdir(c_str(dir), mode) {
-            Ok(()) | Err(Errno(libc::EEXIST)) => {}
-            Err(errno) => return Err(Failure::CannotOpen { errno, on_path: true }),
-        }
+    Ok(mode)
+}
+
+/// Does the walk to `DIR/NAME`, failed with `failure` where it stopped
+/// (`stopped_at`), say that DIR is missing, and only that? Then everything
+/// above DIR has been judged, and DIR may be made at `stopped_at` (the path
+/// with symlinks resolved).
+pub fn dir_is_missing(failure: &Failure, stopped_at: &[u8], dir: &Line) -> bool {
+    let dir = dir.as_bytes();
+    let dir = dir.strip_suffix(b"\0").unwrap_or(dir);
+    fn base(path: &[u8]) -> &[u8] {
+        path.rsplit(|&b| b == b'/').next().unwrap_or(path)
     }
-    Ok(())
+    matches!(failure, Failure::CannotOpen { errno: Errno(libc::ENOENT), on_path: true })
+        && base(stopped_at) == base(dir)
+}
+
+/// Make withlock's directory at `path`, with exactly `mode` (an existing
+/// one is left as it is, for the walk to judge).
+pub fn make_dir(path: &CStr, mode: libc::mode_t) -> Result<(), Failure<'static>> {
+    match sys::mkdir(path, mode) {
+        Ok(()) | Err(Errno(libc::EEXIST)) => Ok(()),
+        Err(errno) => Err(Failure::CannotOpen { errno, on_path: true }),
+    }
 }
 
 /// The text of `line`, which ends with a NUL, as a C string.

@@ -149,15 +149,20 @@ pub fn fchmod(fd: c_int, mode: libc::mode_t) -> Result<(), Errno> {
     check(unsafe { libc::fchmod(fd, mode) }).map(drop)
 }
 
-/// `mkdir(2)` with `mode`, then `chmod(2)` to exactly `mode` (the umask
-/// must not loosen or break a directory withlock makes for its own use).
-/// An existing entry is `EEXIST`, left as it is.
+/// `mkdir(2)` with exactly `mode`: the umask must not loosen or break a
+/// directory withlock makes for its own use. It is cleared for the call
+/// (withlock is single-threaded) rather than followed by a `chmod` by path,
+/// which would follow a symlink swapped in meanwhile. An existing entry is
+/// `EEXIST`, left as it is.
 pub fn mkdir(path: &CStr, mode: libc::mode_t) -> Result<(), Errno> {
-    // SAFETY: `path` is a valid NUL-terminated string for the duration of
-    // both calls, which take nothing else but integers.
-    check(unsafe { libc::mkdir(path.as_ptr(), mode) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::chmod(path.as_ptr(), mode) }).map(|_| ())
+    // SAFETY: umask takes and returns plain integers; `path` is a valid
+    // NUL-terminated string for the duration of mkdir.
+    unsafe {
+        let umask = libc::umask(0);
+        let made = check(libc::mkdir(path.as_ptr(), mode));
+        libc::umask(umask);
+        made.map(|_| ())
+    }
 }
 
 /// The value of the environment variable `name`, if set.

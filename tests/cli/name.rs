@@ -209,3 +209,41 @@ fn invalid_names_are_usage_errors_and_create_nothing() {
     assert!(!exists(&marker));
     assert_eq!(exists(dir), had_dir, "a usage error created /run/withlock");
 }
+
+/// The place for withlock's directory is judged before anything is made there (issue 15,
+/// item 9): an XDG_RUNTIME_DIR that others may change (root's, mode 0777, not sticky) is
+/// refused (77) and left as it was, with no `withlock` directory in it; the directory made
+/// in a good place has its final mode from the start, whatever the umask.
+#[test]
+fn a_refused_place_is_left_as_it_was() {
+    if !require_root("a_refused_place_is_left_as_it_was") {
+        return;
+    }
+    let _serial = serial();
+    let t = TempDir::new();
+    let bin = runnable_copy(&t);
+    let shared = t.mkdir("shared", 0o777);
+    let marker = t.join("ran");
+    let out = run(as_user(&bin, Some(&shared)).args(["--name", "job", "touch"]).arg(&marker));
+    out.assert_code(77).assert_stderr_mentions(&shared);
+    assert!(!exists(&marker));
+    assert!(!exists(&shared.join("withlock")), "a directory was made in a refused place");
+
+    // Made with its final mode under any umask (0777 would give a directory 0000 that
+    // withlock itself could not use, were the mode not set exactly).
+    let runtime = t.mkdir("runtime", 0o700);
+    chown(&runtime, UID, UID);
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"umask 0777; exec "$@""#, "sh", "setpriv"])
+        .arg(format!("--reuid={UID}"))
+        .arg(format!("--regid={UID}"))
+        .arg("--clear-groups")
+        .arg(&bin)
+        .args(["--name", "job", "true"])
+        .env("PATH", TEST_PATH)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .current_dir("/")
+        .stdin(Stdio::null());
+    run(&mut cmd).assert_code(0);
+    assert_eq!(owner_and_mode(&runtime.join("withlock")), (UID, 0o700));
+}
