@@ -50,7 +50,7 @@ pub const HELP: &str = concat!(
     "      --min-hold DURATION   etcd: keep the lock this long after the start,\n",
     "                            even if COMMAND ends sooner (once per schedule)\n",
     "      --unlink              remove LOCK when COMMAND ends, still holding it\n",
-    "                            (not while what COMMAND started runs on)\n",
+    "                            (after the rest of COMMAND's process group)\n",
     "      --no-inherit          only withlock holds the lock, not COMMAND (for jobs\n",
     "                            that start daemons); COMMAND's process group\n",
     "                            dies with withlock\n",

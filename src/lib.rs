@@ -289,15 +289,17 @@ fn stay_parent(
         kill_after: options.kill_after.unwrap_or(lock::DEFAULT_KILL_AFTER),
         die_with_parent: options.no_inherit,
         withhold: if options.no_inherit { Some(locked.fd.raw()) } else { None },
-        // What the job leaves running holds the lock (with --no-inherit it
-        // does not: such leftovers are the daemons that option is for).
-        wait_for_group: options.max_runtime.is_some() && !options.no_inherit,
+        // What the job leaves running in its group holds the lock: it is
+        // still the job. (With --no-inherit it does not: such leftovers are
+        // the daemons that option is for.)
+        wait_for_group: !options.no_inherit,
         verbose: options.verbose,
     };
     let ended = supervise::run(argv, &watch, &mut supervise::NoGuard, |job| store_record(Some(job)))?;
     // Remove the file while we still hold its lock, only if it is still the
     // file we locked, and only if nothing the job started (which inherited
-    // the lock) runs on: the next job would take a new file beside it.
+    // the lock) runs on outside its group, which is gone: the next job would
+    // take a new file beside it.
     if options.unlink
         && sys::lstat(path)
             .is_ok_and(|now| now.st_dev == locked.stat.st_dev && now.st_ino == locked.stat.st_ino)

@@ -25,11 +25,12 @@
 //! (a reload, a thread dump): what the job makes of them is its own affair.
 //!
 //! The job is its group. On Linux withlock is the subreaper of everything
-//! the job starts, so it knows when the job's whole group has ended. With
-//! `--max-runtime`, when the job's main process exits while others of its
-//! group run on (holding the lock they inherited), withlock waits for them
-//! and stops them at the limit as it would the job (then 124); if they end
-//! in time, the main process's status is withlock's.
+//! the job starts, so it knows when the job's whole group has ended. When
+//! the job's main process exits while others of its group run on (holding
+//! the lock they inherited; not with `--no-inherit`), withlock waits for
+//! them, and with `--max-runtime` stops them at the limit as it would the
+//! job (then 124); if they end by themselves, the main process's status is
+//! withlock's.
 //!
 //! Killing withlock. With `--unlink` or `--max-runtime` the job inherits the
 //! lock descriptor: the lock lives until the job is gone. With
@@ -50,6 +51,10 @@ use core::ptr;
 use core::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use core::time::Duration;
 
+/// How often withlock looks whether the rest of the job's group is gone,
+/// once the main process has ended.
+const GROUP_POLL_NS: u64 = 200_000_000;
+
 /// The signals passed on to the job.
 const FORWARDED: [c_int; 6] =
     [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
@@ -66,7 +71,9 @@ static ASKED: AtomicI32 = AtomicI32::new(0);
 /// makes withlock see the job's group end (SIGKILL after `--kill-after`).
 static STOP: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(signal: c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
     let job = JOB.load(SeqCst);
     if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT) {
         ASKED.store(signal, SeqCst);
@@ -74,7 +81,10 @@ extern "C" fn on_signal(signal: c_int, _: *mut libc::siginfo_t, _: *mut libc::c_
     if matches!(signal, libc::SIGTERM | libc::SIGINT) {
         STOP.store(signal, SeqCst);
     }
-    if signal != libc::SIGCHLD && job > 0 {
+    // A signal a process of the job's group sent us is not bounced back.
+    // SAFETY: getpgid is async-signal-safe and takes a plain integer.
+    let from_job = code <= 0 && sender > 0 && unsafe { libc::getpgid(sender) } == job;
+    if signal != libc::SIGCHLD && job > 0 && !from_job {
         // The job's group is not ours: whatever reached us, from the
         // terminal or a process, has not reached it.
         // SAFETY: kill is async-signal-safe and takes plain integers.
@@ -108,8 +118,9 @@ pub struct Watch {
     pub die_with_parent: bool,
     /// A descriptor the job must not inherit (`--no-inherit`'s lock).
     pub withhold: Option<c_int>,
-    /// The job holds the lock, and the limit covers its whole group: once
-    /// its main process has exited, wait (Linux) for the rest of the group.
+    /// The job holds the lock, and so does what it leaves running in its
+    /// group: once its main process has exited, wait (Linux) for the rest
+    /// of the group (stopped at the limit, if there is one).
     pub wait_for_group: bool,
     pub verbose: bool,
 }
@@ -236,6 +247,7 @@ pub fn run(
         // Only where waitpid can tell that the group is gone.
         wait_for_group: watch.wait_for_group && cfg!(any(target_os = "linux", target_os = "android")),
         said_leftovers: false,
+        limited: watch.max_runtime.is_some(),
     };
     let limit = watch.max_runtime.map(|limit| now_ns().saturating_add(nanos(limit)));
     let ended = watcher.wait(limit, guard);
@@ -471,6 +483,8 @@ struct Watcher {
     wait_for_group: bool,
     /// `-v` told that the main process ended before its group.
     said_leftovers: bool,
+    /// There is a `--max-runtime`.
+    limited: bool,
 }
 
 impl Watcher {
@@ -534,6 +548,11 @@ impl Watcher {
             {
                 next = next.min(at);
             }
+            if self.status.is_some() {
+                // Waiting for the rest of the group: a process that leaves it
+                // (setsid) sends no signal, so look again now and then.
+                next = next.min(now_ns().saturating_add(GROUP_POLL_NS));
+            }
             self.sleep_until(next);
         }
     }
@@ -547,7 +566,10 @@ impl Watcher {
             let line = buf.line();
             line.push(b"the job's main process ended (");
             push_status(line, status);
-            line.push(b"); other processes of its group run on, holding the lock: waiting for them, up to --max-runtime");
+            line.push(b"); other processes of its group run on, holding the lock: waiting for them");
+            if self.limited {
+                line.push(b", up to --max-runtime");
+            }
             line.emit();
         }
     }

@@ -263,31 +263,47 @@ fn a_job_that_dumped_core_is_said_to_have() {
 // ---------------------------------------------------------------------------------------------
 // Issue 10, item 6: leftovers never make two holders.
 
-/// --unlink: the job exits at once, leaving a process that inherited the lock (in the job's
-/// group, or in a session of its own). The file must stay: removed, the next run would
-/// take a new file and run beside the leftover. So the next run finds the lock busy, and
-/// once the leftover is gone, free.
+/// --unlink: the job exits at once, leaving a process that inherited the lock. In the
+/// job's group, it is still the job: withlock waits for it, then removes the file. In a
+/// session of its own (a daemon), withlock cannot wait for it: the file must stay, or the
+/// next run would take a new file and run beside it. Either way the next run finds the lock
+/// busy while the leftover runs, and free afterwards.
 #[test]
 fn unlink_keeps_the_file_while_a_leftover_holds_the_lock() {
-    for spawn in ["sleep 30 &", "setsid sleep 30 &"] {
-        let t = TempDir::new();
-        let lock = t.lock();
-        let bg = t.join("bg");
-        let script = format!(r#"{spawn} echo $! > "$1""#);
-        let out =
-            run(withlock().args(["-v", "--unlink"]).arg(&lock).args(["sh", "-c", &script, "sh"]).arg(&bg));
-        out.assert_code(0);
-        let leftover = Seen::from_file(&bg);
-        assert!(exists(&lock), "{spawn}: --unlink removed the file its job's leftover holds locked");
-        assert_busy(&lock);
-        out.assert_stderr_mentions("the lock file stays");
-        send_signal(leftover.pid, libc::SIGKILL);
-        assert!(wait_until(Duration::from_secs(5), || leftover.is_dead()));
-        assert_free(&lock);
-        // With nothing left behind, the file is removed as usual.
-        run(withlock().arg("--unlink").arg(&lock).arg("true")).assert_code(0);
-        assert!(!exists(&lock), "--unlink kept the file of a job that left nothing behind");
-    }
+    let _load = timing();
+    let t = TempDir::new();
+    let lock = t.lock();
+    let (bg, ready) = (t.join("bg"), t.join("ready"));
+
+    let script = r#"sleep 1.5 & echo $! > "$1"; : > "$2""#;
+    let mut cmd = withlock();
+    cmd.args(["-v", "--unlink"]).arg(&lock).args(["sh", "-c", script, "sh"]).arg(&bg).arg(&ready);
+    let mut running = start_holding(&mut cmd, &ready);
+    wait_for_pid_file(&bg);
+    let leftover = Seen::from_file(&bg);
+    thread::sleep(Duration::from_millis(300));
+    assert!(running.is_running(), "withlock did not wait for what its job left in its group");
+    assert!(exists(&lock));
+    assert_busy(&lock);
+    let out = running.wait(Duration::from_secs(10));
+    out.assert_code(0).assert_stderr_mentions("removed the lock file");
+    assert!(leftover.is_dead());
+    assert!(!exists(&lock), "--unlink kept the file once the job's group was gone");
+
+    let _ = fs::remove_file(&bg);
+    let script = r#"setsid sleep 30 & echo $! > "$1""#;
+    let out = run(withlock().args(["-v", "--unlink"]).arg(&lock).args(["sh", "-c", script, "sh"]).arg(&bg));
+    out.assert_code(0);
+    let leftover = Seen::from_file(&bg);
+    assert!(exists(&lock), "--unlink removed the file a daemon of its job holds locked");
+    assert_busy(&lock);
+    out.assert_stderr_mentions("the lock file stays");
+    send_signal(leftover.pid, libc::SIGKILL);
+    assert!(wait_until(Duration::from_secs(5), || leftover.is_dead()));
+    assert_free(&lock);
+    // With nothing left behind, the file is removed as usual.
+    run(withlock().arg("--unlink").arg(&lock).arg("true")).assert_code(0);
+    assert!(!exists(&lock), "--unlink kept the file of a job that left nothing behind");
 }
 
 /// --no-inherit: withlock alone holds the lock, so when it is SIGKILLed nothing of the
