@@ -61,6 +61,8 @@ struct Names {
 }
 
 impl Names {
+    // Out of line: called from many places, inlined it would be copied to each.
+    #[inline(never)]
     fn of(&mut self, slot: u8) -> &CStr {
         let mut at = self.base;
         if slot >= 10 {
@@ -315,6 +317,7 @@ impl Watcher {
     const NONE: Watcher = Watcher { pid: 0, pipe: -1 };
 
     /// Kill (if still there) and collect the watcher; close its pipe.
+    #[inline(never)]
     fn end(&mut self) {
         if self.pid > 0 {
             // SAFETY: kill and waitpid on our own child, not reaped yet.
