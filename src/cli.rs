@@ -333,9 +333,7 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
         // Options that would change how a lock is taken, or what a busy one
         // means, say nothing about who holds it: refused, not ignored.
         if options.replace
-            || options.unlink
-            || options.no_inherit
-            || options.max_runtime.is_some()
+            || stays_parent
             || options.slots > 0
             || options.wait != Wait::No
             || options.shell.is_some()

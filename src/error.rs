@@ -66,10 +66,9 @@ pub enum Failure<'a> {
         pid: u32,
         uid: u32,
     },
-    /// `--slots N`: all N slots are taken (still, after waiting this long).
+    /// `--slots N`: all N slots are taken.
     SlotsBusy {
         slots: u8,
-        waited: Option<Duration>,
     },
     /// `--slots N` (`ours`) met a job on the same LOCK with another N:
     /// `slot`'s holder records `theirs` (0: not known), or `slot` is N.
@@ -132,14 +131,9 @@ impl Failure<'_> {
                 crate::help::usage_hint();
                 return;
             }
-            Failure::SlotsBusy { slots, waited: Some(waited) } => {
-                line.push_quoted(lock).push(b" is still busy after waiting ").push_duration(*waited);
-                line.push(b": all ").push_u64(u64::from(*slots)).push(b" slots are taken");
-                line.push(b"; giving up (use a longer -w, or -w forever)");
-            }
             Failure::Busy | Failure::SlotsBusy { .. } => {
                 line.push_quoted(lock).push(b" is ");
-                if let Failure::SlotsBusy { slots, .. } = self {
+                if let Failure::SlotsBusy { slots } = self {
                     line.push(b"busy: all ").push_u64(u64::from(*slots)).push(b" slots are taken");
                 } else if !explain_holder(line, resolved_path, verbose) {
                     line.push(b"busy: another process holds the lock");

@@ -380,15 +380,11 @@ pub fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
             let now = crate::clock::unix_now();
             // A date ahead of our clock (another host's clock, a forged
             // record) is said to be, not shown as "0s ago".
-            if then > now {
-                out.push(b" (");
-                crate::clock::push_age(out, then - now);
-                out.push(b" in the future)");
-            } else {
-                out.push(b" (");
-                crate::clock::push_age(out, now - then);
-                out.push(b" ago)");
-            }
+            let (age, when): (u64, &[u8]) =
+                if then > now { (then - now, b" in the future)") } else { (now - then, b" ago)") };
+            out.push(b" (");
+            crate::clock::push_age(out, age);
+            out.push(when);
         }
     }
     if verbose && let Some(version) = record.version {

@@ -307,7 +307,7 @@ fn stay_parent(
         if !options.no_inherit && supervise::descendants_remain() {
             if options.verbose {
                 supervise::say(
-                    b"the job ended, but processes it started run on and may hold the lock: the lock file stays",
+                    b"processes the job started run on, holding the lock: the lock file stays",
                     None,
                     b"",
                 );

@@ -212,12 +212,7 @@ pub fn open_lock_file(
     let changed = |errno| matches!(errno, Errno(libc::ENOENT | libc::ELOOP | libc::EMLINK | libc::EEXIST));
     let (fd, writable, seen) = match sys::lstat(path) {
         Ok(seen) => {
-            match Kind::of(&seen) {
-                Kind::Regular => {}
-                Kind::Symlink => return Err(Failure::Refused { why: Unsafe::LockIsSymlink }),
-                Kind::Directory => return Err(cannot_open(Errno(libc::EISDIR))),
-                kind => return Err(Failure::Refused { why: Unsafe::LockKind(kind) }),
-            }
+            judge_kind(&seen)?;
             // An exclusive fcntl lock needs a descriptor open for writing; an
             // executable must not get one (see above).
             let needs_write = options.fcntl && !options.shared;
@@ -269,6 +264,17 @@ pub fn open_lock_file(
     }
     locate::judge_lock_file(&st, options.insecure).map_err(|why| Failure::Refused { why })?;
     Ok(Some((fd, st, writable)))
+}
+
+/// What `lstat` found at a lock file's name, judged before it is opened:
+/// only a regular file is a lock file.
+pub fn judge_kind(seen: &libc::stat) -> Result<(), Failure<'static>> {
+    match Kind::of(seen) {
+        Kind::Regular => Ok(()),
+        Kind::Symlink => Err(Failure::Refused { why: Unsafe::LockIsSymlink }),
+        Kind::Directory => Err(Failure::CannotOpen { errno: Errno(libc::EISDIR), on_path: false }),
+        kind => Err(Failure::Refused { why: Unsafe::LockKind(kind) }),
+    }
 }
 
 /// Wait without limit. `EINTR` can only come from a stop and continue here

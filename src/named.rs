@@ -84,13 +84,11 @@ pub fn lock_path(name: &[u8], dir: &mut Line, path: &mut Line) -> Result<libc::m
 /// above DIR has been judged, and DIR may be made at `stopped_at` (the path
 /// with symlinks resolved).
 pub fn dir_is_missing(failure: &Failure, stopped_at: &[u8], dir: &Line) -> bool {
+    // "/withlock" or "/withlock-UID", without the NUL.
     let dir = dir.as_bytes();
-    let dir = dir.strip_suffix(b"\0").unwrap_or(dir);
-    fn base(path: &[u8]) -> &[u8] {
-        path.rsplit(|&b| b == b'/').next().unwrap_or(path)
-    }
+    let base = &dir[dir.iter().rposition(|&b| b == b'/').unwrap_or(0)..dir.len() - 1];
     matches!(failure, Failure::CannotOpen { errno: Errno(libc::ENOENT), on_path: true })
-        && base(stopped_at) == base(dir)
+        && stopped_at.ends_with(base)
 }
 
 /// Make withlock's directory at `path`, with exactly `mode` (an existing

@@ -39,12 +39,12 @@
 
 use crate::cli::Options;
 use crate::duration::Wait;
-use crate::error::{Failure, Unsafe};
+use crate::error::Failure;
 use crate::exec::{self, Argv};
 use crate::holder::{self, State, Trust};
 use crate::lock::{self, Locked};
 use crate::record::{Contents, Record};
-use crate::sys::{self, Errno, Fd, Kind};
+use crate::sys::{self, Errno, Fd};
 use crate::{clock, record};
 use core::ffi::{CStr, c_int};
 
@@ -61,8 +61,6 @@ struct Names {
 }
 
 impl Names {
-    // Out of line: called from many places, inlined it would be copied to each.
-    #[inline(never)]
     fn of(&mut self, slot: u8) -> &CStr {
         let mut at = self.base;
         if slot >= 10 {
@@ -146,10 +144,9 @@ pub fn run(
             }
             _ => lock,
         };
-        // Only the walk's failures name a place on the way to LOCK, and a
-        // busy gate's its holder.
-        let gate_busy = matches!(failure, Failure::Busy | Failure::TimedOut(_));
-        let resolved = if walk_failed || gate_busy { resolved } else { c"" };
+        // Only the walk's failures name a place on the way to LOCK, and the
+        // gate's (before any slot's name is made) its holder.
+        let resolved = if walk_failed || names.len == 0 { resolved } else { c"" };
         failure.report(shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose);
     }
     c_int::from(failure.exit_code(conflict))
@@ -190,9 +187,7 @@ fn take(
     };
     'again: loop {
         // Someone holds the slot past our last: a job with more slots.
-        if let Ok(file) = sys::open(names.of(slots), LOOK, 0)
-            && let Some(theirs) = mixed(file.raw(), slots, slots)
-        {
+        if let Some(theirs) = held_by_other_n(names.of(slots), slots, slots) {
             return Err(Failure::SlotsMixed { slot: slots, ours: slots, theirs });
         }
         let mut slot = 0;
@@ -210,7 +205,7 @@ fn take(
             match sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
                 Ok(()) => break,
                 Err(Errno(libc::EWOULDBLOCK)) => {
-                    if let Some(theirs) = mixed(fd, slot, slots) {
+                    if let Some(theirs) = mixed(fd, slot, slots, true) {
                         return Err(Failure::SlotsMixed { slot, ours: slots, theirs });
                     }
                 }
@@ -220,12 +215,12 @@ fn take(
         }
         if slot == slots {
             if !waits {
-                return Err(Failure::SlotsBusy { slots, waited: None });
+                return Err(Failure::SlotsBusy { slots });
             }
             if options.verbose {
                 lock::announce_wait(lock, options.wait);
             }
-            match wait_for_any(names, opened, slots, options.wait, started, options.verbose)? {
+            match wait_for_any(names, opened, slots, options.wait, started)? {
                 Some(ours) => slot = ours,
                 None => continue 'again,
             }
@@ -255,42 +250,28 @@ const LOOK: c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc:
 
 /// Without `-w`, LOCK itself is not opened; what stands there must still be
 /// what `-w` would accept as the gate: nothing yet, or a regular file.
-/// Judged by `lstat`, so that nothing is opened.
 fn judge_gate(gate: &CStr) -> Result<(), Failure<'static>> {
-    match sys::lstat(gate) {
-        Ok(st) => match Kind::of(&st) {
-            Kind::Regular => Ok(()),
-            Kind::Directory => Err(Failure::CannotOpen { errno: Errno(libc::EISDIR), on_path: false }),
-            Kind::Symlink => Err(Failure::Refused { why: Unsafe::LockIsSymlink }),
-            kind => Err(Failure::Refused { why: Unsafe::LockKind(kind) }),
-        },
-        Err(_) => Ok(()), // Missing, or for the slots' own opens to tell.
-    }
+    // Missing (or for the slots' own opens to tell): fine.
+    sys::lstat(gate).map_or(Ok(()), |seen| lock::judge_kind(&seen))
 }
 
-/// After taking a slot: is the slot file `name`
-/// (slot `slot`, or LOCK.N) held by a job with another N? Only where the
-/// kernel's list of locks says it is held: trying its lock, even for an
-/// instant, could turn a concurrent job away.
+/// Is the slot file `name` (slot `slot`, or LOCK.N) held by a job with
+/// another N? It is only looked at, never created.
 fn held_by_other_n(name: &CStr, slot: u8, ours: u8) -> Option<u32> {
     let file = sys::open(name, LOOK, 0).ok()?;
-    let stat = sys::fstat(file.raw()).ok()?;
-    if holder::kernel_lockers(&stat).is_none_or(|lockers| lockers.count == 0) {
-        return None;
-    }
-    mixed(file.raw(), slot, ours)
+    mixed(file.raw(), slot, ours, false)
 }
 
-/// Refuse to run beside jobs with another N (`ours`): when the busy slot
-/// `slot` (open at `fd`) has a current holder record with another
-/// `slots=`, or when `slot` is N and held at all. The record must be the
-/// current holder's: an earlier one may be there for an instant after the
-/// lock changed hands.
-fn mixed(fd: c_int, slot: u8, ours: u8) -> Option<u32> {
+/// Refuse to run beside jobs with another N (`ours`): when the slot `slot`
+/// (open at `fd`; `busy` if we found it so) is held and has a current
+/// holder record with another `slots=`, or when `slot` is N and held at
+/// all. The record must be the current holder's: an earlier one may be
+/// there for an instant after the lock changed hands.
+fn mixed(fd: c_int, slot: u8, ours: u8, busy: bool) -> Option<u32> {
     let mut buf = [0u8; record::CAPACITY];
     let stat = sys::fstat(fd).ok()?;
     let past = slot == ours;
-    let holder = holder::inspect(fd, &stat, &mut buf, !past);
+    let holder = holder::inspect(fd, &stat, &mut buf, busy);
     let theirs = match holder.contents {
         Contents::Record(Record { slots, .. }) if holder.trust != Trust::Stale => slots,
         _ => None,
@@ -317,7 +298,6 @@ impl Watcher {
     const NONE: Watcher = Watcher { pid: 0, pipe: -1 };
 
     /// Kill (if still there) and collect the watcher; close its pipe.
-    #[inline(never)]
     fn end(&mut self) {
         if self.pid > 0 {
             // SAFETY: kill and waitpid on our own child, not reaped yet.
@@ -354,7 +334,6 @@ fn wait_for_any(
     slots: u8,
     wait: Wait,
     started: u64,
-    verbose: bool,
 ) -> Result<Option<u8>, Failure<'static>> {
     let deadline = match wait {
         Wait::For(limit) => {
@@ -363,11 +342,10 @@ fn wait_for_any(
         _ => None,
     };
     let mut watchers = [Watcher::NONE; MAX as usize];
-    let mut said_polling = false;
     let outcome = 'wait: loop {
         let mut polled = false;
         for slot in 0..slots {
-            let i = usize::from(slot);
+            let i = usize::from(slot & 63);
             if watchers[i].pipe >= 0 {
                 continue;
             }
@@ -379,13 +357,7 @@ fn wait_for_any(
             match start_watcher(names.of(slot), opened.0[i]) {
                 Ok(Some(watcher)) => watchers[i] = watcher,
                 Ok(None) => break 'wait Ok(None),
-                Err(errno) => {
-                    polled = true;
-                    if verbose && !said_polling {
-                        said_polling = true;
-                        say_polling(names.of(slot).to_bytes(), errno);
-                    }
-                }
+                Err(_) => polled = true,
             }
         }
         // Time is up only when the clock says so: poll's timeout is capped
@@ -393,7 +365,7 @@ fn wait_for_any(
         let now = clock::boot_ns();
         let timeout = match deadline {
             Some((deadline, limit)) if now >= deadline => {
-                break 'wait Err(Failure::SlotsBusy { slots, waited: Some(limit) });
+                break 'wait Err(Failure::TimedOut(limit));
             }
             Some((deadline, _)) => {
                 c_int::try_from((deadline - now).div_ceil(1_000_000)).unwrap_or(c_int::MAX)
@@ -402,7 +374,7 @@ fn wait_for_any(
         };
         let timeout = if polled && !(0..=POLL_MS).contains(&timeout) { POLL_MS } else { timeout };
         let mut fds = [libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 }; MAX as usize];
-        for (pollfd, watcher) in fds.iter_mut().zip(&watchers[..usize::from(slots)]) {
+        for (pollfd, watcher) in fds.iter_mut().zip(&watchers).take(usize::from(slots)) {
             pollfd.fd = watcher.pipe; // -1 (no watcher) is ignored by poll.
         }
         // SAFETY: `fds` holds `slots` valid pollfds.
@@ -493,16 +465,6 @@ fn watch(fd: c_int, to: c_int, parent: libc::pid_t) -> ! {
     }
     // SAFETY: _exit takes a plain integer and never returns.
     unsafe { libc::_exit(0) }
-}
-
-#[cold]
-#[inline(never)]
-fn say_polling(name: &[u8], errno: Errno) {
-    let mut buf = crate::text::diagnostic();
-    let line = buf.line();
-    line.push(b"cannot start a watcher for ").push_quoted(name).push(b" (").push(errno.text());
-    line.push(b"): trying the slots without one every 0.1s instead");
-    line.emit();
 }
 
 /// Write the record of a waiter into the gate it holds (see [`record`]).

@@ -58,6 +58,9 @@ const GROUP_POLL_NS: u64 = 200_000_000;
 /// The signals passed on to the job.
 const FORWARDED: [c_int; 6] =
     [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+/// The signals withlock handles while the job runs: those, and SIGCHLD.
+const HANDLED: [c_int; 7] =
+    [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGCHLD];
 
 /// The job's pid, which is also its process group's id (for the handler).
 static JOB: AtomicI32 = AtomicI32::new(0);
@@ -194,7 +197,7 @@ pub fn run(
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &held, old_mask.as_mut_ptr()) };
     // SAFETY: sigprocmask filled it.
     let old_mask = unsafe { old_mask.assume_init() };
-    for signal in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+    for signal in HANDLED {
         handle(signal, &held);
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -247,7 +250,6 @@ pub fn run(
         // Only where waitpid can tell that the group is gone.
         wait_for_group: watch.wait_for_group && cfg!(any(target_os = "linux", target_os = "android")),
         said_leftovers: false,
-        limited: watch.max_runtime.is_some(),
     };
     let limit = watch.max_runtime.map(|limit| now_ns().saturating_add(nanos(limit)));
     let ended = watcher.wait(limit, guard);
@@ -314,7 +316,7 @@ fn become_job(
     // act on the job as it would once the job runs, not run our handler
     // (which would only wake a loop that is not ours). Ignored signals were
     // never handled, and stay ignored.
-    for signal in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+    for signal in HANDLED {
         // SAFETY: a zeroed sigaction is valid; sigaction reads and fills it.
         unsafe {
             let mut action: libc::sigaction = core::mem::zeroed();
@@ -483,8 +485,6 @@ struct Watcher {
     wait_for_group: bool,
     /// `-v` told that the main process ended before its group.
     said_leftovers: bool,
-    /// There is a `--max-runtime`.
-    limited: bool,
 }
 
 impl Watcher {
@@ -500,7 +500,7 @@ impl Watcher {
             if let Some(status) = self.status {
                 match self.stopping {
                     None if !self.wait_for_group || self.group_gone() => return Ok(Ended::Exited(status)),
-                    None => self.say_leftovers(status),
+                    None => self.say_leftovers(),
                     Some((why, _)) if self.group_gone() => return Ok(why.unwrap_or(Ended::Exited(status))),
                     Some(_) => {}
                 }
@@ -559,18 +559,14 @@ impl Watcher {
 
     /// With `-v`, once: the main process has ended, the rest of its group
     /// runs on, and withlock waits for it.
-    fn say_leftovers(&mut self, status: c_int) {
+    fn say_leftovers(&mut self) {
         if self.verbose && !self.said_leftovers {
             self.said_leftovers = true;
-            let mut buf = text::diagnostic();
-            let line = buf.line();
-            line.push(b"the job's main process ended (");
-            push_status(line, status);
-            line.push(b"); other processes of its group run on, holding the lock: waiting for them");
-            if self.limited {
-                line.push(b", up to --max-runtime");
-            }
-            line.emit();
+            say(
+                b"the job's main process ended; waiting for the rest of its group, which holds the lock",
+                None,
+                b"",
+            );
         }
     }
 
@@ -700,58 +696,13 @@ pub fn pause_until(until: u64, fd: c_int) -> bool {
 /// signal without a core of its own, cannot show it), as timeout(1) does.
 pub fn exit_like(status: c_int) -> u8 {
     if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
         if libc::WCOREDUMP(status) {
-            let mut buf = text::diagnostic();
-            let line = buf.line();
-            line.push(b"the job ");
-            push_status(line, status);
-            line.emit();
+            say(b"the job was killed by signal ", Some(signal as u32), b" (core dumped)");
         }
-        die_like(libc::WTERMSIG(status));
+        die_like(signal);
     }
     libc::WEXITSTATUS(status) as u8
-}
-
-/// "exited with status 3", "was killed by SIGQUIT (core dumped)".
-fn push_status(line: &mut text::Line, status: c_int) {
-    if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        line.push(b"was killed by ");
-        match signal_name(signal) {
-            Some(name) => line.push(name),
-            None => line.push(b"signal ").push_u64(signal as u64),
-        };
-        if libc::WCOREDUMP(status) {
-            line.push(b" (core dumped)");
-        }
-    } else {
-        line.push(b"exited with status ").push_u64(u64::from(libc::WEXITSTATUS(status) as u8));
-    }
-}
-
-/// The names of the signals a job is likely to die of.
-fn signal_name(signal: c_int) -> Option<&'static [u8]> {
-    Some(match signal {
-        libc::SIGHUP => b"SIGHUP",
-        libc::SIGINT => b"SIGINT",
-        libc::SIGQUIT => b"SIGQUIT",
-        libc::SIGILL => b"SIGILL",
-        libc::SIGTRAP => b"SIGTRAP",
-        libc::SIGABRT => b"SIGABRT",
-        libc::SIGBUS => b"SIGBUS",
-        libc::SIGFPE => b"SIGFPE",
-        libc::SIGKILL => b"SIGKILL",
-        libc::SIGUSR1 => b"SIGUSR1",
-        libc::SIGSEGV => b"SIGSEGV",
-        libc::SIGUSR2 => b"SIGUSR2",
-        libc::SIGPIPE => b"SIGPIPE",
-        libc::SIGALRM => b"SIGALRM",
-        libc::SIGTERM => b"SIGTERM",
-        libc::SIGXCPU => b"SIGXCPU",
-        libc::SIGXFSZ => b"SIGXFSZ",
-        libc::SIGSYS => b"SIGSYS",
-        _ => return None,
-    })
 }
 
 /// End this process with `signal`, as the job ended, without a core dump
