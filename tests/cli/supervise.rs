@@ -127,7 +127,12 @@ fn the_guardian_holds_no_lock_and_is_reaped() {
     );
     let guardian = Seen::of(others[0]);
     assert!(has_open(running.pid(), &lock), "withlock does not hold the lock file");
-    assert!(!has_open(guardian.pid, &lock), "the guardian {} holds the lock file open", guardian.pid);
+    // It closes the descriptor first thing (it may not have run yet).
+    assert!(
+        wait_until(Duration::from_secs(5), || !has_open(guardian.pid, &lock)),
+        "the guardian {} holds the lock file open",
+        guardian.pid
+    );
     fs::write(&go, b"").unwrap();
     running.wait(Duration::from_secs(10)).assert_code(0);
     assert_eq!(guardian.state(), None, "the guardian {} was left behind by withlock", guardian.pid);
