@@ -309,7 +309,7 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     if etcd && options.slots > 0 {
         // N holders in etcd would need a semaphore of its own (etcdctl has
         // none); taking the one-holder lock instead would break the promise.
-        return usage("--slots does not go with an etcd:// LOCK (its lock has one holder)", None);
+        return usage("--slots does not go with an etcd:// LOCK", None);
     }
     if options.fcntl && !cfg!(any(target_os = "linux", target_os = "android")) {
         // POSIX locks, the only fcntl locks here, drop when any descriptor on

@@ -226,7 +226,8 @@ pub fn run(
     // The parent-death signal reaches only the job itself; a guardian
     // takes its whole group down with withlock.
     let watched = guard.job_started(job);
-    let guardian = if watch.die_with_parent && !watched { guard_group(job, parent, watch.withhold) } else { 0 };
+    let guardian =
+        if watch.die_with_parent && !watched { guard_group(job, parent, watch.withhold) } else { 0 };
     started(job as u32);
     if watch.verbose {
         say(b"started the job as pid ", Some(job as u32), b", staying its parent");
