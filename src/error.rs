@@ -7,7 +7,7 @@ use crate::cli::UsageError;
 use crate::exit;
 use crate::sys::{self, Errno, Kind};
 use crate::text::{self, Line};
-use crate::{holder, record};
+use crate::{holder, record, slots};
 use core::ffi::CStr;
 use core::time::Duration;
 
@@ -32,6 +32,8 @@ pub enum Unsafe {
     /// The lock file has several names; someone else's name for it could be
     /// anywhere.
     LockLinks { links: u64 },
+    /// The lock file can be written by group or others.
+    LockWritable { mode: u32 },
 }
 
 #[derive(Debug)]
@@ -71,7 +73,9 @@ pub enum Failure<'a> {
         slots: u8,
     },
     /// `--slots N` (`ours`) met a job on the same LOCK with another N:
-    /// `slot`'s holder records `theirs` (0: not known), or `slot` is N.
+    /// `slot`'s holder records `theirs` (0: not known), or `slot` is N;
+    /// `theirs` is [`slots::UNSEEN`] if `slot` is N and may be held where it
+    /// cannot be seen.
     SlotsMixed {
         slot: u8,
         ours: u8,
@@ -91,6 +95,7 @@ impl Failure<'_> {
     /// busy lock (75, or 0 with `-q`, or `-E N`).
     pub fn exit_code(&self, conflict: u8) -> u8 {
         match self {
+            Failure::SlotsMixed { theirs: slots::UNSEEN, .. } => exit::UNAVAILABLE,
             Failure::Usage(_) | Failure::SlotsMixed { .. } => exit::USAGE,
             Failure::Busy | Failure::TimedOut(_) | Failure::SlotsBusy { .. } => conflict,
             Failure::Refused { .. } | Failure::ReplaceForbidden { .. } => exit::REFUSED,
@@ -150,6 +155,11 @@ impl Failure<'_> {
             }
             Failure::SlotsMixed { slot, ours, theirs } => {
                 line.push(b"refusing ").push_quoted(lock).push(b".").push_u64(u64::from(*slot));
+                if *theirs == slots::UNSEEN {
+                    line.push(b": a job with more slots may hold it unseen; if none does, remove it");
+                    line.emit();
+                    return;
+                }
                 line.push(b": held by a job with --slots ");
                 if *theirs == 0 {
                     line.push(b"above ");
@@ -282,6 +292,10 @@ fn describe_unsafe(line: &mut Line, culprit: &[u8], why: &Unsafe) {
         Unsafe::LockOwner { uid } => {
             line.push(b"the lock file is owned by uid ").push_u64(u64::from(*uid));
             line.push(b", who could hold it forever (remove it, or use --insecure)");
+        }
+        Unsafe::LockWritable { mode } => {
+            line.push(b"the lock file (mode ").push_mode(*mode);
+            line.push(b") is writable by group or others (chmod go-w it, or use --insecure)");
         }
         Unsafe::LockLinks { links } => {
             line.push(b"the lock file has ").push_u64(*links);

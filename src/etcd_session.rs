@@ -443,7 +443,7 @@ fn owner_record<'b>(
 /// holder record, as a local lock's holder is told.
 pub fn describe(line: &mut Line, record: &record::Record) {
     line.push(b" by ");
-    crate::holder::push_who(line, record, true, true);
+    crate::holder::push_claims(line, record, true, true);
 }
 
 /// The holder record for the job (`job`: its pid once it runs; until then

@@ -1,45 +1,75 @@
-//! Who holds a lock: the kernel's answer, checked against the record.
+//! Who holds a lock: what the kernel shows, and what the holder record claims.
 //!
-//! The record in the lock file says which process took the lock; the kernel
-//! says whether the lock is held, and (through `/proc/locks`, on Linux) by
-//! which process. A record is *current* only when both agree and the
-//! recorded process is still the one that wrote it: alive, and started no
-//! later than the record's boot-clock reading (a process that reused the
-//! pid started later). Anything less is reported as what it is: no record,
-//! a stale one, or one that cannot be checked here.
+//! The kernel says whether the lock is held and, through `/proc` (see
+//! `proc`), by which process, and whether that process holds it still. The
+//! record in the lock file says who took it, running what, since when; but
+//! anyone who can write the file can write the record (the job itself, through
+//! the descriptor it inherits, even after dropping its privileges). So the
+//! record is shown, marked as what the record says, and never obeyed: it is
+//! *current* when it agrees with the kernel's facts, and that decides only the
+//! words used. What `--replace` signals is decided from the kernel's facts
+//! alone (see `replace`).
 
+use crate::proc::{self, Blind, Holds};
 use crate::record::{self, Contents, Record};
-use crate::sys::{self, Errno};
-use crate::text::{Line, LineBuf};
-use core::ffi::{CStr, c_int};
+use crate::sys;
+use crate::text::Line;
+use core::ffi::c_int;
 
 /// Is the lock held, and by which process (the one that took the lock)?
 /// `shared` counts the holders of a shared lock (0: exclusive, or unknown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Free,
-    Held { locker: Option<u32>, shared: u32 },
+    Held {
+        locker: Option<u32>,
+        shared: u32,
+    },
+    /// No holder is visible, but one could be where /proc/locks cannot see
+    /// (`Holder::blind` says why).
+    Unknown,
 }
 
-/// How far the record can be trusted.
+/// What the kernel shows of the process that took the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Locker {
+    pub pid: u32,
+    /// Whether it holds the lock now (see `proc::holds`).
+    pub holds: Holds,
+    /// Its user (see `proc::owner`; `None`: it has ended).
+    pub uid: Option<u32>,
+}
+
+/// How the record compares with what the kernel shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trust {
-    /// The recorded process holds the lock (or, if it has exited, a process
-    /// it started still does: `exited`).
-    Current { exited: bool },
-    /// The lock is held, but not by the recorded process.
+    /// It names the process that holds the lock (and as its job that
+    /// process or a child of it, when withlock stayed the job's parent).
+    Current,
+    /// It names the process that took the lock, which no longer holds it
+    /// (it has exited, or closed it): something it started holds it.
+    Exited,
+    /// The lock is held, but not by the process the record names.
     Stale,
     /// The lock is free: the record tells who held it last.
     Last,
-    /// Nothing to check it against here (no `/proc`).
+    /// Nothing to check it against here.
     Unverified,
 }
 
 /// Everything known about a lock's holder.
 pub struct Holder<'a> {
     pub state: State,
+    /// Why a holder may be missing from /proc/locks (`None`: none can be).
+    pub blind: Option<Blind>,
+    /// The process /proc/locks names, for an exclusive lock.
+    pub locker: Option<Locker>,
     pub contents: Contents<'a>,
     pub trust: Trust,
+    /// The lock file's owner and permission bits: who else could have
+    /// written the record.
+    pub file_uid: u32,
+    pub file_mode: u32,
 }
 
 /// Read the start of the lock file (at most a record's worth).
@@ -50,204 +80,72 @@ pub fn read_contents(fd: c_int, buf: &mut [u8; record::CAPACITY]) -> &[u8] {
 }
 
 /// Find out who holds the lock on the open file `fd` (status `st`).
-/// `known_held`: the caller found the lock busy. Otherwise, where
-/// `/proc/locks` cannot tell, the lock is tried for an instant (`probe`).
+/// `known_held`: the caller found the lock busy. The lock is never tried:
+/// a try, however short, could make a concurrent `withlock -q` skip its job.
 pub fn inspect<'b>(
     fd: c_int,
     st: &libc::stat,
     buf: &'b mut [u8; record::CAPACITY],
     known_held: bool,
 ) -> Holder<'b> {
-    let unknown = State::Held { locker: None, shared: 0 };
-    let state = match kernel_lockers(st) {
-        Some(Lockers { count: 1.., pid, shared }) => State::Held { locker: pid, shared },
-        Some(_) if known_held => unknown,
-        Some(_) => State::Free,
-        None if known_held => unknown,
-        None => probe(fd),
+    let lockers = proc::lockers(fd, st);
+    let state = match lockers {
+        proc::Lockers { count: 1.., pid, shared, .. } => State::Held { locker: pid, shared },
+        _ if known_held => State::Held { locker: None, shared: 0 },
+        proc::Lockers { blind: None, .. } => State::Free,
+        _ => State::Unknown,
+    };
+    let locker = match state {
+        State::Held { locker: Some(pid), shared: 0 } => {
+            Some(Locker { pid, holds: proc::holds(pid, st), uid: proc::process(pid).map(|p| p.uid) })
+        }
+        _ => None,
     };
     let contents = record::parse(read_contents(fd, buf));
-    let trust = match (&contents, state) {
-        (Contents::Record(_), State::Free) => Trust::Last,
+    let trust = match (&contents, state, &locker) {
+        (Contents::Record(_), State::Free, _) => Trust::Last,
         // Shared holders write no record: what there is names an earlier one.
-        (Contents::Record(_), State::Held { shared: 1.., .. }) => Trust::Stale,
-        (Contents::Record(r), State::Held { locker, .. }) => judge(r, locker),
+        (Contents::Record(_), State::Held { shared: 1.., .. }, _) => Trust::Stale,
+        (Contents::Record(r), _, Some(locker)) => judge(r, locker),
         _ => Trust::Unverified,
     };
-    Holder { state, contents, trust }
-}
-
-/// Is the lock free? Only when `/proc/locks` is missing: take it for an
-/// instant and let go (a withlock starting in that instant would find it
-/// busy, which is why this is the last resort).
-fn probe(fd: c_int) -> State {
-    match sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB) {
-        Ok(()) => {
-            let _ = sys::flock(fd, libc::LOCK_UN);
-            State::Free
-        }
-        Err(_) => State::Held { locker: None, shared: 0 },
+    Holder {
+        state,
+        blind: lockers.blind,
+        locker,
+        contents,
+        trust,
+        file_uid: st.st_uid,
+        file_mode: sys::permissions(st),
     }
 }
 
-fn judge(record: &Record, locker: Option<u32>) -> Trust {
-    let Some(recorded) = record.locker.or(record.pid) else { return Trust::Stale };
-    let Some(locker) = locker else { return Trust::Unverified };
-    if locker != recorded {
+// Out of line: inlined into `holder::inspect`, these cost a kilobyte more.
+#[inline(never)]
+fn judge(record: &Record, locker: &Locker) -> Trust {
+    if record.locker.or(record.pid) != Some(locker.pid) {
         return Trust::Stale;
     }
     let Some(written) = record.boot_ns else { return Trust::Unverified };
-    // Is `pid` the process that had it when the record was written?
-    let same = |pid: u32| process_started_ns(pid).is_some_and(|started| started <= written);
-    // The locker must be; so must the job (a different pid only when
-    // withlock stayed its parent). If either has gone, or its pid now
-    // belongs to a later process, yet the kernel still names the recorded
-    // locker, the lock lives on in a process the job started.
-    let job_alive = record.pid.is_none_or(same);
-    Trust::Current { exited: !(same(recorded) && job_alive) }
-}
-
-/// Who holds flock locks on a file, as `/proc/locks` tells it.
-pub struct Lockers {
-    /// How many locks it has (any kind).
-    pub count: u32,
-    /// The process that took a lock on it (one of them, if shared; none for
-    /// an OFD lock, which /proc/locks shows with pid -1).
-    pub pid: Option<u32>,
-    /// How many hold it shared.
-    pub shared: u32,
-}
-
-/// The flock locks `/proc/locks` shows on this file; `None` if there is no
-/// `/proc/locks` to read.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn kernel_lockers(st: &libc::stat) -> Option<Lockers> {
-    // "MAJOR:MINOR:INODE" as /proc/locks writes it (hex, hex, decimal).
-    let mut id_buf = LineBuf::<64>::new();
-    let id = id_buf.line();
-    let (major, minor) = (libc::major(st.st_dev), libc::minor(st.st_dev));
-    push_hex2(id, u64::from(major));
-    id.push(b":");
-    push_hex2(id, u64::from(minor));
-    id.push(b":").push_u64(st.st_ino);
-    let id = id.as_bytes();
-
-    let file = sys::open(c"/proc/locks", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
-    let mut found = Lockers { count: 0, pid: None, shared: 0 };
-    for_each_line(file.raw(), |line| {
-        // "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF" (READ if shared);
-        // waiters have "->" after the number, and so do not match.
-        let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
-        let (_, kind, _, access, pid, file) =
-            (words.next(), words.next(), words.next(), words.next(), words.next(), words.next());
-        // flock locks, and --fcntl's OFD locks (pid -1: none to name).
-        if matches!(kind, Some(b"FLOCK" | b"OFDLCK")) && file == Some(id) {
-            found.count += 1;
-            found.pid = pid.and_then(parse_u32).or(found.pid);
-            found.shared += u32::from(access == Some(b"READ"));
-        }
-    });
-    Some(found)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn kernel_lockers(_st: &libc::stat) -> Option<Lockers> {
-    None
-}
-
-/// Lower-case hex, at least two digits, as the kernel's `%02x`.
-#[cfg(any(target_os = "linux", target_os = "android", test))]
-fn push_hex2(out: &mut Line, n: u64) {
-    let hex = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut at = digits.len();
-    let mut n = n;
-    while n != 0 || at > digits.len() - 2 {
-        at -= 1;
-        digits[at] = hex[(n & 15) as usize];
-        n >>= 4;
-    }
-    out.push(&digits[at..]);
-}
-
-/// Call `each` with every line of the file open at `fd`.
-fn for_each_line(fd: c_int, mut each: impl FnMut(&[u8])) {
-    let mut buf = [0u8; 4096];
-    let mut kept = 0;
-    loop {
-        // SAFETY: the destination is the free tail of `buf`.
-        let n = unsafe { libc::read(fd, buf[kept..].as_mut_ptr().cast(), buf.len() - kept) };
-        let Ok(n) = usize::try_from(n) else { return };
-        let end = kept + n;
-        let mut start = 0;
-        while let Some(nl) = buf[start..end].iter().position(|&b| b == b'\n') {
-            each(&buf[start..start + nl]);
-            start += nl + 1;
-        }
-        if n == 0 {
-            if start < end {
-                each(&buf[start..end]);
+    // A process that started after the record was written did not write it
+    // (an earlier run's record, its pid reused). A forger can pass this, but
+    // can then only make the record name the process that holds the lock.
+    let before = |p: &proc::Process| p.started_ns() <= written;
+    match locker.holds {
+        Holds::No => Trust::Exited,
+        Holds::Unseen => Trust::Unverified,
+        _ if !proc::process(locker.pid).is_some_and(|p| before(&p)) => Trust::Stale,
+        // The job is the locker, or its child when withlock stayed its parent.
+        Holds::Yes => match record.pid {
+            Some(job) if job == locker.pid => Trust::Current,
+            Some(job)
+                if proc::process(job).is_some_and(|p| p.ppid == locker.pid && p.alive() && before(&p)) =>
+            {
+                Trust::Current
             }
-            return;
-        }
-        // Keep the unfinished line; a line longer than the buffer is dropped.
-        kept = if start == 0 && end == buf.len() { 0 } else { end - start };
-        buf.copy_within(start..end, 0);
+            _ => Trust::Stale,
+        },
     }
-}
-
-fn parse_u32(text: &[u8]) -> Option<u32> {
-    crate::text::parse_u64(text).and_then(|n| u32::try_from(n).ok())
-}
-
-/// When process `pid` started, in nanoseconds of the boot clock, from
-/// `/proc/PID/stat` (clock ticks); `None` if there is no such process.
-pub fn process_started_ns(pid: u32) -> Option<u64> {
-    let stat = proc_stat_fields(pid)?;
-    // Start times in /proc are in USER_HZ ticks, which Linux fixes at 100
-    // whatever the kernel's own tick rate, on every architecture but alpha
-    // (asking sysconf would cost half a kilobyte of the binary).
-    let hz = 100;
-    stat.start_ticks.checked_mul(1_000_000_000 / hz)
-}
-
-/// The process group of `pid`, from `/proc/PID/stat`.
-pub fn process_group(pid: u32) -> Option<u32> {
-    proc_stat_fields(pid).map(|s| s.pgrp)
-}
-
-struct ProcStat {
-    pgrp: u32,
-    start_ticks: u64,
-}
-
-fn proc_stat_fields(pid: u32) -> Option<ProcStat> {
-    let mut path_buf = LineBuf::<32>::new();
-    let path = path_buf.line();
-    path.push(b"/proc/").push_u64(u64::from(pid)).push(b"/stat\0");
-    let path = CStr::from_bytes_with_nul(path.as_bytes()).ok()?;
-    let file = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
-    let mut buf = [0u8; 1024];
-    // SAFETY: `buf` is valid for writes of its length.
-    let n = unsafe { libc::read(file.raw(), buf.as_mut_ptr().cast(), buf.len()) };
-    let text = &buf[..usize::try_from(n).ok()?];
-    // "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses,
-    // so count fields after the last ')'. starttime is field 22.
-    let after = &text[text.iter().rposition(|&b| b == b')')? + 1..];
-    let mut fields = after.split(|&b| b == b' ').filter(|f| !f.is_empty());
-    let pgrp = parse_u32(fields.nth(2)?)?; // state, ppid, pgrp
-    let start = fields.nth(22 - 6)?; // fields 6..=22 follow pgrp (field 5)
-    let start_ticks = crate::text::parse_u64(start)?;
-    Some(ProcStat { pgrp, start_ticks })
-}
-
-/// The owner (effective uid) of a live process, from its `/proc` entry.
-pub fn process_owner(pid: u32) -> Result<u32, Errno> {
-    let mut path_buf = LineBuf::<32>::new();
-    let path = path_buf.line();
-    path.push(b"/proc/").push_u64(u64::from(pid)).push(b"\0");
-    let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno(libc::EINVAL))?;
-    sys::stat(path).map(|st| st.st_uid)
 }
 
 /// Call `found` with the user name for `uid` from /etc/passwd; false if it
@@ -256,13 +154,13 @@ pub fn process_owner(pid: u32) -> Result<u32, Errno> {
 pub fn user_name(uid: u32, found: impl FnOnce(&[u8])) -> bool {
     let mut found = Some(found);
     if let Ok(file) = sys::open(c"/etc/passwd", libc::O_RDONLY | libc::O_CLOEXEC, 0) {
-        for_each_line(file.raw(), |line| {
+        proc::for_each_line(file.raw(), &mut |line| {
             // name:password:uid:...
             let mut fields = line.split(|&b| b == b':');
             let (name, uid_field) = (fields.next(), fields.nth(1));
             if let (Some(name), Some(field)) = (name, uid_field)
                 && !name.is_empty()
-                && parse_u32(field) == Some(uid)
+                && proc::parse_u32(field) == Some(uid)
                 && let Some(found) = found.take()
             {
                 found(name);
@@ -282,69 +180,123 @@ pub fn push_user(out: &mut Line, uid: u32) {
 }
 
 /// Say who holds (or last held) the lock, as part of a sentence about it:
-/// "held by pid 4242 (rsync -a /srv /backup), user backup, since
-/// 2026-11-26T02:00:01Z (3h 2m ago)", or "free", and so on. `verbose` adds
+/// first what the kernel shows, then what the record says ("held by pid
+/// 4242, user backup; the record says: rsync -a /srv /backup, since
+/// 2026-11-26T02:00:01Z (3h 2m ago)"), or "free", and so on. `verbose` adds
 /// the host and the writer's version.
 pub fn describe(out: &mut Line, holder: &Holder, verbose: bool) {
     let record = match &holder.contents {
         Contents::Record(record) => Some(record),
         _ => None,
     };
-    match (holder.state, holder.trust, record) {
-        (State::Held { locker, shared: shared @ 1.. }, _, _) => {
-            out.push(b"held shared by ").push_u64(u64::from(shared));
-            out.push(if shared == 1 { b" process".as_slice() } else { b" processes" });
-            if let Some(pid) = locker {
-                out.push(b" (pid ").push_u64(u64::from(pid));
-                out.push(if shared == 1 { b")".as_slice() } else { b" and others)" });
+    let (locker, shared) = match holder.state {
+        State::Held { locker, shared } => (locker, shared),
+        // Only --status looks at locks it did not find busy.
+        #[cfg(not(feature = "status"))]
+        State::Free | State::Unknown => return,
+        #[cfg(feature = "status")]
+        State::Free | State::Unknown => {
+            if holder.state == State::Free {
+                out.push(b"free");
+            } else {
+                out.push(b"unknown: no holder is visible, but ");
+                push_blind(out, holder.blind);
             }
-            out.push(b"; shared holders keep no holder record");
+            if let Some(record) = record {
+                out.push(b"; the record says it was last taken by ");
+                push_claims(out, record, verbose, false);
+                push_file_doubts(out, holder, record);
+            }
+            return;
         }
-        (State::Free, _, None) => {
-            out.push(b"free");
+    };
+    if shared > 0 {
+        out.push(b"held shared by ").push_u64(u64::from(shared));
+        out.push(if shared == 1 { b" process".as_slice() } else { b" processes" });
+        if let Some(pid) = locker {
+            out.push(b" (pid ").push_u64(u64::from(pid));
+            out.push(if shared == 1 { b")".as_slice() } else { b" and others)" });
         }
-        (State::Free, _, Some(record)) => {
-            out.push(b"free; last taken by ");
-            push_who(out, record, verbose, false);
+        out.push(b"; shared holders keep no holder record");
+        return;
+    }
+    let facts = holder.locker.filter(|l| Some(l.pid) == locker);
+    match (locker, facts.map(|l| l.holds)) {
+        // An fcntl lock names no process; a blind spot may hide one.
+        (None, _) if holder.blind.is_none() => {
+            out.push(b"held by another process");
         }
-        (State::Held { .. }, Trust::Current { exited: false }, Some(record)) => {
-            out.push(b"held by ");
-            push_who(out, record, verbose, true);
-        }
-        (State::Held { .. }, Trust::Current { exited: true }, Some(record)) => {
-            out.push(b"held by what its job left running: the job, ");
-            push_who(out, record, verbose, true);
-            out.push(b", has exited");
-        }
-        (State::Held { locker, .. }, Trust::Stale, Some(record)) => {
-            push_held_by(out, locker);
-            out.push(b", which left no current record (the record is stale: it names ");
-            push_who(out, record, verbose, false);
+        (None, _) => {
+            out.push(b"held by a process not visible from here (");
+            push_blind(out, holder.blind);
             out.push(b")");
         }
-        (State::Held { .. }, _, Some(record)) => {
-            out.push(b"held; the holder record (which cannot be checked here) names ");
-            push_who(out, record, verbose, true);
+        (Some(pid), Some(Holds::No)) => {
+            out.push(b"held by what pid ").push_u64(u64::from(pid));
+            out.push(b" left running (it has exited)");
         }
-        (State::Held { locker, .. }, _, None) => {
-            push_held_by(out, locker);
-            out.push(match holder.contents {
-                Contents::Foreign => b" (the lock file holds no withlock record)".as_slice(),
-                _ => b" (no holder record: not taken by withlock, or withlock could not write it)",
-            });
+        (Some(pid), holds) => {
+            out.push(b"held by pid ").push_u64(u64::from(pid));
+            if let Some(uid) = facts.and_then(|l| l.uid) {
+                out.push(b", user ");
+                push_user(out, uid);
+            }
+            if holds != Some(Holds::Yes) {
+                out.push(b" (its open files cannot be seen from here)");
+            }
         }
     }
-}
-
-fn push_held_by(out: &mut Line, locker: Option<u32>) {
-    match locker {
-        Some(pid) => out.push(b"held by pid ").push_u64(u64::from(pid)),
-        None => out.push(b"held by another process"),
+    let Some(record) = record else {
+        push_no_record(out, &holder.contents);
+        return;
     };
+    if holder.trust == Trust::Stale {
+        out.push(b", which left no current record (the record is stale: it names ");
+        push_claims(out, record, verbose, false);
+        out.push(b")");
+    } else {
+        out.push(b"; the record says: ");
+        push_claims(out, record, verbose, true);
+    }
+    push_file_doubts(out, holder, record);
 }
 
-/// "pid 4242 (rsync -a /srv /backup), user backup, since ... (3h 2m ago)".
-pub fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
+/// Why /proc/locks may not show the holder.
+fn push_blind(out: &mut Line, blind: Option<Blind>) {
+    out.push(match blind {
+        Some(Blind::PidNamespace) => b"/proc/locks hides other pid namespaces' holders".as_slice(),
+        Some(Blind::Network) => b"/proc/locks hides other hosts' holders",
+        Some(Blind::Device) => b"its inode may be locked under another device",
+        _ => b"there is no /proc/locks",
+    });
+}
+
+fn push_no_record(out: &mut Line, contents: &Contents) {
+    out.push(match contents {
+        Contents::Foreign => b" (the lock file holds no withlock record)".as_slice(),
+        _ => b" (no holder record: not taken by withlock, or withlock could not write it)",
+    });
+}
+
+/// Say who else than the record's user could have written the record.
+fn push_file_doubts(out: &mut Line, holder: &Holder, record: &Record) {
+    if holder.file_mode & 0o022 != 0 {
+        out.push(b"; the lock file (mode ").push_mode(holder.file_mode);
+        out.push(b") is writable by others");
+    } else if holder.file_uid != 0 && record.uid != Some(holder.file_uid) {
+        out.push(b"; the lock file belongs to ");
+        push_user(out, holder.file_uid);
+    } else {
+        return;
+    }
+    out.push(b", who could have written that");
+}
+
+/// What the record says: "pid 4242 (rsync -a /srv /backup), user backup,
+/// since ... (3h 2m ago)", all of it, also where the kernel has said the
+/// same. `held`: the record is said to be the holder's ("since"), not an
+/// earlier one's ("at").
+pub fn push_claims(out: &mut Line, record: &Record, verbose: bool, held: bool) {
     if record.waiting {
         // LOCK, held as the gate by a `--slots N -w` job waiting for a slot.
         out.push(b"a waiter for one of ");
@@ -374,8 +326,7 @@ pub fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
         out.push(b", on host ").push_quoted(host);
     }
     if let Some(since) = record.since {
-        let word: &[u8] = if current { b", since " } else { b", taken at " };
-        out.push(word).push_quoted(since);
+        out.push(if held { b", since ".as_slice() } else { b", at " }).push_quoted(since);
         if let Some(then) = record.since_unix {
             let now = crate::clock::unix_now();
             // A date ahead of our clock (another host's clock, a forged
@@ -399,26 +350,29 @@ pub fn push_who(out: &mut Line, record: &Record, verbose: bool, current: bool) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn device_numbers_look_like_the_kernels() {
-        let hex = |n| {
-            let mut buf = LineBuf::<32>::new();
-            let l = buf.line();
-            push_hex2(l, n);
-            std::string::String::from_utf8(l.as_bytes().to_vec()).unwrap()
-        };
-        assert_eq!(hex(0), "00");
-        assert_eq!(hex(8), "08");
-        assert_eq!(hex(0xfd), "fd");
-        assert_eq!(hex(0x103), "103");
+    fn record(pid: u32, boot_ns: Option<u64>) -> Record<'static> {
+        Record { pid: Some(pid), locker: Some(pid), boot_ns, complete: true, ..Record::default() }
     }
 
+    /// The record is judged against the kernel's facts (here about this test process),
+    /// never the other way round.
     #[test]
-    fn our_own_process_is_found_in_proc() {
+    fn the_record_is_judged_by_the_kernels_facts() {
         let me = std::process::id();
-        let started = process_started_ns(me).expect("/proc/self/stat");
-        // SAFETY: getpgrp cannot fail.
-        assert_eq!(process_group(me), Some(unsafe { libc::getpgrp() } as u32));
-        assert!(started <= crate::clock::boot_ns());
+        let now = crate::clock::boot_ns();
+        let locker = |holds| Locker { pid: me, holds, uid: Some(0) };
+        assert_eq!(judge(&record(me, Some(now)), &locker(Holds::Yes)), Trust::Current);
+        // Written before this process started: an earlier run's, its pid reused.
+        assert_eq!(judge(&record(me, Some(1)), &locker(Holds::Yes)), Trust::Stale);
+        // Another process named, or none.
+        assert_eq!(judge(&record(me + 1, Some(now)), &locker(Holds::Yes)), Trust::Stale);
+        assert_eq!(judge(&Record::default(), &locker(Holds::Yes)), Trust::Stale);
+        // The kernel names it, but it holds the lock no more; or it cannot be looked at.
+        assert_eq!(judge(&record(me, Some(now)), &locker(Holds::No)), Trust::Exited);
+        assert_eq!(judge(&record(me, Some(now)), &locker(Holds::Unseen)), Trust::Unverified);
+        assert_eq!(judge(&record(me, None), &locker(Holds::Yes)), Trust::Unverified);
+        // A job that is not the locker's child is not the holder's job.
+        let job = Record { pid: Some(1), ..record(me, Some(now)) };
+        assert_eq!(judge(&job, &locker(Holds::Yes)), Trust::Stale);
     }
 }

@@ -53,7 +53,9 @@ pub mod named;
 #[allow(dead_code)]
 pub(crate) mod net;
 pub mod once;
+pub mod proc;
 pub mod record;
+pub mod replace;
 pub mod slots;
 #[cfg(feature = "status")]
 pub mod status;
@@ -125,7 +127,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         }
         #[cfg(feature = "status")]
         Ok(cli::Request::Status { options, first }) => {
-            return c_int::from(status::run((first..args.count).map(|i| args.get(i)), options.json));
+            return c_int::from(status::run(None, (first..args.count).map(|i| args.get(i)), options.json));
         }
         #[cfg(not(feature = "status"))]
         Ok(cli::Request::Status { .. }) => {
@@ -226,8 +228,8 @@ fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     if let Err(failure) = named::lock_path(name_of(args, options), dir.line(), path.line()) {
         return report_named(&failure, dir.line(), path.line(), false);
     }
-    let named = core::iter::once(named::c_str(path.line()));
-    c_int::from(status::run(named.chain((first..args.count).map(|i| args.get(i))), options.json))
+    let named = Some(named::c_str(path.line()));
+    c_int::from(status::run(named, (first..args.count).map(|i| args.get(i)), options.json))
 }
 
 /// The slot a `--slots N` job took: `index` of `of` (N).

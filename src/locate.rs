@@ -315,5 +315,12 @@ pub fn judge_lock_file(st: &libc::stat, insecure: bool) -> Result<(), Unsafe> {
     if links != 1 {
         return Err(Unsafe::LockLinks { links });
     }
+    // Like a shared directory: whoever else can write the file can write
+    // the holder record, and other tools' data into it (flock(1) makes
+    // such files under umask 0).
+    let mode = sys::permissions(st);
+    if mode & SHARED_WRITE != 0 {
+        return Err(Unsafe::LockWritable { mode });
+    }
     Ok(())
 }

@@ -18,9 +18,7 @@
 use crate::cli::Options;
 use crate::duration::Wait;
 use crate::error::{Failure, Unsafe};
-use crate::holder::{self, Trust};
 use crate::locate;
-use crate::record::{self, Contents, Record};
 use crate::sys::{self, Errno, Fd, Kind};
 use crate::text;
 use crate::timer::{Deadline, Missed};
@@ -68,7 +66,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
             Ok(()) => fd,
             Err(Errno(libc::EWOULDBLOCK)) if options.replace && !replaced => {
                 replaced = true;
-                replace_holder(fd, &opened, options, lock)?
+                crate::replace::replace_holder(fd, &opened, options, lock)?
             }
             Err(Errno(libc::EWOULDBLOCK)) => {
                 if options.verbose && !announced {
@@ -114,82 +112,8 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
     }
 }
 
-/// How long a job has to die after SIGKILL before `--replace` gives up: the
-/// kernel frees the lock as soon as the last process holding it is gone,
-/// unless something outside the job's process group keeps it.
-const AFTER_SIGKILL: Duration = Duration::from_secs(5);
-
-/// `--replace`: stop the job that provably holds the lock on `fd`, and take
-/// the lock. Only a job whose record is current (see `holder`) is signalled,
-/// only if it is ours (or we are root), and its whole process group only if
-/// it leads one: a job that shares its caller's group must not take its
-/// caller down with it.
-fn replace_holder(fd: Fd, st: &libc::stat, options: &Options, lock: &[u8]) -> Result<Fd, Failure<'static>> {
-    let mut buf = [0u8; record::CAPACITY];
-    let holder = holder::inspect(fd.raw(), st, &mut buf, true);
-    let (pid, pgid) = match (&holder.contents, holder.trust) {
-        (Contents::Record(Record { pid: Some(pid), pgid, .. }), Trust::Current { exited: false }) => {
-            (*pid, *pgid)
-        }
-        (_, Trust::Current { exited: true }) => {
-            return Err(Failure::CannotReplace(
-                "the recorded job has exited, and processes it left behind hold the lock; stop them by hand",
-            ));
-        }
-        _ => {
-            return Err(Failure::CannotReplace(
-                "its holder is not provably the job in its holder record (no record, a stale one, or no /proc to check it)",
-            ));
-        }
-    };
-    let euid = sys::geteuid();
-    match holder::process_owner(pid) {
-        Ok(owner) if euid == 0 || owner == euid => {}
-        Ok(owner) => return Err(Failure::ReplaceForbidden { pid, uid: owner }),
-        Err(_) => {} // Gone already: the lock is about to be free.
-    }
-    let leads_group = pgid == Some(pid) && holder::process_group(pid) == Some(pid);
-    let target = if leads_group { -(pid as libc::pid_t) } else { pid as libc::pid_t };
-
-    // Wait on a duplicate: a deadline closes what it waits on when it expires.
-    let wait = |signal: c_int, limit: Duration| -> Result<bool, Failure<'static>> {
-        if options.verbose {
-            say_signalling(lock, signal, pid, leads_group);
-        }
-        // SAFETY: kill takes plain integers; the target was checked above.
-        unsafe { libc::kill(target, signal) };
-        let dup = sys::dup_cloexec(fd.raw()).map_err(|errno| Failure::System { call: "dup", errno })?;
-        let deadline =
-            Deadline::start(limit).map_err(|errno| Failure::System { call: "setitimer", errno })?;
-        match deadline.lock(dup, |fd| take(options, fd, true)) {
-            Ok(_dup) => Ok(true),
-            Err(Missed::Expired) => Ok(false),
-            Err(Missed::Failed(errno)) => Err(Failure::System { call: lock_call(options), errno }),
-        }
-    };
-    if wait(libc::SIGTERM, options.kill_after.unwrap_or(DEFAULT_KILL_AFTER))?
-        || wait(libc::SIGKILL, AFTER_SIGKILL)?
-    {
-        return Ok(fd);
-    }
-    Err(Failure::CannotReplace(
-        "the lock is still held 5s after SIGKILL: a process outside the job's group keeps it",
-    ))
-}
-
 /// From SIGTERM to SIGKILL (`--replace`, `--max-runtime`), unless `--kill-after` says.
 pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(10);
-
-#[cold]
-#[inline(never)]
-fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
-    let mut buf = text::diagnostic();
-    let line = buf.line();
-    line.push(b"replacing the holder of ").push_quoted(lock).push(b": sending ");
-    line.push(if signal == libc::SIGKILL { b"SIGKILL".as_slice() } else { b"SIGTERM" });
-    line.push(if group { b" to process group ".as_slice() } else { b" to pid " }).push_u64(u64::from(pid));
-    line.emit();
-}
 
 /// Open or create the lock file and refuse it if it is unsafe. `None` if
 /// the name changed under us (the file was removed, replaced or created
@@ -292,14 +216,14 @@ fn block(fd: Fd, options: &Options) -> Result<Fd, Failure<'static>> {
 }
 
 /// The system call `take` makes, for messages.
-fn lock_call(options: &Options) -> &'static str {
+pub(crate) fn lock_call(options: &Options) -> &'static str {
     if options.fcntl { "fcntl" } else { "flock" }
 }
 
 /// Take the lock on `fd` as `options` say (flock, or with `--fcntl` an OFD
 /// lock; exclusive, or shared with `--shared`), waiting if `wait`. A busy
 /// lock is `EWOULDBLOCK` either way.
-fn take(options: &Options, fd: c_int, wait: bool) -> Result<(), Errno> {
+pub(crate) fn take(options: &Options, fd: c_int, wait: bool) -> Result<(), Errno> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if options.fcntl {
         return sys::ofd_lock(fd, options.shared, wait);

@@ -295,6 +295,8 @@ pub enum Contents<'a> {
     Record(Record<'a>),
 }
 
+// Out of line: inlined into `holder::inspect`, these cost a kilobyte more.
+#[inline(never)]
 pub fn parse(bytes: &[u8]) -> Contents<'_> {
     if bytes.is_empty() {
         return Contents::Empty;
@@ -310,22 +312,40 @@ pub fn parse(bytes: &[u8]) -> Contents<'_> {
         }
         let Some(eq) = line.iter().position(|&b| b == b'=') else { continue };
         let (key, value) = (&line[..eq], &line[eq + 1..]);
-        let number = || crate::text::parse_u64(value);
-        let small = || number().and_then(|n| u32::try_from(n).ok());
-        match key {
-            b"pid" => record.pid = small(),
-            b"locker" => record.locker = small(),
-            b"pgid" => record.pgid = small(),
-            b"uid" => record.uid = small(),
-            b"host" => record.host = Some(value),
-            b"since" => record.since = Some(value),
-            b"since_unix" => record.since_unix = number(),
-            b"boot_ns" => record.boot_ns = number(),
-            b"version" => record.version = Some(value),
-            b"slots" => record.slots = small(),
-            b"waiting" => record.waiting = value == b"1",
-            b"command" => record.command = Some(value),
-            b"command_cut" => record.command_cut = value == b"1",
+        // Looked up in a table: a match on byte strings compiles to a
+        // comparison chain per key, a kilobyte of binary.
+        const KEYS: [&[u8]; 13] = [
+            b"pid",
+            b"locker",
+            b"pgid",
+            b"uid",
+            b"slots",
+            b"since_unix",
+            b"boot_ns",
+            b"host",
+            b"since",
+            b"version",
+            b"command",
+            b"command_cut",
+            b"waiting",
+        ];
+        let number = crate::text::parse_u64(value);
+        let small = number.and_then(|n| u32::try_from(n).ok());
+        let text = Some(value);
+        match KEYS.iter().position(|&k| k == key) {
+            Some(0) => record.pid = small,
+            Some(1) => record.locker = small,
+            Some(2) => record.pgid = small,
+            Some(3) => record.uid = small,
+            Some(4) => record.slots = small,
+            Some(5) => record.since_unix = number,
+            Some(6) => record.boot_ns = number,
+            Some(7) => record.host = text,
+            Some(8) => record.since = text,
+            Some(9) => record.version = text,
+            Some(10) => record.command = text,
+            Some(11) => record.command_cut = value == b"1",
+            Some(12) => record.waiting = value == b"1",
             _ => {}
         }
     }

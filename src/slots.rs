@@ -36,6 +36,10 @@
 //! Before anything is opened: the longest slot name must fit the file
 //! system, and without `-w` LOCK (not opened then) must be what `-w` would
 //! accept as the gate.
+//!
+//! A `LOCK.N` that exists where /proc/locks cannot show whether it is held
+//! (see `holder::inspect`) is refused too: it is never tried, as a try
+//! would make a job with more slots find it busy.
 
 use crate::cli::Options;
 use crate::duration::Wait;
@@ -50,6 +54,10 @@ use core::ffi::{CStr, c_int};
 
 /// The most slots a LOCK may have.
 pub const MAX: u8 = 64;
+
+/// For `Failure::SlotsMixed`: `LOCK.N` may be held where /proc/locks
+/// cannot show it, by a job whose N is not known.
+pub const UNSEEN: u32 = u32::MAX;
 
 /// The slots' file names, `LOCK.i`, made one at a time after `LOCK.`.
 struct Names {
@@ -265,8 +273,9 @@ fn held_by_other_n(name: &CStr, slot: u8, ours: u8) -> Option<u32> {
 /// Refuse to run beside jobs with another N (`ours`): when the slot `slot`
 /// (open at `fd`; `busy` if we found it so) is held and has a current
 /// holder record with another `slots=`, or when `slot` is N and held at
-/// all. The record must be the current holder's: an earlier one may be
-/// there for an instant after the lock changed hands.
+/// all, or may be held where /proc/locks cannot show it (another pid
+/// namespace, another host). The record must be the current holder's: an
+/// earlier one may be there for an instant after the lock changed hands.
 fn mixed(fd: c_int, slot: u8, ours: u8, busy: bool) -> Option<u32> {
     let mut buf = [0u8; record::CAPACITY];
     let stat = sys::fstat(fd).ok()?;
@@ -276,9 +285,11 @@ fn mixed(fd: c_int, slot: u8, ours: u8, busy: bool) -> Option<u32> {
         Contents::Record(Record { slots, .. }) if holder.trust != Trust::Stale => slots,
         _ => None,
     };
-    match theirs {
-        _ if holder.state == State::Free => None,
-        Some(theirs) if theirs != u32::from(ours) => Some(theirs),
+    match (holder.state, theirs) {
+        (State::Free, _) => None,
+        (State::Unknown, _) if past => Some(UNSEEN),
+        (State::Unknown, _) => None,
+        (_, Some(theirs)) if theirs != u32::from(ours) => Some(theirs),
         _ if past => Some(0),
         _ => None,
     }

@@ -1,17 +1,22 @@
 //! `withlock --status LOCK...`: who holds each lock, in words or JSON.
 //!
-//! It only looks: it never creates a file (a missing lock file is a free
-//! lock), never follows a symlink, and never keeps a lock. Whether a lock is
-//! held comes from `/proc/locks`; only where that is missing does it try the
-//! lock for an instant (see `holder::inspect`). A directory stands for every
-//! regular file in it, in directory order.
+//! It only looks: it never creates a file (a missing lock file in an existing
+//! directory is a free lock), never follows a symlink, and never takes a
+//! lock, not even for an instant (a concurrent `withlock -q` would skip its
+//! job). Whether a lock is held comes from `/proc/locks`; where that cannot
+//! show every holder (another pid namespace, a network file system, no
+//! /proc), a lock with no visible holder is "unknown", never "free" (see
+//! `holder::inspect`). A directory stands for every regular file in it, in
+//! directory order.
 //!
-//! Exit status: 0 if every lock named is free, 75 if any is held, and the
-//! usual codes (73, 77) if one could not be looked at.
+//! Exit status: 0 if every lock named is free, 75 if any is held, else 69 if
+//! any is unknown, and the usual codes (64, 73, 77) if one could not be
+//! looked at.
 
 use crate::exit;
 use crate::holder::{self, Holder, State, Trust};
 use crate::json;
+use crate::proc::{Blind, Holds, for_each_entry};
 use crate::record::{self, Contents};
 use crate::sys::{self, Errno, Kind};
 use crate::text::{Line, LineBuf};
@@ -21,18 +26,28 @@ use core::ffi::CStr;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
     Free,
+    Unknown,
     Held,
     Error(u8),
 }
 
-/// Report on every lock in `locks`; returns the exit status.
-pub fn run<'a>(locks: impl Iterator<Item = &'a CStr>, json: bool) -> u8 {
+/// Report on the named lock (`--name`), then every lock in `locks`;
+/// returns the exit status. A named lock's directory is withlock's own,
+/// made on first use: if it is missing, the lock is free.
+pub fn run<'a>(named: Option<&CStr>, locks: impl Iterator<Item = &'a CStr>, json: bool) -> u8 {
     let mut worst = Outcome::Free;
+    if let Some(named) = named {
+        worst = match sys::lstat(named) {
+            Err(Errno(libc::ENOENT)) => say_free_missing(named, json),
+            _ => report_path(named, json),
+        };
+    }
     for lock in locks {
         worst = worst.max(report_path(lock, json));
     }
     match worst {
         Outcome::Free => 0,
+        Outcome::Unknown => exit::UNAVAILABLE,
         Outcome::Held => exit::BUSY,
         Outcome::Error(code) => code,
     }
@@ -45,6 +60,9 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
     if crate::cli::is_etcd(path.to_bytes()) {
         return report_remote(path, json);
     }
+    if path.is_empty() {
+        return say_error(path, json, exit::USAGE, b"an empty LOCK names no file");
+    }
     // Look before opening: an open has effects on a device (a watchdog arms).
     if let Ok(seen) = sys::lstat(path)
         && let kind @ (Kind::Fifo | Kind::CharDevice | Kind::BlockDevice | Kind::Socket | Kind::Unknown) =
@@ -54,7 +72,12 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
     }
     let file = match sys::open(path, OPEN_FLAGS, 0) {
         Ok(file) => file,
-        Err(Errno(libc::ENOENT)) => return say_free_missing(path, json),
+        // No file is a free lock, if the directory is there: a typo in the
+        // directory must not look like a healthy lock.
+        Err(Errno(libc::ENOENT)) if has_directory(path) => return say_free_missing(path, json),
+        Err(Errno(libc::ENOENT)) => {
+            return say_error(path, json, exit::CANNOT_CREATE, b"its directory does not exist");
+        }
         Err(Errno(libc::ELOOP | libc::EMLINK)) => {
             return say_error(path, json, exit::REFUSED, b"a symbolic link; withlock never follows one");
         }
@@ -93,7 +116,8 @@ fn report_remote(path: &CStr, json: bool) -> Outcome {
 fn report_directory(dir: &CStr, json: bool) -> Outcome {
     let mut worst = Outcome::Free;
     let mut path = LineBuf::<{ 4096 + 256 + 2 }>::new();
-    let listed = for_each_entry(dir, |name| {
+    let mut each = |name: &CStr| {
+        let name = name.to_bytes();
         if name == b"." || name == b".." {
             return;
         }
@@ -109,64 +133,28 @@ fn report_directory(dir: &CStr, json: bool) -> Outcome {
         if sys::lstat(entry_path).is_ok_and(|st| Kind::of(&st) == Kind::Regular) {
             worst = worst.max(report_path(entry_path, json));
         }
-    });
+    };
+    let listed = sys::open(dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+        .and_then(|file| for_each_entry(file.raw(), &mut each));
     match listed {
         Ok(()) => worst,
         Err(errno) => worst.max(say_error(dir, json, exit::CANNOT_CREATE, errno.text())),
     }
 }
 
-/// Call `each` with every name in the directory `dir`. On Linux with the
-/// getdents64 system call: the C library's opendir needs its allocator,
-/// which would cost withlock a fifth of its size.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn for_each_entry(dir: &CStr, mut each: impl FnMut(&[u8])) -> Result<(), Errno> {
-    let file = sys::open(dir, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
-    // linux_dirent64: u64 inode, i64 offset, u16 record length, u8 type, name.
-    let mut buf = [0u64; 1024]; // 8 KB, 8-byte aligned as the records are.
-    loop {
-        // SAFETY: `buf` is valid for writes of its size in bytes.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, file.raw(), buf.as_mut_ptr(), 8 * buf.len()) };
-        let n = usize::try_from(n).map_err(|_| sys::errno())?;
-        if n == 0 {
-            return Ok(());
-        }
-        // SAFETY: the kernel filled the first `n` bytes of `buf`.
-        let bytes = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
-        let mut at = 0;
-        while at + 19 < n {
-            let reclen = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
-            if reclen < 20 || at + reclen > n {
-                break;
-            }
-            let name = &bytes[at + 19..at + reclen];
-            let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-            each(&name[..len]);
-            at += reclen;
-        }
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn for_each_entry(dir: &CStr, mut each: impl FnMut(&[u8])) -> Result<(), Errno> {
-    // SAFETY: `dir` is a valid C string; opendir returns null or a stream we
-    // close below.
-    let stream = unsafe { libc::opendir(dir.as_ptr()) };
-    if stream.is_null() {
-        return Err(sys::errno());
-    }
-    loop {
-        // SAFETY: `stream` is open; the entry stays valid until the next call.
-        let entry = unsafe { libc::readdir(stream) };
-        if entry.is_null() {
-            break;
-        }
-        // SAFETY: d_name is a NUL-terminated array inside the entry.
-        each(unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes());
-    }
-    // SAFETY: `stream` came from opendir and is closed once.
-    unsafe { libc::closedir(stream) };
-    Ok(())
+/// Is the directory of `path` (a file that does not exist) there?
+fn has_directory(path: &CStr) -> bool {
+    let bytes = path.to_bytes();
+    let mut dir = LineBuf::<{ 4096 + 2 }>::new();
+    let dir = dir.line();
+    match bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => dir.push(b"/"),
+        Some(slash) => dir.push(&bytes[..slash]),
+        None => dir.push(b"."),
+    };
+    dir.push(b"\0");
+    CStr::from_bytes_with_nul(dir.as_bytes())
+        .is_ok_and(|dir| sys::stat(dir).is_ok_and(|st| Kind::of(&st) == Kind::Directory))
 }
 
 fn say_free_missing(path: &CStr, json: bool) -> Outcome {
@@ -175,7 +163,12 @@ fn say_free_missing(path: &CStr, json: bool) -> Outcome {
     if json {
         json::push_key(out.push(b"{"), "lock", true);
         json::push_str(out, path.to_bytes());
-        out.push(br#","state":"free","locker_pid":null,"shared_holders":0,"record":"none"}"#);
+        out.push(
+            br#","state":"free","locker_pid":null,"locker_uid":null,"locker_user":null,"locker_holds":null,"#,
+        );
+        out.push(
+            br#""blind_spot":null,"shared_holders":0,"file_uid":null,"file_mode":null,"record":"none"}"#,
+        );
     } else {
         out.push_quoted(path.to_bytes()).push(b": free (no lock file)");
     }
@@ -194,7 +187,11 @@ fn say_error(path: &CStr, json: bool, code: u8, why: &[u8]) -> Outcome {
         out.push(b"}");
         out.write_to(1);
     } else {
-        out.push(b"withlock: cannot tell who holds ").push_quoted(path.to_bytes()).push(b": ").push(why);
+        out.push(b"withlock: cannot tell who holds ").push_quoted(path.to_bytes());
+        if path.is_empty() {
+            out.push(b"''");
+        }
+        out.push(b": ").push(why);
         out.write_to(2);
     }
     Outcome::Error(code)
@@ -212,6 +209,7 @@ fn say(path: &CStr, json: bool, holder: &Holder) -> Outcome {
     out.write_to(1);
     match holder.state {
         State::Free => Outcome::Free,
+        State::Unknown => Outcome::Unknown,
         State::Held { .. } => Outcome::Held,
     }
 }
@@ -226,15 +224,45 @@ fn push_json(out: &mut Line, path: &CStr, holder: &Holder) {
             out.push(br#""free""#);
             (None, 0)
         }
+        State::Unknown => {
+            out.push(br#""unknown""#);
+            (None, 0)
+        }
         State::Held { locker, shared } => {
             out.push(br#""held""#);
             (locker, shared)
         }
     };
+    // What the kernel shows.
     json::push_key(out, "locker_pid", false);
     json::push_opt_u64(out, locker.map(u64::from));
+    let facts = holder.locker.filter(|l| Some(l.pid) == locker);
+    let uid = facts.and_then(|l| l.uid).filter(|_| facts.is_some_and(|l| l.holds != Holds::No));
+    json::push_key(out, "locker_uid", false);
+    json::push_opt_u64(out, uid.map(u64::from));
+    json::push_key(out, "locker_user", false);
+    push_user_name(out, uid);
+    json::push_key(out, "locker_holds", false);
+    out.push(match facts.map(|l| l.holds) {
+        Some(Holds::Yes) => b"true".as_slice(),
+        Some(Holds::No) => b"false",
+        _ => b"null",
+    });
+    json::push_key(out, "blind_spot", false);
+    out.push(match holder.blind {
+        None => b"null".as_slice(),
+        Some(Blind::NoProc) => br#""no-proc""#,
+        Some(Blind::PidNamespace) => br#""pid-namespace""#,
+        Some(Blind::Network) => br#""network-fs""#,
+        Some(Blind::Device) => br#""device""#,
+    });
     json::push_key(out, "shared_holders", false);
     out.push_u64(u64::from(shared));
+    json::push_key(out, "file_uid", false);
+    out.push_u64(u64::from(holder.file_uid));
+    json::push_key(out, "file_mode", false);
+    out.push(b"\"").push_mode(holder.file_mode).push(b"\"");
+    // What the record says.
     json::push_key(out, "record", false);
     let record = match &holder.contents {
         Contents::Empty => {
@@ -247,8 +275,8 @@ fn push_json(out: &mut Line, path: &CStr, holder: &Holder) {
         }
         Contents::Record(record) => {
             out.push(match holder.trust {
-                Trust::Current { exited: false } => br#""current""#.as_slice(),
-                Trust::Current { exited: true } => br#""exited""#,
+                Trust::Current => br#""current""#.as_slice(),
+                Trust::Exited => br#""exited""#,
                 Trust::Stale => br#""stale""#,
                 Trust::Last => br#""last""#,
                 Trust::Unverified => br#""unverified""#,
@@ -263,7 +291,7 @@ fn push_json(out: &mut Line, path: &CStr, holder: &Holder) {
 }
 
 /// A holder record's fields, each after a comma (`,"pid":...`), for a lock
-/// file's report and an etcd lock's alike.
+/// file's report and an etcd lock's alike: what the record says.
 pub fn push_record_fields(out: &mut Line, r: &record::Record) {
     json::push_key(out, "pid", false);
     json::push_opt_u64(out, r.pid.map(u64::from));
@@ -272,14 +300,7 @@ pub fn push_record_fields(out: &mut Line, r: &record::Record) {
     json::push_key(out, "uid", false);
     json::push_opt_u64(out, r.uid.map(u64::from));
     json::push_key(out, "user", false);
-    let mut name = LineBuf::<256>::new();
-    let name = name.line();
-    let found = r.uid.is_some_and(|uid| {
-        holder::user_name(uid, |n| {
-            name.push(n);
-        })
-    });
-    json::push_opt_str(out, found.then_some(name.as_bytes()));
+    push_user_name(out, r.uid);
     json::push_key(out, "host", false);
     json::push_opt_str(out, r.host);
     json::push_key(out, "since", false);
@@ -312,4 +333,16 @@ pub fn push_record_fields(out: &mut Line, r: &record::Record) {
     out.push(if r.command_cut { b"true".as_slice() } else { b"false" });
     json::push_key(out, "complete", false);
     out.push(if r.complete { b"true".as_slice() } else { b"false" });
+}
+
+/// The user name for `uid` as a JSON string, or null.
+fn push_user_name(out: &mut Line, uid: Option<u32>) {
+    let mut name = LineBuf::<256>::new();
+    let name = name.line();
+    let found = uid.is_some_and(|uid| {
+        holder::user_name(uid, |n| {
+            name.push(n);
+        })
+    });
+    json::push_opt_str(out, found.then_some(name.as_bytes()));
 }

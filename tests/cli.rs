@@ -62,5 +62,7 @@ mod slots;
 mod supervise;
 #[path = "cli/torture.rs"]
 mod torture;
+#[path = "cli/trust.rs"]
+mod trust;
 #[path = "cli/waiting.rs"]
 mod waiting;

@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::exit_codes::{assert_busy, assert_free};
 use crate::json::Json;
 use crate::support::{
-    Out, Running, TEST_PATH, TempDir, bin, chown, exists, hold, hold_until_killed, mkfifo, read_string,
-    require_catchable, require_root, require_root_and_nobody, run, run_within, send_signal, set_mode, start,
-    start_holding, timing, unique_name, wait_until, withlock, without_proc,
+    Out, Running, TEST_PATH, TempDir, as_user, bin, chown, exists, hold, hold_until_killed, mkfifo,
+    read_string, require_catchable, require_root, require_root_and_nobody, run, run_within, send_signal,
+    set_mode, start, start_holding, timing, unique_name, wait_until, withlock, without_proc,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -359,12 +359,31 @@ const RECORD_FIELDS: [&str; 13] = [
 #[track_caller]
 fn assert_documented_fields(o: &Json) {
     let state = o.str_at("state");
-    assert!(["free", "held", "error"].contains(&state), "state {state:?} in {o:?}");
+    assert!(["free", "held", "unknown", "error"].contains(&state), "state {state:?} in {o:?}");
     if state == "error" {
         assert!(matches!(o.at("error"), Json::Str(_)), "{o:?}");
         return;
     }
-    assert!(matches!(o.at("locker_pid"), Json::Null | Json::Num(_)), "locker_pid in {o:?}");
+    // What the kernel shows.
+    for key in ["locker_pid", "locker_uid", "file_uid"] {
+        assert!(matches!(o.at(key), Json::Null | Json::Num(_)), "{key} in {o:?}");
+    }
+    assert!(matches!(o.at("locker_user"), Json::Null | Json::Str(_)), "{o:?}");
+    assert!(matches!(o.at("locker_holds"), Json::Null | Json::Bool(_)), "{o:?}");
+    assert!(
+        matches!(o.at("blind_spot"), Json::Null)
+            || ["no-proc", "pid-namespace", "network-fs", "device"].contains(&o.str_at("blind_spot")),
+        "{o:?}"
+    );
+    assert!(
+        matches!(o.at("file_mode"), Json::Null)
+            || (o.str_at("file_mode").len() == 4
+                && o.str_at("file_mode").bytes().all(|b| (b'0'..=b'7').contains(&b))),
+        "{o:?}"
+    );
+    if state != "held" {
+        assert!(o.is_null_at("locker_uid") && o.is_null_at("locker_holds"), "{o:?}");
+    }
     let record = o.str_at("record");
     assert!(RECORD_STATES.contains(&record), "record {record:?} in {o:?}");
     if state == "free" {
@@ -498,7 +517,7 @@ fn awkward_command_lines_round_trip_through_the_record_and_json() {
     // And the line in words stays one line, however the command looks.
     let (code, text) = status_text(&lock);
     assert_eq!(code, Some(0));
-    assert!(text.starts_with("free; last taken by pid "), "{text}");
+    assert!(text.starts_with("free; the record says it was last taken by pid "), "{text}");
 }
 
 /// A command line too long for the record is cut between arguments and marked; the record
@@ -637,15 +656,19 @@ fn a_live_process_named_by_an_old_record_is_not_taken_for_the_holder() {
     let (_, text) = status_text(&lock);
     assert!(
         text.starts_with(&format!(
-            "held by pid {}, which left no current record (the record is stale: it names pid {} (old-job)",
+            "held by pid {}, user {}, which left no current record (the record is stale: it names pid {} (old-job)",
             flock.pid(),
+            user_shown(my_uid()),
             other.pid()
         )),
         "{text}"
     );
     let out = run(withlock().arg(&lock).arg("true"));
-    out.assert_code(75)
-        .assert_stderr_mentions(format!("is held by pid {}, which left no current record", flock.pid()));
+    out.assert_code(75).assert_stderr_mentions(format!(
+        "is held by pid {}, user {}, which left no current record",
+        flock.pid(),
+        user_shown(my_uid())
+    ));
 
     let out = run(withlock().args(["--replace", "--kill-after", "0.2"]).arg(&lock).args(["echo", "RAN"]));
     out.assert_code(75).assert_one_message_naming("not provably");
@@ -658,9 +681,9 @@ fn a_live_process_named_by_an_old_record_is_not_taken_for_the_holder() {
     assert!(alive(flock.pid()), "flock(1) did not hold the lock to the end");
 }
 
-/// The kernel names the recorded pid as the locker, but the process with that pid now
-/// started after the record was written: it reused the pid. Not `current`; --replace does
-/// not signal it.
+/// The kernel names the recorded pid as the locker, but the process with that pid started
+/// after the record was written: an earlier run's record, its pid reused by flock(1). The
+/// record is `stale`, and --replace does not take flock(1) for the recorded job.
 #[test]
 fn a_locker_that_started_after_the_record_is_not_current() {
     let t = TempDir::new();
@@ -680,12 +703,12 @@ fn a_locker_that_started_after_the_record_is_not_current() {
     let (code, o) = status_of(&lock);
     assert_eq!(code, Some(75));
     assert_eq!((o.str_at("state"), o.u64_at("locker_pid")), ("held", u64::try_from(flock.pid()).unwrap()));
-    assert_eq!(o.str_at("record"), "exited", "a reused pid passed for the recorded process: {o:?}");
+    assert_eq!(o.str_at("record"), "stale", "a reused pid passed for the recorded process: {o:?}");
     let (_, text) = status_text(&lock);
-    assert!(!text.starts_with("held by pid"), "{text}");
+    assert!(text.contains("which left no current record (the record is stale: it names pid"), "{text}");
 
     let out = run(withlock().args(["--replace", "--kill-after", "0.2"]).arg(&lock).args(["echo", "RAN"]));
-    out.assert_code(75).assert_one_message_naming("has exited");
+    out.assert_code(75).assert_one_message_naming("not provably");
     assert!(out.stdout.is_empty());
     assert!(alive(flock.pid()), "--replace signalled a process that reused the recorded pid");
     assert!(alive(flock.pid()), "flock(1) did not hold the lock to the end");
@@ -757,8 +780,13 @@ fn a_job_that_exited_leaving_a_daemon_holding_the_lock() {
     assert_eq!(o.str_at("record"), "exited", "{o:?}");
     assert_eq!(o.at("locker_pid"), o.at("pid"), "the kernel names the job that took the lock: {o:?}");
     let (_, text) = status_text(&lock);
-    assert!(text.starts_with("held by what its job left running: the job, pid "), "{text}");
-    assert!(text.ends_with(", has exited"), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "held by what pid {} left running (it has exited); the record says: ",
+            o.u64_at("pid")
+        )),
+        "{text}"
+    );
 
     let out = run(withlock().args(["--replace", "--kill-after", "0.2"]).arg(&lock).args(["echo", "RAN"]));
     out.assert_code(75).assert_one_message_naming("has exited");
@@ -778,7 +806,14 @@ fn a_record_without_a_start_time_is_unverified() {
     let (code, o) = status_of(&lock);
     assert_eq!((code, o.str_at("state"), o.str_at("record")), (Some(75), "held", "unverified"), "{o:?}");
     let (_, text) = status_text(&lock);
-    assert!(text.starts_with("held; the holder record (which cannot be checked here) names pid"), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "held by pid {}, user {}; the record says: ",
+            flock.pid(),
+            user_shown(my_uid())
+        )),
+        "{text}"
+    );
     let out = run(withlock().args(["--replace", "--kill-after", "0.2"]).arg(&lock).args(["echo", "RAN"]));
     out.assert_code(75).assert_one_message_naming("not provably");
     assert!(alive(flock.pid()));
@@ -814,9 +849,9 @@ fn records_without_a_pid_or_cut_short_are_not_current() {
     assert!(alive(flock.pid()), "flock(1) did not hold the lock to the end");
 }
 
-/// Without /proc nothing can be checked: a held lock's record is `unverified`, with no
-/// locker pid; a free one is found free (by trying the lock for an instant); --replace
-/// refuses; and the record is still written.
+/// Without /proc nothing can be seen: --status says "unknown" (69) whether the lock is free
+/// or held (it never tries the lock, which could make a concurrent run skip its job); a busy
+/// run says the holder is not visible; --replace refuses; and the record is still written.
 #[test]
 fn without_proc_records_are_written_but_unverified() {
     let t = TempDir::new();
@@ -824,6 +859,7 @@ fn without_proc_records_are_written_but_unverified() {
     let Some(out) = without_proc(&["--status".as_ref(), "--json".as_ref(), lock.as_os_str()]) else {
         return;
     };
+    // No lock file: free, whatever /proc says.
     out.assert_code(0);
     let o = Json::parse(out.stdout_str().trim_end()).unwrap();
     assert_eq!((o.str_at("state"), o.str_at("record")), ("free", "none"), "{o:?}");
@@ -832,24 +868,41 @@ fn without_proc_records_are_written_but_unverified() {
     out.assert_code(0);
     parse_record_file(&fs::read(&lock).unwrap());
     let out = without_proc(&["--status".as_ref(), "--json".as_ref(), lock.as_os_str()]).unwrap();
-    out.assert_code(0);
+    out.assert_code(69);
     let o = Json::parse(out.stdout_str().trim_end()).unwrap();
-    assert_eq!((o.str_at("state"), o.str_at("record")), ("free", "last"), "{o:?}");
+    assert_documented_fields(&o);
+    assert_eq!(
+        (o.str_at("state"), o.str_at("record"), o.str_at("blind_spot")),
+        ("unknown", "unverified", "no-proc"),
+        "{o:?}"
+    );
     assert_free(&lock);
 
     let holder = hold_until_killed(&t, &lock);
     let out = without_proc(&["--status".as_ref(), "--json".as_ref(), lock.as_os_str()]).unwrap();
-    out.assert_code(75);
+    out.assert_code(69);
     let o = Json::parse(out.stdout_str().trim_end()).unwrap();
     assert_documented_fields(&o);
-    assert_eq!((o.str_at("state"), o.str_at("record")), ("held", "unverified"), "{o:?}");
+    assert_eq!((o.str_at("state"), o.str_at("record")), ("unknown", "unverified"), "{o:?}");
     assert!(o.is_null_at("locker_pid"), "{o:?}");
     assert_eq!(o.u64_at("pid"), u64::try_from(holder.pid()).unwrap());
+    let out = without_proc(&["--status".as_ref(), lock.as_os_str()]).unwrap();
+    out.assert_code(69);
+    assert!(
+        out.stdout_str().starts_with(&format!(
+            "{}: unknown: no holder is visible, but there is no /proc/locks; ",
+            lock.display()
+        )),
+        "{}",
+        out.describe()
+    );
 
     let out = without_proc(&[lock.as_os_str(), "true".as_ref()]).unwrap();
-    out.assert_code(75).assert_stderr_mentions("the holder record (which cannot be checked here) names pid");
+    out.assert_code(75).assert_stderr_mentions(
+        "held by a process not visible from here (there is no /proc/locks); the record says: pid",
+    );
     let out = without_proc(&["--replace".as_ref(), lock.as_os_str(), "true".as_ref()]).unwrap();
-    out.assert_code(75).assert_one_message_naming("not provably");
+    out.assert_code(75).assert_one_message_naming("not visible");
     assert!(alive(holder.pid()), "--replace without /proc signalled the holder");
     holder.kill(libc::SIGKILL).assert_signal(libc::SIGKILL);
 }
@@ -857,7 +910,8 @@ fn without_proc_records_are_written_but_unverified() {
 // ---------------------------------------------------------------------------------------------
 // Busy messages.
 
-/// A busy withlock names the holder: pid, command, user, and since when.
+/// A busy withlock names the holder as the kernel shows it (pid and user), then what the
+/// record says (command, and since when).
 #[test]
 fn busy_message_names_the_holder() {
     let t = TempDir::new();
@@ -871,8 +925,10 @@ fn busy_message_names_the_holder() {
     out.assert_code(75).assert_one_message_naming(&lock);
     let err = out.stderr_str();
     let expected = format!(
-        "withlock: {} is held by pid {} ({}), user {}, since {since} (",
+        "withlock: {} is held by pid {}, user {}; the record says: pid {} ({}), user {}, since {since} (",
         lock.display(),
+        holder.pid(),
+        user_shown(my_uid()),
         holder.pid(),
         shown(&command),
         user_shown(my_uid())
@@ -889,11 +945,7 @@ fn busy_message_names_the_holder() {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "{}", out.describe());
     assert_eq!(lines[0], format!("withlock: {} is busy; not waiting", lock.display()));
-    assert!(lines[1].contains(&format!(
-        "user {}, on host {}, since {since}",
-        user_shown(my_uid()),
-        host_name()
-    )));
+    assert!(lines[1].contains(&format!(", on host {}, since {since}", host_name())), "{err}");
     assert!(lines[1].contains(&format!(", recorded by withlock {VERSION}")), "{err}");
 
     // -q: nothing at all.
@@ -913,13 +965,14 @@ fn an_expired_wait_names_the_holder() {
     let err = out.stderr_str();
     assert!(
         err.starts_with(&format!(
-            "withlock: {} is still busy after waiting 0.2s: held by pid {} (",
+            "withlock: {} is still busy after waiting 0.2s: held by pid {}, user {}; the record says: ",
             lock.display(),
-            holder.pid()
+            holder.pid(),
+            user_shown(my_uid())
         )),
         "{err}"
     );
-    assert!(err.contains(&format!(", user {}, since ", user_shown(my_uid()))), "{err}");
+    assert!(err.contains(", since "), "{err}");
     assert!(err.ends_with("; giving up (use a longer -w, or -w forever)\n"), "{err}");
     holder.kill(libc::SIGKILL);
 }
@@ -932,9 +985,10 @@ fn busy_message_without_a_record_names_the_lockers_pid() {
     let flock = flock_holder(&t, &lock);
     let out = run(withlock().arg(&lock).arg("true"));
     out.assert_code(75).assert_one_message_naming(format!(
-        "{} is held by pid {} (no holder record: not taken by withlock, or withlock could not write it)",
+        "{} is held by pid {}, user {} (no holder record: not taken by withlock, or withlock could not write it)",
         lock.display(),
-        flock.pid()
+        flock.pid(),
+        user_shown(my_uid())
     ));
     assert!(alive(flock.pid()), "flock(1) did not hold the lock to the end");
 }
@@ -951,9 +1005,10 @@ fn busy_message_for_a_foreign_file_says_it_holds_no_record() {
     );
     let out = run(withlock().arg(&script).arg("true"));
     out.assert_code(75).assert_one_message_naming(format!(
-        "{} is held by pid {} (the lock file holds no withlock record)",
+        "{} is held by pid {}, user {} (the lock file holds no withlock record)",
         script.display(),
-        job.pid()
+        job.pid(),
+        user_shown(my_uid())
     ));
     let (code, o) = status_of(&script);
     assert_eq!((code, o.str_at("record")), (Some(75), "foreign"), "{o:?}");
@@ -976,6 +1031,8 @@ fn has_flock_lock(pid: i32) -> bool {
 // ---------------------------------------------------------------------------------------------
 // --status.
 
+/// A missing lock file in an existing directory is free; a missing directory (a typo in a
+/// monitoring check) and an empty LOCK are errors, not "free".
 #[test]
 fn status_of_a_missing_file_is_free_and_creates_nothing() {
     let t = TempDir::new();
@@ -985,8 +1042,19 @@ fn status_of_a_missing_file_is_free_and_creates_nothing() {
     assert!(out.stderr.is_empty());
     assert!(!exists(&lock), "--status created the lock file");
     let missing_dir = t.join("no-such-dir/x.lock");
-    run(withlock().arg("--status").arg(&missing_dir)).assert_code(0);
+    let out = run(withlock().arg("--status").arg(&missing_dir));
+    out.assert_code(73)
+        .assert_one_message_naming(&missing_dir)
+        .assert_stderr_mentions("its directory does not exist");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
     assert!(!exists(&t.join("no-such-dir")));
+    let (out, objects) = status_json(&[&missing_dir]);
+    out.assert_code(73);
+    assert_eq!(objects.len(), 1, "{}", out.describe());
+    assert_eq!(objects[0].str_at("state"), "error", "{}", out.describe());
+    let out = run(withlock().args(["--status", ""]));
+    out.assert_code(64).assert_stderr_mentions("an empty LOCK names no file");
+    assert!(out.stdout.is_empty(), "{}", out.describe());
 }
 
 /// The object for a missing file has the documented fields (`locker_pid` included) like
@@ -1018,7 +1086,7 @@ fn status_of_a_free_lock_tells_who_took_it_last() {
     let (code, text) = status_text(&lock);
     assert_eq!(code, Some(0));
     let expected = format!(
-        "free; last taken by pid {pid} (echo \"last one\"), user {}, on host {}, taken at {} (",
+        "free; the record says it was last taken by pid {pid} (echo \"last one\"), user {}, on host {}, at {} (",
         user_shown(my_uid()),
         host_name(),
         field(&fields, "since")
@@ -1082,7 +1150,8 @@ fn status_of_a_held_lock_names_the_current_holder() {
     let (code, text) = status_text(&lock);
     assert_eq!(code, Some(75));
     let expected = format!(
-        "held by pid {pid} ({}), user {}, on host {}, since {} (",
+        "held by pid {pid}, user {}; the record says: pid {pid} ({}), user {}, on host {}, since {} (",
+        user_shown(my_uid()),
         shown(o.str_at("command")),
         user_shown(my_uid()),
         host_name(),
@@ -1113,8 +1182,9 @@ fn status_of_a_lock_held_without_a_record() {
     assert_eq!(
         text,
         format!(
-            "held by pid {} (no holder record: not taken by withlock, or withlock could not write it)",
-            flock.pid()
+            "held by pid {}, user {} (no holder record: not taken by withlock, or withlock could not write it)",
+            flock.pid(),
+            user_shown(my_uid())
         )
     );
     assert!(alive(flock.pid()), "flock(1) did not hold the lock to the end");
@@ -1571,17 +1641,6 @@ fn copy_binary(t: &TempDir) -> PathBuf {
     copy
 }
 
-/// `setpriv` as `uid`:`gid`, no supplementary groups; add the command.
-fn as_user(uid: u32, gid: u32) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={gid}"))
-        .arg("--clear-groups")
-        .env("PATH", TEST_PATH)
-        .stdin(Stdio::null());
-    cmd
-}
-
 /// Another user's job is refused (77, saying so) unless the caller is root; root may.
 #[test]
 fn replace_of_another_users_job_needs_root() {
@@ -1695,10 +1754,12 @@ fn unlink_status_names_the_job_while_it_runs() {
     assert_eq!(o.u64_at("pid"), u64::try_from(job).unwrap());
     assert_eq!(o.u64_at("locker_pid"), u64::try_from(holder.pid()).unwrap());
     let (_, text) = status_text(&lock);
-    assert!(text.starts_with(&format!("held by pid {job} (sh -c ")), "{text}");
+    let me = user_shown(my_uid());
+    let expected = format!("held by pid {}, user {me}; the record says: pid {job} (sh -c ", holder.pid());
+    assert!(text.starts_with(&expected), "{text}");
 
     let out = run(withlock().arg("--unlink").arg(&lock).arg("true"));
-    out.assert_code(75).assert_stderr_mentions(format!("is held by pid {job} (sh -c "));
+    out.assert_code(75).assert_stderr_mentions(format!("is {expected}"));
     assert!(exists(&lock), "a busy --unlink run removed the lock file");
 
     send_signal(job, libc::SIGKILL);

@@ -51,7 +51,7 @@ fn a_busy_lock_runs_nothing_and_names_the_snippet() {
     let running = crate::support::start(&mut holder);
     assert!(crate::support::wait_until(std::time::Duration::from_secs(10), || exists(&ready)));
     let out = run(withlock().args(["-c", &format!("touch '{}'", marker.display())]).arg(t.lock()));
-    out.assert_code(75).assert_stderr_mentions("(/bin/sh -c \"");
+    out.assert_code(75).assert_stderr_mentions(" (/bin/sh -c \"");
     assert!(!exists(&marker));
     // The holder record shows the shell and the snippet.
     let record = fs::read_to_string(t.lock()).unwrap();

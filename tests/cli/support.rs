@@ -618,6 +618,17 @@ pub fn mkfifo(path: &Path, mode: u32) {
     assert_eq!(rc, 0, "mkfifo {}: {}", path.display(), io::Error::last_os_error());
 }
 
+/// `setpriv` as `uid`:`gid`, no supplementary groups; add the command.
+pub fn as_user(uid: u32, gid: u32) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .env("PATH", TEST_PATH)
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// Creates a character device node like /dev/null (1,3); fails where mknod is not allowed.
 pub fn mknod_null(path: &Path) -> io::Result<()> {
     let c = cstring(path);
