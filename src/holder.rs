@@ -242,7 +242,7 @@ pub fn describe(out: &mut Line, holder: &Holder, verbose: bool) {
                 push_user(out, uid);
             }
             if holds != Some(Holds::Yes) {
-                out.push(b" (its open files cannot be seen from here)");
+                out.push(b" (whether it still holds the lock cannot be checked here)");
             }
         }
     }

@@ -55,6 +55,7 @@ pub(crate) mod net;
 pub mod once;
 pub mod proc;
 pub mod record;
+#[cfg(feature = "replace")]
 pub mod replace;
 pub mod slots;
 #[cfg(feature = "status")]
@@ -141,6 +142,13 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             return c_int::from(exit::USAGE);
         }
     };
+    #[cfg(not(feature = "replace"))]
+    if options.replace {
+        let mut buf = text::diagnostic();
+        buf.line().push(b"this withlock was built without --replace (build it with `make`)");
+        buf.line().emit();
+        return c_int::from(exit::USAGE);
+    }
     if options.name.is_some() {
         return run_named(&args, &options, command);
     }

@@ -57,6 +57,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
     // no timer. Dropping it (on return) disarms it before the job starts.
     let mut deadline: Option<Deadline> = None;
     let mut announced = false;
+    #[cfg(feature = "replace")]
     let mut replaced = false;
     loop {
         let Some((fd, opened, writable)) = open_lock_file(path, options)? else {
@@ -64,6 +65,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
         };
         let fd = match take(options, fd.raw(), false) {
             Ok(()) => fd,
+            #[cfg(feature = "replace")]
             Err(Errno(libc::EWOULDBLOCK)) if options.replace && !replaced => {
                 replaced = true;
                 crate::replace::replace_holder(fd, &opened, options, lock)?

@@ -856,10 +856,16 @@ fn a_waiter_at_the_gate_is_shown_as_one() {
     let holders: Vec<_> = (0..2).map(|_| hold_slot(&t, &lock, 2, &[])).collect();
     let waiter = start(withlock().args(["-w", "30", "--slots", "2"]).arg(&lock).args(["sleep", "0"]));
     wait_for_watchers(waiter.pid(), &lock, 2);
-    let who = format!("held by a waiter for one of its 2 slots, pid {} (sleep 0)", waiter.pid());
+    // The kernel names the waiter as the gate's holder; its record says what it waits for.
+    let who = format!("; the record says: a waiter for one of its 2 slots, pid {} (sleep 0)", waiter.pid());
     let status = run(withlock().arg("--status").arg(&lock));
     status.assert_code(75);
     assert!(status.stdout_str().contains(&who), "{}", status.describe());
+    assert!(
+        status.stdout_str().contains(&format!("held by pid {}, ", waiter.pid())),
+        "{}",
+        status.describe()
+    );
     let behind = run(withlock().args(["-w", "0.2", "--slots", "2"]).arg(&lock).arg("true"));
     behind.assert_code(75).assert_stderr_mentions(&who);
     run(withlock().arg(&lock).arg("true")).assert_code(75).assert_stderr_mentions(&who);
