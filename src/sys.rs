@@ -9,6 +9,17 @@ use core::ffi::{CStr, c_int};
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
+// On 32-bit musl targets the libc crate binds the old 32-bit `time_t` ABI
+// (stat, timers, time types that end in 2038) unless built with
+// `--cfg libc_unstable_musl_v1_2`, which .cargo/config.toml sets for them.
+// Stop the build rather than ship that.
+#[cfg(target_env = "musl")]
+#[allow(deprecated)] // libc marks musl's time_t deprecated for this very change
+const _: () = assert!(
+    size_of::<libc::time_t>() == 8,
+    "32-bit time_t: build with the rustflags of .cargo/config.toml (--cfg libc_unstable_musl_v1_2)"
+);
+
 /// An `errno` value, as returned by a failed call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Errno(pub c_int);

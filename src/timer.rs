@@ -93,12 +93,16 @@ impl Deadline {
 
         // A zero it_value would disarm the timer: round up to 1 µs.
         let micros = after.subsec_micros().max(u32::from(after.as_secs() == 0));
+        // The kernel keeps the timer's seconds in a C long, 32 bits on 32-bit
+        // targets, where the C library refuses more (ENOTSUP) instead of
+        // cutting: a timer runs at most 68 years, on every target alike.
+        let secs = after.as_secs().min(i32::MAX.unsigned_abs().into());
         // suseconds_t is i64 on Linux, i32 on macOS.
         #[allow(clippy::unnecessary_fallible_conversions)]
         let timer = libc::itimerval {
             it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
             it_value: libc::timeval {
-                tv_sec: after.as_secs().try_into().unwrap_or(i32::MAX.into()),
+                tv_sec: secs.try_into().unwrap_or(i32::MAX.into()),
                 tv_usec: micros.try_into().unwrap_or(0),
             },
         };
