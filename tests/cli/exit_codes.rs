@@ -221,7 +221,7 @@ fn permission_denied_exits_73() {
             .arg(format!("--reuid={uid}"))
             .arg(format!("--regid={gid}"))
             .arg("--clear-groups")
-            .arg(&bin)
+            .args(crate::support::argv_for(&bin))
             .arg(&lock)
             .args(["echo", "RAN"]));
         out.assert_code(73).assert_one_message_naming(&lock);
@@ -299,7 +299,7 @@ fn unsearchable_path_directory_does_not_turn_not_found_into_126() {
             .arg(format!("--regid={gid}"))
             .arg("--clear-groups")
             .env("PATH", &path)
-            .arg(&bin)
+            .args(crate::support::argv_for(&bin))
             .arg(locks.join("x.lock"))
             .arg(cmd));
         out.assert_code(127).assert_one_message_naming(cmd);

@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::exit_codes::{assert_busy, assert_free};
 use crate::json::Json;
 use crate::support::{
-    Out, Running, TEST_PATH, TempDir, as_user, bin, chown, exists, hold, hold_until_killed, mkfifo,
-    read_string, require_catchable, require_root, require_root_and_nobody, run, run_within, send_signal,
-    set_mode, start, start_holding, timing, unique_name, wait_until, withlock, without_proc,
+    Out, Running, TEST_PATH, TempDir, argv_for, as_user, bin, bin_argv, chown, exists, hold, hold_until_killed,
+    mkfifo, read_string, require_catchable, require_root, require_root_and_nobody, run, run_within,
+    send_signal, set_mode, start, start_holding, timing, unique_name, wait_until, withlock, without_proc,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -1431,7 +1431,7 @@ fn status_names_a_user_without_a_passwd_entry_by_uid() {
     let home = t.mkdir("home", 0o700);
     chown(&home, UNLISTED_UID, UNLISTED_UID);
     let lock = home.join("x.lock");
-    run(as_user(UNLISTED_UID, UNLISTED_UID).arg(&bin_copy).arg(&lock).arg("true")).assert_code(0);
+    run(as_user(UNLISTED_UID, UNLISTED_UID).args(argv_for(&bin_copy)).arg(&lock).arg("true")).assert_code(0);
     let (code, o) = status_of(&lock);
     assert_eq!(code, Some(0));
     assert_eq!(o.u64_at("uid"), u64::from(UNLISTED_UID));
@@ -1576,16 +1576,17 @@ fn replace_signals_only_the_pid_of_a_job_that_shares_its_callers_group() {
     let t = TempDir::new();
     let lock = t.lock();
     let (ready, survived) = (t.join("ready"), t.join("survived"));
-    let caller = r#""$1" "$2" sh -c "$3" sh "$4" & wait $!; echo "survived $?" > "$5""#;
+    let caller = r#"lock=$1 job=$2 ready=$3 survived=$4; shift 4
+        "$@" "$lock" sh -c "$job" sh "$ready" & wait $!; echo "survived $?" > "$survived""#;
     let mut cmd = Command::new("sh");
     cmd.env("PATH", TEST_PATH)
         .stdin(Stdio::null())
         .args(["-c", caller, "sh"])
-        .arg(bin())
         .arg(&lock)
         .arg(IDLE)
         .arg(&ready)
-        .arg(&survived);
+        .arg(&survived)
+        .args(bin_argv());
     let caller = Group::start(&mut cmd, &ready);
     let (_, o) = status_of(&lock);
     assert_eq!(o.u64_at("pgid"), u64::try_from(caller.pid()).unwrap(), "the job is in its caller's group");
@@ -1660,7 +1661,7 @@ fn replace_of_another_users_job_needs_root() {
     let ready = marks.join("ready");
     let holder = start_holding(
         as_user(uid, gid)
-            .arg(&bin_copy)
+            .args(argv_for(&bin_copy))
             .arg(&lock)
             .args(["sh", "-c", r#": > "$1"; exec sleep 300"#, "sh"])
             .arg(&ready),
@@ -1672,7 +1673,7 @@ fn replace_of_another_users_job_needs_root() {
 
     // Another unprivileged user can open (644) and lock-test the file, but not stop the job.
     let out = run(as_user(UNLISTED_UID, UNLISTED_UID)
-        .arg(&bin_copy)
+        .args(argv_for(&bin_copy))
         .args(["--insecure", "--replace", "--kill-after", "0.1"])
         .arg(&lock)
         .args(["echo", "RAN"]));

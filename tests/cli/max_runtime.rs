@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::exit_codes::{assert_busy, assert_free};
 use crate::support::{
-    Out, TempDir, bin, exists, mkfifo, read_string, require_catchable, run, run_within, send_signal,
-    start_holding, timing, wait_until, withlock,
+    Out, TempDir, bin, bin_argv, exists, mkfifo, read_string, require_catchable, run, run_within,
+    send_signal, start_holding, timing, wait_until, withlock,
 };
 
 /// The process `pid` as it is now: its state letter and start time (clock ticks after
@@ -433,7 +433,7 @@ fn an_ignored_sigint_stays_ignored_for_the_job() {
     for mode in [&["--max-runtime", "20"][..], &["--unlink"], &["--no-inherit"], &[]] {
         let ignored = run(Command::new("sh")
             .args(["-c", r#"trap '' INT; exec "$@""#, "sh"])
-            .arg(bin())
+            .args(bin_argv())
             .args(mode)
             .arg(t.lock())
             .args(["grep", "^SigIgn:", "/proc/self/status"])
@@ -568,7 +568,7 @@ fn the_terminal_comes_back_to_the_script_when_the_job_ends() {
     let job = r#"[ "$(ps -o tpgid= -p $$)" -eq $$ ] && echo "job has the terminal"; exit 3"#;
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script, "sh"])
-        .arg(bin())
+        .args(bin_argv())
         .args(["--max-runtime", "60"])
         .arg(t.lock())
         .args(["sh", "-c", job])
@@ -653,7 +653,13 @@ fn quoted(path: &Path) -> String {
 /// `withlock --max-runtime 60`, with `args` as its `$1`, `$2`...
 fn withlock_line(lock: &Path, script: &str, args: &[&Path]) -> String {
     let args: Vec<String> = args.iter().map(|a| quoted(a)).collect();
-    format!("{} --max-runtime 60 {} sh -c '{script}' sh {}", quoted(&bin()), quoted(lock), args.join(" "))
+    let runner: String = crate::support::runner().iter().map(|word| format!("{word} ")).collect();
+    format!(
+        "{runner}{} --max-runtime 60 {} sh -c '{script}' sh {}",
+        quoted(&bin()),
+        quoted(lock),
+        args.join(" ")
+    )
 }
 
 /// The process group of `pid`, and the foreground process group of its terminal.

@@ -6,7 +6,9 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
-use crate::support::{TempDir, bin, chown, hold, read_string, require_root, run, set_mode, without_proc};
+use crate::support::{
+    TempDir, bin_argv, chown, hold, read_string, require_root, run, set_mode, without_proc,
+};
 
 /// A uid with no /etc/passwd entry.
 const UNLISTED_UID: u32 = 54321;
@@ -33,7 +35,7 @@ fn runs_for_a_user_without_passwd_entry_and_with_an_empty_environment() {
             "--clear-groups".to_string(),
         ])
         .args(["env", "-i"])
-        .arg(bin())
+        .args(bin_argv())
         .arg(&lock)
         .args(["sh", "-c", r#"id -u > "$1""#, "sh"])
         .arg(&out_file));

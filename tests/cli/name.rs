@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::support::{
-    TEST_PATH, TempDir, chown, exists, hold_using, require_root, run, runnable_copy, set_mode, unique_name,
-    withlock,
+    TEST_PATH, TempDir, argv_for, chown, exists, hold_using, require_root, run, runnable_copy, set_mode,
+    unique_name, withlock,
 };
 
 /// The test user: not in /etc/passwd, so nothing else on the machine uses its uid.
@@ -31,7 +31,7 @@ fn as_user(bin: &Path, runtime_dir: Option<&Path>) -> Command {
     cmd.arg(format!("--reuid={UID}"))
         .arg(format!("--regid={UID}"))
         .arg("--clear-groups")
-        .arg(bin)
+        .args(argv_for(bin))
         .env("PATH", TEST_PATH)
         .env_remove("XDG_RUNTIME_DIR")
         .current_dir("/")

@@ -275,7 +275,7 @@ fn lock_file_is_created_mode_0600_even_with_umask_0() {
         let lock = t.join(name);
         run(std::process::Command::new("sh")
             .args(["-c", "umask 0; exec \"$@\"", "sh"])
-            .arg(crate::support::bin())
+            .args(crate::support::bin_argv())
             .args(opts)
             .arg(&lock)
             .arg("true"))

@@ -13,9 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Out, Running, TempDir, bin, exclusive, exists, hold, is_root, mode_of, read_epoch_ns, read_string, run,
-    run_within, send_signal, start, start_holding, timing, unique_name, wait_until, wait_until_has_open,
-    withlock,
+    Out, Running, TempDir, exclusive, exists, hold, is_root, mode_of, read_epoch_ns, read_string, run,
+    run_within, runs_withlock, send_signal, start, start_holding, timing, unique_name, wait_until,
+    wait_until_has_open, withlock,
 };
 
 /// `LOCK.i`
@@ -80,12 +80,11 @@ fn run_slot(opts: &[&str], slots: usize, lock: &Path) -> Out {
 /// Processes running the withlock binary itself (not a job it became) that have `path`
 /// open: watchers or waiters.
 fn withlocks_with_open(path: &Path) -> Vec<i32> {
-    let exe = fs::canonicalize(bin()).unwrap();
     let target = fs::canonicalize(path).unwrap();
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        if fs::read_link(entry.path().join("exe")).ok().as_deref() != Some(exe.as_path()) {
+        if !runs_withlock(pid) {
             continue;
         }
         let Ok(fds) = fs::read_dir(entry.path().join("fd")) else { continue };
@@ -255,7 +254,9 @@ fn a_waiter_takes_whichever_slot_frees_first() {
         thread::sleep(Duration::from_millis(200));
         assert!(!exists(&started), "the waiter ran while every slot was taken");
         let (_, done) = holders[freed].take().unwrap().release();
-        assert!(wait_until(Duration::from_secs(10), || exists(&ready)), "the waiter never ran");
+        // Written by the job's printf after its shell created the file: wait for the text.
+        let written = || fs::read(&ready).is_ok_and(|text| !text.is_empty());
+        assert!(wait_until(Duration::from_secs(10), written), "the waiter never ran");
         assert!(waiter.is_running());
         assert_eq!(read_string(&ready), freed.to_string());
         let gap_ms = (read_epoch_ns(&started) - done) / 1_000_000;
@@ -270,12 +271,9 @@ fn a_waiter_takes_whichever_slot_frees_first() {
             .collect();
         let mine = fs::canonicalize(slot_file(&lock, freed)).unwrap();
         assert_eq!(open, BTreeSet::from([mine]), "the job's descriptors in the lock directory");
-        let exe = fs::canonicalize(bin()).unwrap();
         let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
         assert!(
-            children
-                .split_whitespace()
-                .all(|child| fs::read_link(format!("/proc/{child}/exe")).ok() != Some(exe.clone())),
+            children.split_whitespace().all(|child| !runs_withlock(child.parse().unwrap())),
             "the job has a watcher for a child: {children}"
         );
         assert!(withlocks_with_open(&slot_file(&lock, 0)).is_empty(), "a watcher outlived the wait");

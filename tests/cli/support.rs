@@ -23,12 +23,55 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The binary under test: `$WITHLOCK_BIN` (the Makefile points it at the static musl build),
-/// else the one Cargo built for this test run.
+/// else the one Cargo built for this test run. To run it, use `withlock()` or `argv_for`:
+/// a binary for another architecture runs under its emulator.
 pub fn bin() -> PathBuf {
     match std::env::var_os("WITHLOCK_BIN") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from(env!("CARGO_BIN_EXE_withlock")),
     }
+}
+
+/// What runs the binary under test when it is for another architecture: `$WITHLOCK_RUNNER`,
+/// split at spaces (ci/test.sh sets `qemu-aarch64` or `qemu-arm`); none by default. qemu-user
+/// runs withlock in the process it was started as (same pid, same signals) and the job it
+/// execs natively, so the lock passes to the job as on real hardware.
+pub fn runner() -> Vec<String> {
+    std::env::var("WITHLOCK_RUNNER").unwrap_or_default().split_whitespace().map(String::from).collect()
+}
+
+/// The words that run the withlock binary at `path` (the one under test or a copy of it):
+/// the runner's, then the path. For command lines: `sh -c '"$@"'`, `setpriv ... PROGRAM`,
+/// a job that is withlock again.
+pub fn argv_for(path: &Path) -> Vec<std::ffi::OsString> {
+    runner().into_iter().map(Into::into).chain([path.as_os_str().to_owned()]).collect()
+}
+
+/// The words that run the binary under test.
+pub fn bin_argv() -> Vec<std::ffi::OsString> {
+    argv_for(&bin())
+}
+
+/// Whether process `pid` is the binary under test itself (a waiter, a watcher; not a job it
+/// became). Under a runner, /proc shows the emulator as its executable, and the binary as
+/// the word after the runner's in its command line.
+pub fn runs_withlock(pid: i32) -> bool {
+    let canonical = |path: &Path| fs::canonicalize(path).ok();
+    let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) else { return false };
+    let runner = runner();
+    let Some(emulator) = runner.first() else { return Some(exe) == canonical(&bin()) };
+    let argv = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let program = argv.split(|&b| b == 0).nth(runner.len()).map(|word| Path::new(OsStr::from_bytes(word)));
+    Some(exe) == find_program(emulator) && program.and_then(canonical) == canonical(&bin())
+}
+
+/// Where `program` is, as Command::new would find it (a path, or a name in PATH).
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return fs::canonicalize(program).ok();
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find_map(|dir| fs::canonicalize(dir.join(program)).ok())
 }
 
 /// The PATH every withlock run gets unless a test sets its own: the tests' helpers
@@ -39,8 +82,14 @@ pub const TEST_PATH: &str = "/usr/bin:/bin";
 /// A `Command` for withlock with stdin from /dev/null and PATH set to `TEST_PATH`; add the
 /// arguments with `.arg(s)`.
 pub fn withlock() -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.stdin(Stdio::null()).env("PATH", TEST_PATH);
+    command_for(&bin())
+}
+
+/// As `withlock()`, for the withlock binary at `path` (a copy of the one under test).
+pub fn command_for(path: &Path) -> Command {
+    let argv = argv_for(path);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).stdin(Stdio::null()).env("PATH", TEST_PATH);
     cmd
 }
 
@@ -673,7 +722,7 @@ pub fn without_proc(args: &[&OsStr]) -> Option<Out> {
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg(r#"umount -l /proc || exit 99; [ ! -e /proc/self ] || exit 98; exec "$@""#)
         .arg("sh")
-        .arg(bin())
+        .args(bin_argv())
         .args(args)
         .env("PATH", TEST_PATH)
         .stdin(Stdio::null()));
