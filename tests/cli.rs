@@ -34,6 +34,8 @@ mod interop;
 mod job_env;
 #[path = "cli/lock_file.rs"]
 mod lock_file;
+#[path = "cli/long_times.rs"]
+mod long_times;
 #[path = "cli/max_runtime.rs"]
 mod max_runtime;
 #[path = "cli/messages.rs"]
