@@ -1,15 +1,24 @@
 # withlock's front door.
 #   make               build the static binary (target/x86_64-unknown-linux-musl/release/withlock)
+#   make TARGET=T      the same for T: x86_64-unknown-linux-musl, aarch64-unknown-linux-musl,
+#                      armv7-unknown-linux-musleabihf or i686-unknown-linux-musl (target/T/release/)
 #   make install       install binary, man page and shell completions under $(DESTDIR)$(PREFIX)
 #   make uninstall     remove exactly what install installed
-#   make release       dist/: the static binary, a Debian package, SHA256SUMS; checks the size goal
+#   make release       dist/: a static binary and a Debian package for each of the four
+#                      targets, SHA256SUMS; checks each one's size
 #   make check-size    the local-only build (FEATURES=) against the 64 KB goal; the full build's size
 #   make FEATURES=     build without --status, --replace and the etcd engine (the smallest binary, e.g. for an initramfs)
-#   make test          set up what the tests need, then run the whole suite
+#   make test          set up what the tests need, then run the whole suite (every target's binary)
 #   make bench         per-run cost, hand-off latency and idle waiters, beside flock(1)
 #   make bench-etcd    etcd mode beside `etcdctl lock`: a locked run, failover after a kill or a cut
 
 TARGET  ?= x86_64-unknown-linux-musl
+# What `make release` builds, and each one's Debian architecture.
+TARGETS := x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf i686-unknown-linux-musl
+DEB_ARCH_x86_64-unknown-linux-musl      := amd64
+DEB_ARCH_aarch64-unknown-linux-musl     := arm64
+DEB_ARCH_armv7-unknown-linux-musleabihf := armhf
+DEB_ARCH_i686-unknown-linux-musl        := i386
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR  ?= $(PREFIX)/bin
@@ -27,6 +36,14 @@ DIST    ?= dist
 FEATURES ?= etcd status replace
 CARGO_FEATURES := --no-default-features --features '$(FEATURES)'
 
+# rustup serves no standard library for armv7: its `core` is built from source by the
+# pinned nightly toolchain (ci/ensure-target.sh finds or installs it).
+ifeq ($(TARGET),armv7-unknown-linux-musleabihf)
+TOOLCHAIN = +$(shell sh ci/ensure-target.sh --toolchain $(TARGET))
+BUILD_STD := -Zbuild-std=core
+endif
+CARGO_BUILD = $(CARGO) $(TOOLCHAIN) build --release --locked --target $(TARGET) $(BUILD_STD)
+
 # The size goal for the static binary without optional parts (FEATURES=), in bytes,
 # and a bound for the full build (the etcd engine is ~45 KB of HTTP, JSON and etcd).
 SIZE_GOAL := 65536
@@ -42,9 +59,9 @@ SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock build.rs src/sta
 INSTALLED := $(BINDIR)/withlock $(MANDIR)/man1/withlock.1 $(BASHCOMPDIR)/withlock \
 	$(ZSHCOMPDIR)/_withlock $(FISHCOMPDIR)/withlock.fish
 
-# The Debian package: a static binary needs no Depends. Debian's zsh reads
-# vendor-completions, not site-functions, under /usr.
-DEB_ARCH        := amd64
+# The Debian package of $(TARGET)'s binary: a static binary needs no Depends. Debian's
+# zsh reads vendor-completions, not site-functions, under /usr.
+DEB_ARCH        := $(DEB_ARCH_$(TARGET))
 DEB_VERSION     ?= $(VERSION)
 DEB_MAINTAINER  ?= withlock maintainers <maintainers@users.noreply.r-seed-382a6ac8.example>
 DEB_ROOT        := target/deb/withlock_$(DEB_VERSION)_$(DEB_ARCH)
@@ -54,16 +71,14 @@ RELEASE_BIN     := $(DIST)/withlock-$(VERSION)-$(TARGET)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 export SOURCE_DATE_EPOCH
 
-.PHONY: all build install install-files uninstall release check-size test bench bench-etcd clean
+.PHONY: all build install install-files uninstall release release-target check-size test bench bench-etcd clean
 
 all: build
 
+# The unwind tables and the linker's notes are left out by the linker script (src/static.ld).
 build:
 	@sh ci/ensure-target.sh $(TARGET)
-	$(CARGO) build --release --locked --target $(TARGET) $(CARGO_FEATURES)
-	@# Unwind tables are dead weight in a panic=abort, no-C++ static binary
-	@# (musl never reads them): a twelfth of its size. Removing them again is harmless.
-	objcopy --remove-section=.eh_frame --remove-section=.eh_frame_hdr $(BIN)
+	$(CARGO_BUILD) $(CARGO_FEATURES)
 	@ls -l $(BIN) | awk '{print "built " $$9 " (" $$5 " bytes)"}'
 
 # install needs the binary, not a fresh cargo run: `make && sudo make install` works
@@ -88,28 +103,40 @@ uninstall:
 
 check-size: $(BIN)
 	@sh ci/ensure-target.sh $(TARGET)
-	$(CARGO) build --release --locked --quiet --target $(TARGET) --no-default-features --target-dir target/local-only
-	objcopy --remove-section=.eh_frame --remove-section=.eh_frame_hdr $(LOCAL_BIN)
+	$(CARGO_BUILD) --quiet --no-default-features --target-dir target/local-only
 	@size=$$(wc -c < $(LOCAL_BIN)); full=$$(wc -c < $(BIN)); \
-	awk -v s=$$size -v f=$$full -v g=$(SIZE_GOAL) -v feat='$(FEATURES)' 'BEGIN { \
-		printf "size without optional parts: %d bytes (%.1f KiB); goal: at most %d (%.0f KiB)\n", s, s / 1024, g, g / 1024; \
-		printf "size with FEATURES=%s: %d bytes (%.1f KiB)\n", feat, f, f / 1024 }'; \
+	awk -v s=$$size -v f=$$full -v g=$(SIZE_GOAL) -v feat='$(FEATURES)' -v t=$(TARGET) 'BEGIN { \
+		printf "%s: size without optional parts: %d bytes (%.1f KiB); goal: at most %d (%.0f KiB)\n", t, s, s / 1024, g, g / 1024; \
+		printf "%s: size with FEATURES=%s: %d bytes (%.1f KiB)\n", t, feat, f, f / 1024 }'; \
 	if [ "$$size" -gt $(SIZE_GOAL) ]; then echo "FAIL: the static binary without optional parts grew past the 64 KB goal" >&2; exit 1; fi; \
 	if [ "$$full" -gt $(FULL_SIZE_BOUND) ]; then echo "FAIL: the full static binary grew past 128 KB" >&2; exit 1; fi
 
-release: $(BIN) check-size
-	@[ "$(TARGET)" = x86_64-unknown-linux-musl ] || { echo "release: the .deb is for amd64: TARGET must be x86_64-unknown-linux-musl" >&2; exit 1; }
+# Every target's binary and .deb, each checked for size, and one SHA256SUMS over them all.
+release:
+	rm -rf $(DIST)
+	mkdir -p $(DIST)
+	@set -e; for target in $(TARGETS); do \
+		$(MAKE) --no-print-directory TARGET=$$target release-target check-size; \
+	done
+	cd $(DIST) && LC_ALL=C ls withlock* | xargs sha256sum > SHA256SUMS
+	@echo "release: $(DIST)/"; ls -l $(DIST) | sed 1d | awk '{print "  " $$9 "  " $$5 " bytes"}'
+
+# $(TARGET)'s part of the release: its binary and its .deb, in dist/. Built by cargo
+# whatever the file dates: another cargo run (say, with the default features named
+# differently) may have left a binary of other bytes at $(BIN).
+release-target: build
+	@[ -n "$(DEB_ARCH)" ] || { echo "release: no Debian architecture for $(TARGET)" >&2; exit 1; }
 	@# The binary must be static (no interpreter) and stripped (no symbol table).
 	@if readelf -lW $(BIN) | grep -q 'INTERP'; then echo "release: $(BIN) is not static" >&2; exit 1; fi
 	@if readelf -SW $(BIN) | grep -q '\.symtab'; then echo "release: $(BIN) is not stripped" >&2; exit 1; fi
-	rm -rf $(DIST) $(DEB_ROOT)
+	rm -rf $(DEB_ROOT)
 	mkdir -p $(DIST)
 	install -m 0755 $(BIN) $(RELEASE_BIN)
 	@# The package tree: the same files as `make install PREFIX=/usr`, the man page gzipped.
 	$(MAKE) --no-print-directory install-files DESTDIR=$(DEB_ROOT) PREFIX=/usr \
 		ZSHCOMPDIR=/usr/share/zsh/vendor-completions
 	gzip -9n $(DEB_ROOT)/usr/share/man/man1/withlock.1
-	install -d -m 0755 $(DEB_ROOT)/usr/share/doc/withlock $(DEB_ROOT)/DEBIAN
+	install -d -m 0755 $(DEB_ROOT)/usr/share/doc/withlock $(DEB_ROOT)/usr/share/lintian/overrides $(DEB_ROOT)/DEBIAN
 	gzip -9nc README.md > $(DEB_ROOT)/usr/share/doc/withlock/README.md.gz
 	@# copyright, machine-readable (DEP-5): the MIT ("Expat") text of LICENSE.
 	{ echo 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/'; \
@@ -120,7 +147,20 @@ release: $(BIN) check-size
 	  echo 'License: Expat'; \
 	  awk 'body { print ($$0 == "" ? " ." : " " $$0) } /^Copyright/ { body = 1; getline }' LICENSE; \
 	} > $(DEB_ROOT)/usr/share/doc/withlock/copyright
+	@# A native package's changelog, dated by the commit.
+	{ echo 'withlock ($(DEB_VERSION)) unstable; urgency=medium'; \
+	  echo; \
+	  echo '  * withlock $(VERSION), packaged by make release from its source.'; \
+	  echo; \
+	  echo " -- $(DEB_MAINTAINER)  $$(LC_ALL=C date -u -R -d @$(SOURCE_DATE_EPOCH))"; \
+	} | gzip -9n > $(DEB_ROOT)/usr/share/doc/withlock/changelog.gz
 	chmod 0644 $(DEB_ROOT)/usr/share/doc/withlock/*
+	{ echo '# withlock is static on purpose: it must run where no shared library is (an'; \
+	  echo '# initramfs, a minimal container, a rescue shell), and a static musl binary'; \
+	  echo '# starts in a fraction of the time of a dynamic one, in front of every job.'; \
+	  echo 'withlock: statically-linked-binary [usr/bin/withlock]'; \
+	} > $(DEB_ROOT)/usr/share/lintian/overrides/withlock
+	chmod 0644 $(DEB_ROOT)/usr/share/lintian/overrides/withlock
 	{ echo 'Package: withlock'; \
 	  echo 'Version: $(DEB_VERSION)'; \
 	  echo 'Architecture: $(DEB_ARCH)'; \
@@ -140,8 +180,6 @@ release: $(BIN) check-size
 	find $(DEB_ROOT) -type d -exec chmod 0755 {} +
 	find $(DEB_ROOT) -exec touch -h -d @$(SOURCE_DATE_EPOCH) {} +
 	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
-	cd $(DIST) && sha256sum $(notdir $(RELEASE_BIN)) $(notdir $(DEB)) > SHA256SUMS
-	@echo "release: $(DIST)/"; ls -l $(DIST) | sed 1d | awk '{print "  " $$9 "  " $$5 " bytes"}'
 
 test:
 	bash ci/test.sh
