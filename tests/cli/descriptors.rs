@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{Out, TEST_PATH, TempDir, bin, read_string, run};
+use crate::support::{Out, TEST_PATH, TempDir, bin_argv, read_string, run, withlock};
 
 const MAGIC: &str = "withlock-holder 1\n";
 
@@ -20,7 +20,7 @@ fn run_closed(closing: &str, args: &[&OsStr]) -> Out {
     let script = format!("exec \"$@\" {closing}");
     run(Command::new("sh")
         .args(["-c", &script, "sh"])
-        .arg(bin())
+        .args(bin_argv())
         .args(args)
         .env("PATH", TEST_PATH)
         .stdin(Stdio::null()))
@@ -88,7 +88,7 @@ fn with_stdin_closed_the_job_reads_nothing_not_the_record() {
     let t = TempDir::new();
     let lock = t.lock();
     // A record to read, from an earlier run.
-    run(Command::new(bin()).arg(&lock).arg("true").stdin(Stdio::null())).assert_code(0);
+    run(withlock().arg(&lock).arg("true")).assert_code(0);
     let got = t.join("got");
     let job = [
         OsStr::new("sh"),
@@ -132,7 +132,7 @@ fn open_descriptors_are_left_alone_even_a_pipe_without_a_reader() {
     let writer_inode = fs::metadata(format!("/proc/self/fd/{}", writer.as_raw_fd())).unwrap();
     drop(reader);
     let writer_fd = writer.as_raw_fd();
-    let mut cmd = Command::new(bin());
+    let mut cmd = withlock();
     cmd.arg(&lock).args(["sh", "-c", list_fds!()]).arg(&listing).env("PATH", TEST_PATH).stdin(Stdio::null());
     // SAFETY: dup2 is async-signal-safe; `writer_fd` stays open until the child has exec'd.
     unsafe {

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    TEST_PATH, TempDir, bin, exists, is_root, mkfifo, mknod_null, nobody, read_string, run, start,
-    wait_until, with_rlimit, withlock,
+    TEST_PATH, TempDir, argv_for, bin_argv, exists, is_root, mkfifo, mknod_null, nobody, read_string, run,
+    start, wait_until, with_rlimit, withlock,
 };
 
 const MAGIC: &str = "withlock-holder 1\n";
@@ -22,7 +22,7 @@ const MAGIC: &str = "withlock-holder 1\n";
 fn under_umask(mask: &str, args: &[&std::ffi::OsStr]) -> Command {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &format!("umask {mask}; exec \"$@\""), "sh"])
-        .arg(bin())
+        .args(bin_argv())
         .args(args)
         .env("PATH", TEST_PATH)
         .stdin(Stdio::null());
@@ -78,7 +78,7 @@ fn a_user_under_umask_0777_can_run_twice() {
             .arg(format!("--regid={gid}"))
             .arg("--clear-groups")
             .args(["sh", "-c", "umask 0777; exec \"$@\"", "sh"])
-            .arg(&bin)
+            .args(argv_for(&bin))
             .arg(&lock)
             .args(["echo", "RAN"])
             .env("PATH", TEST_PATH)
