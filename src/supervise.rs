@@ -181,7 +181,7 @@ pub fn run(
     let parent = unsafe { libc::getpid() };
     let terminal = controlling_terminal();
     // SAFETY: plain integers.
-    let foreground = terminal.filter(|&tty| unsafe { libc::tcgetpgrp(tty) == libc::getpgrp() });
+    let foreground = terminal.filter(|&tty| unsafe { sys::tcgetpgrp(tty) == libc::getpgrp() });
 
     // Hold the forwarded signals back until the job's pid is known; keep
     // SIGTTOU blocked for good, so that handing the terminal over and
@@ -303,7 +303,7 @@ fn become_job(
     unsafe {
         libc::setpgid(0, 0);
         if let Some(tty) = terminal {
-            libc::tcsetpgrp(tty, libc::getpid());
+            sys::tcsetpgrp(tty, libc::getpid());
         }
     }
     if let Some(fd) = watch.withhold {
@@ -416,8 +416,8 @@ fn handle(signal: c_int, mask: &libc::sigset_t) {
 fn take_back(tty: c_int, job: libc::pid_t) {
     // SAFETY: plain integers; SIGTTOU is blocked.
     unsafe {
-        if libc::tcgetpgrp(tty) == job {
-            libc::tcsetpgrp(tty, libc::getpgrp());
+        if sys::tcgetpgrp(tty) == job {
+            sys::tcsetpgrp(tty, libc::getpgrp());
         }
     }
 }
@@ -458,9 +458,8 @@ fn wake_pipe() -> Result<c_int, Failure<'static>> {
 /// withlock's controlling terminal, if one of its standard descriptors is
 /// that terminal: the job's group takes it whenever withlock's group has it.
 fn controlling_terminal() -> Option<c_int> {
-    // SAFETY: plain integers; tcgetpgrp fails on a descriptor that is not
-    // our controlling terminal.
-    (0..3).find(|&fd| unsafe { libc::tcgetpgrp(fd) } > 0)
+    // tcgetpgrp fails on a descriptor that is not our controlling terminal.
+    (0..3).find(|&fd| sys::tcgetpgrp(fd) > 0)
 }
 
 pub fn now_ns() -> u64 {
@@ -650,13 +649,13 @@ impl Watcher {
         };
         // SAFETY: plain integers; SIGTTOU is blocked.
         unsafe {
-            let ours = libc::tcgetpgrp(tty) == libc::getpgrp();
+            let ours = sys::tcgetpgrp(tty) == libc::getpgrp();
             if !(ours && matches!(signal, libc::SIGTTIN | libc::SIGTTOU)) {
                 take_back(tty, self.job);
                 libc::kill(libc::getpid(), libc::SIGSTOP);
             }
-            if libc::tcgetpgrp(tty) == libc::getpgrp() {
-                libc::tcsetpgrp(tty, self.job);
+            if sys::tcgetpgrp(tty) == libc::getpgrp() {
+                sys::tcsetpgrp(tty, self.job);
             }
         }
         self.kill(libc::SIGCONT);

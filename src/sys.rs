@@ -256,6 +256,35 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) {
     }
 }
 
+/// The foreground process group of the terminal at `fd` (`tcgetpgrp`), or -1.
+/// On Linux by system call: the C library's ioctl carries, on 32-bit targets,
+/// a kilobyte of tables to convert other requests' 64-bit times.
+pub fn tcgetpgrp(fd: c_int) -> libc::pid_t {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let pgrp = {
+        let mut pgrp: libc::pid_t = -1;
+        // SAFETY: TIOCGPGRP writes one pid_t through the pointer, which is valid.
+        let ret = unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::TIOCGPGRP, &raw mut pgrp) };
+        if ret == -1 { -1 } else { pgrp }
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // SAFETY: plain integers.
+    let pgrp = unsafe { libc::tcgetpgrp(fd) };
+    pgrp
+}
+
+/// Make `pgrp` the foreground process group of the terminal at `fd`
+/// (`tcsetpgrp`); whether it worked. By system call on Linux, as `tcgetpgrp`.
+pub fn tcsetpgrp(fd: c_int, pgrp: libc::pid_t) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: TIOCSPGRP reads one pid_t through the pointer, which is valid.
+    let ret = unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::TIOCSPGRP, &raw const pgrp) };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // SAFETY: plain integers.
+    let ret = unsafe { libc::tcsetpgrp(fd, pgrp) };
+    ret == 0
+}
+
 /// What kind of file a `stat` describes; only regular files are locked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
