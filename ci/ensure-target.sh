@@ -25,20 +25,18 @@ export RUSTUP_AUTO_INSTALL=0
 say() { printf 'ensure-target: %s\n' "$*" >&2; }
 is_root_with_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 
-# The toolchain for armv7: the pinned nightly under its own name, or the `nightly`
-# toolchain if it is that very build (as on this project's machines).
+# The toolchain for armv7: the pinned nightly under its own name if installed, else the
+# `nightly` toolchain (on this project's machines, that very build; if not, see below).
 nightly() {
     if [ -n "${WITHLOCK_NIGHTLY:-}" ]; then
         echo "$WITHLOCK_NIGHTLY"
-        return
+    elif rustc "+nightly-$NIGHTLY_DATE" -V >/dev/null 2>&1; then
+        echo "nightly-$NIGHTLY_DATE"
+    elif rustc +nightly -V >/dev/null 2>&1; then
+        echo nightly
+    else
+        echo "nightly-$NIGHTLY_DATE"
     fi
-    for name in "nightly-$NIGHTLY_DATE" nightly; do
-        if [ "$(rustc "+$name" -V 2>/dev/null)" = "$NIGHTLY_RUSTC" ]; then
-            echo "$name"
-            return
-        fi
-    done
-    echo "nightly-$NIGHTLY_DATE"
 }
 
 if [ "${1:-}" = --toolchain ]; then
@@ -73,22 +71,24 @@ armv7-unknown-linux-musleabihf)
         fi
     fi
     toolchain=$(nightly)
+    # Not the pinned build (or none at all): install the pinned one if rustup can; if it
+    # cannot, another nightly will do, said below.
+    if [ -z "${WITHLOCK_NIGHTLY:-}" ] && [ "$(rustc "+$toolchain" -V 2>/dev/null)" != "$NIGHTLY_RUSTC" ] &&
+        command -v rustup >/dev/null 2>&1; then
+        say "installing the Rust toolchain nightly-$NIGHTLY_DATE, to build $target's core library"
+        rustup toolchain install "nightly-$NIGHTLY_DATE" --profile minimal --component rust-src >&2 || true
+        toolchain=$(nightly)
+    fi
     if ! rustc "+$toolchain" -V >/dev/null 2>&1; then
-        if command -v rustup >/dev/null 2>&1; then
-            say "installing the Rust toolchain $toolchain, to build $target's core library"
-            rustup toolchain install "$toolchain" --profile minimal --component rust-src >&2 || true
-        fi
-        if ! rustc "+$toolchain" -V >/dev/null 2>&1; then
-            say "$target needs the Rust toolchain $toolchain with rust-src, to build its core"
-            say "  library (rustup serves none for this target); the pinned one: $NIGHTLY_RUSTC."
-            say "  With rustup:  rustup toolchain install $toolchain --profile minimal --component rust-src"
-            say "  Or another nightly (the binary then differs from the release's):"
-            say "                WITHLOCK_NIGHTLY=nightly make TARGET=$target"
-            exit 1
-        fi
+        say "$target needs a nightly Rust toolchain with rust-src, to build its core library"
+        say "  (rustup serves none for this target); the pinned one is $NIGHTLY_RUSTC:"
+        say "    rustup toolchain install nightly-$NIGHTLY_DATE --profile minimal --component rust-src"
+        say "  Or another nightly (the binary then differs from the release's):"
+        say "    WITHLOCK_NIGHTLY=nightly make TARGET=$target"
+        exit 1
     fi
     [ "$(rustc "+$toolchain" -V)" = "$NIGHTLY_RUSTC" ] ||
-        say "note: building $target with $(rustc "+$toolchain" -V), not the pinned $NIGHTLY_RUSTC"
+        say "note: building $target with $(rustc "+$toolchain" -V), not the pinned $NIGHTLY_RUSTC: its binary differs from the release's"
     sysroot=$(rustc "+$toolchain" --print sysroot)
     if [ ! -d "$sysroot/lib/rustlib/src/rust/library/core" ]; then
         say "adding rust-src to $toolchain, to build $target's core library"
