@@ -138,7 +138,7 @@ impl Watchdog {
             old.assume_init()
         };
         // SAFETY: single-threaded; the child runs only `watch_over`.
-        let pid = unsafe { libc::fork() };
+        let pid = unsafe { crate::sys::fork() };
         if pid == 0 {
             watch_over(shared, fds[0], back[1], withlock, name);
         }
@@ -236,7 +236,10 @@ fn reap_within(pid: libc::pid_t, ms: u32) -> Reaped {
         if waited >= ms {
             return Reaped::Running;
         }
-        let pause = libc::timespec { tv_sec: 0, tv_nsec: 2_000_000 };
+        // SAFETY: all-zero is a valid timespec. (No struct literal: with the
+        // 64-bit time_t of 32-bit targets, it has padding fields.)
+        let mut pause: libc::timespec = unsafe { core::mem::zeroed() };
+        pause.tv_nsec = 2_000_000;
         // SAFETY: a valid timespec; an early return only loops sooner.
         unsafe { libc::nanosleep(&pause, ptr::null_mut()) };
         waited += 2;
@@ -355,7 +358,7 @@ fn make_pin(job: libc::pid_t) -> libc::pid_t {
     // SAFETY: getpid cannot fail.
     let watchdog = unsafe { libc::getpid() };
     // SAFETY: single-threaded; the child only sleeps.
-    let pin = unsafe { libc::fork() };
+    let pin = unsafe { crate::sys::fork() };
     if pin == 0 {
         // SAFETY: plain calls on our own process. It dies with the watchdog
         // (Linux), holds no descriptor, and ignores what it may (inherited).
