@@ -41,7 +41,7 @@ pub fn parse_wait(text: &[u8]) -> Option<Wait> {
 pub fn parse(text: &[u8]) -> Option<Duration> {
     let number_len = text.iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
     let (number, unit) = text.split_at(number_len);
-    let nanos_per_unit: u128 = match unit {
+    let nanos_per_unit: u64 = match unit {
         b"" | b"s" => 1_000_000_000,
         b"ms" => 1_000_000,
         b"m" => 60 * 1_000_000_000,
@@ -58,33 +58,26 @@ pub fn parse(text: &[u8]) -> Option<Duration> {
         return None;
     }
 
-    let mut total: u128 = 0;
+    // Nanoseconds in a u64 (MAX is 3.2e18 of them): no u128, whose arithmetic
+    // is a library call on 32-bit targets (2 KB there). Any overflow is far
+    // beyond MAX, and refused.
+    let mut total: u64 = 0;
     for &digit in whole {
-        total = total.checked_mul(10)?.checked_add(u128::from(digit - b'0'))?;
-        if total > u128::from(MAX.as_secs()) * 3600 {
-            return None; // Far beyond MAX whatever the unit; stop before overflow.
-        }
+        total = total.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
     }
-    total *= nanos_per_unit;
+    total = total.checked_mul(nanos_per_unit)?;
 
-    // The fraction, exactly: its first 18 digits as a number over 10^18 at
-    // most (times a unit, that fits a u128); any part of a nanosecond left
-    // over, there or in further digits, rounds up, so that a duration that
-    // is not zero never becomes zero (`-w 0.0000000001` waits, if briefly).
-    let (mut numerator, mut scale, mut beyond) = (0u128, 1u128, false);
-    for (i, &digit) in fraction.iter().enumerate() {
-        if i < 18 {
-            numerator = numerator * 10 + u128::from(digit - b'0');
-            scale *= 10;
-        } else {
-            beyond |= digit != b'0';
-        }
+    // The fraction, exactly, last digit first: each step is the value of the
+    // digits from there on, in nanoseconds, rounded up. Rounding up at every
+    // step gives the exact value rounded up (ceil((a + ceil(x)) / 10) is
+    // ceil((a + x) / 10) for a whole a), so any part of a nanosecond rounds
+    // up, and a duration that is not zero never becomes zero (`-w
+    // 0.0000000001` waits, if briefly). Every step is at most one unit.
+    let mut part = 0;
+    for &digit in fraction.iter().rev() {
+        part = (u64::from(digit - b'0') * nanos_per_unit + part).div_ceil(10);
     }
-    let part = numerator * nanos_per_unit;
-    total += part / scale + u128::from(!part.is_multiple_of(scale) || beyond);
-
-    let secs = u64::try_from(total / 1_000_000_000).ok()?;
-    let duration = Duration::new(secs, (total % 1_000_000_000) as u32);
+    let duration = Duration::from_nanos(total.checked_add(part)?);
     (duration <= MAX).then_some(duration)
 }
 
@@ -115,6 +108,10 @@ mod tests {
         assert_eq!(parse(b"0.0000000001"), Some(Duration::from_nanos(1)));
         assert_eq!(parse(b"0.0000000000000000000000001ms"), Some(Duration::from_nanos(1)));
         assert_eq!(parse(b"0.000000000000000000"), Some(Duration::ZERO));
+        // Beyond 18 digits, in the largest unit: still exact, rounded up.
+        assert_eq!(parse(b"0.00000000000000000001h"), Some(Duration::from_nanos(1)));
+        assert_eq!(parse(b"0.333333333333333333333333h"), Some(Duration::from_secs(1200)));
+        assert_eq!(parse(b"0.0000000000000000000000000001m"), Some(Duration::from_nanos(1)));
         assert_eq!(parse(b"0.5m"), secs(30.0));
         assert_eq!(parse(b"007"), secs(7.0));
     }
