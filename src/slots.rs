@@ -436,7 +436,7 @@ fn start_watcher(name: &CStr, ours: c_int) -> Result<Option<Watcher>, Errno> {
     let parent = unsafe { libc::getpid() };
     // SAFETY: withlock is single-threaded; the child only locks, writes and
     // exits.
-    match unsafe { libc::fork() } {
+    match unsafe { crate::sys::fork() } {
         -1 => {
             let errno = sys::errno();
             sys::close(ends[0]);

@@ -211,7 +211,7 @@ pub fn run(
 
     // SAFETY: withlock is single-threaded; the child only sets up its group,
     // terminal, signals and mask, and execs (or reports and exits).
-    let job = unsafe { libc::fork() };
+    let job = unsafe { crate::sys::fork() };
     if job == -1 {
         return Err(Failure::System { call: "fork", errno: sys::errno() });
     }
@@ -346,7 +346,7 @@ fn guard_group(job: libc::pid_t, parent: libc::pid_t, withhold: Option<c_int>) -
     }
     // SAFETY: single-threaded; the child only waits for one signal, kills
     // and exits.
-    let guardian = unsafe { libc::fork() };
+    let guardian = unsafe { crate::sys::fork() };
     if guardian != 0 {
         return guardian.max(0);
     }

@@ -256,6 +256,30 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) {
     }
 }
 
+/// `fork(2)`; with musl, its `_Fork` (musl 1.2.2 and later): `fork` also
+/// runs pthread_atfork handlers and takes the library's internal locks for
+/// them, which a single-threaded withlock without malloc or stdio has no
+/// use for, and that machinery (rwlocks, timed waits, the vDSO clock) is
+/// 2 KB of every static binary. Returns as fork does.
+///
+/// # Safety
+/// As `fork`: in the child, only async-signal-safe calls until exec.
+pub unsafe fn fork() -> libc::pid_t {
+    #[cfg(target_env = "musl")]
+    {
+        unsafe extern "C" {
+            fn _Fork() -> libc::pid_t;
+        }
+        // SAFETY: the caller keeps fork's contract; _Fork takes no arguments.
+        unsafe { _Fork() }
+    }
+    #[cfg(not(target_env = "musl"))]
+    // SAFETY: the caller keeps fork's contract.
+    unsafe {
+        libc::fork()
+    }
+}
+
 /// The foreground process group of the terminal at `fd` (`tcgetpgrp`), or -1.
 /// On Linux by system call: the C library's ioctl carries, on 32-bit targets,
 /// a kilobyte of tables to convert other requests' 64-bit times.
