@@ -13,8 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Out, Running, TempDir, exclusive, exists, hold, is_root, mode_of, read_epoch_ns, read_string, run,
-    run_within, runs_withlock, send_signal, start, start_holding, timing, unique_name, wait_until,
+    Out, Running, TempDir, bin_argv, exclusive, exists, hold, is_root, mode_of, read_epoch_ns, read_string,
+    run, run_within, runs_withlock, send_signal, start, start_holding, timing, unique_name, wait_until,
     wait_until_has_open, withlock,
 };
 
@@ -731,7 +731,7 @@ fn a_poll_that_returns_early_is_not_the_end_of_the_wait() {
     let mut waiter = start(
         Command::new("strace")
             .args(["-o", "/dev/null", "-e", "trace=poll,ppoll", "-e", "inject=poll,ppoll:retval=0:when=1"])
-            .arg(bin())
+            .args(bin_argv())
             .args(["-w", "720h", "--slots", "1"])
             .arg(&lock)
             .args(["sh", "-c", r#"printf %s "$WITHLOCK_SLOT""#])

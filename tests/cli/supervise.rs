@@ -251,7 +251,7 @@ fn a_job_that_dumped_core_is_said_to_have() {
     for mode in [&["--max-runtime", "60"][..], &["--unlink"]] {
         let mut cmd = std::process::Command::new("sh");
         cmd.args(["-c", r#"ulimit -c unlimited && exec "$@""#, "sh"])
-            .arg(crate::support::bin())
+            .args(crate::support::bin_argv())
             .args(mode)
             .arg(t.lock())
             .args(["sh", "-c", "kill -QUIT $$"])
@@ -412,7 +412,7 @@ fn a_signal_between_fork_and_exec_reaches_the_job() {
         let mut cmd = std::process::Command::new("strace");
         cmd.args(["-f", "-o", "/dev/null", "-e", "trace=rt_sigprocmask"])
             .args(["-e", "inject=rt_sigprocmask:delay_enter=500000:when=1"])
-            .arg(crate::support::bin())
+            .args(crate::support::bin_argv())
             .args(mode)
             .arg(t.lock())
             .args(["sleep", "5"])
@@ -420,13 +420,11 @@ fn a_signal_between_fork_and_exec_reaches_the_job() {
             .stdin(std::process::Stdio::null());
         let tracer = start(&mut cmd);
         // strace's own probes are children too, for an instant: wait for withlock.
-        let exe = fs::canonicalize(crate::support::bin()).unwrap();
         let mut traced = None;
         assert!(
             wait_until(Duration::from_secs(5), || {
-                traced = children_of(tracer.pid())
-                    .into_iter()
-                    .find(|pid| fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == exe));
+                traced =
+                    children_of(tracer.pid()).into_iter().find(|&pid| crate::support::runs_withlock(pid));
                 traced.is_some()
             }),
             "strace did not start withlock"
