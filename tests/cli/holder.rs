@@ -1339,15 +1339,21 @@ fn status_never_takes_or_keeps_the_lock() {
 }
 
 /// Makes `cmd` die of SIGSYS if it ever calls flock(2): a seccomp filter installed between
-/// fork and exec. (The filter looks at the system call number alone: the binary under test
-/// is native, so it uses this architecture's numbers.)
+/// fork and exec. It knows flock by this architecture's number, and by i386's for an i686
+/// binary under test (a qemu-user one makes this machine's own system calls).
 fn forbid_flock(cmd: &mut Command) {
     // SAFETY: between fork and exec the closure only builds the filter on its own stack
     // and makes two system calls (prctl, seccomp), both async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
             let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
+            const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+            const I386_FLOCK: u32 = 143;
             let mut filter = [
+                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 4), // seccomp_data.arch
+                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 2, AUDIT_ARCH_I386),
+                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // seccomp_data.nr
+                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 2, 3, I386_FLOCK),
                 op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // seccomp_data.nr
                 op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, libc::SYS_flock as u32),
                 op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
@@ -1384,6 +1390,11 @@ fn status_never_calls_flock_where_proc_locks_tells() {
             return;
         }
     }
+    // And it works on the binary under test: taking a lock is a flock, and kills it.
+    let mut probe = withlock();
+    probe.arg(t.join("probe.lock")).arg("true");
+    forbid_flock(&mut probe);
+    assert_eq!(run(&mut probe).signal(), Some(libc::SIGSYS), "the filter let withlock's flock through");
 
     let dir = t.mkdir("locks", 0o700);
     let held = dir.join("held.lock");

@@ -610,10 +610,13 @@ fn slot_jobs_are_stopped_at_max_runtime() {
 fn watchers_of(waiter: i32, lock: &Path, slots: usize) -> Vec<Option<i32>> {
     let mut found = vec![None; slots];
     let children = fs::read_to_string(format!("/proc/{waiter}/task/{waiter}/children")).unwrap_or_default();
+    // flock's number as /proc shows it: i386's for an i686 binary (a qemu-user one makes
+    // this machine's own system calls).
+    let flock = if crate::support::bin_is_i386() { 143 } else { libc::SYS_flock };
     for child in children.split_whitespace() {
         let Ok(call) = fs::read_to_string(format!("/proc/{child}/syscall")) else { continue };
         let mut words = call.split_whitespace();
-        if words.next() != Some(&libc::SYS_flock.to_string()) {
+        if words.next() != Some(&flock.to_string()) {
             continue;
         }
         let Some(fd) = words.next().and_then(|fd| i64::from_str_radix(fd.trim_start_matches("0x"), 16).ok())

@@ -52,6 +52,13 @@ pub fn bin_argv() -> Vec<std::ffi::OsString> {
     argv_for(&bin())
 }
 
+/// Whether the binary under test is for i386 (ELF machine 3), which this x86-64 kernel runs
+/// natively: /proc then shows its processes' system calls by i386's numbers.
+pub fn bin_is_i386() -> bool {
+    let header = fs::read(bin()).unwrap_or_else(|e| panic!("read {}: {e}", bin().display()));
+    header.get(18..20) == Some(&[3, 0])
+}
+
 /// Whether process `pid` is the binary under test itself (a waiter, a watcher; not a job it
 /// became). Under a runner, /proc shows the emulator as its executable, and the binary as
 /// the word after the runner's in its command line.
