@@ -76,17 +76,22 @@ WITHLOCK_BIN=$bin cargo test --locked --test cli etcd -- --test-threads=8
 # Under qemu-user some tests test the emulator, not withlock; they run on x86_64 and i686:
 #   - qemu-user catches every signal whose default is fatal, for its own use, so one that
 #     was ignored when withlock started is no longer ignored when the job is exec'd;
-#   - qemu-user 7.2 refuses prctl(PR_SET_CHILD_SUBREAPER), which --max-runtime needs to
-#     see (and reap) the job's orphaned children;
-#   - qemu-user needs descriptors of its own (its libraries, the binary it runs), so it
-#     cannot start under a limit of 3 open files.
+#   - qemu-user 7.2 refuses prctl(PR_SET_CHILD_SUBREAPER), by which withlock, staying the
+#     job's parent, sees (and reaps) what the job leaves in its group;
+#   - qemu-user needs descriptors and a thread of its own, so it cannot start under a
+#     limit of 3 open files or of 1 process.
 # The etcd tests run on x86_64 only.
 qemu_skips=(
     job_env::job_inherits_no_blocked_or_ignored_signals_from_withlock
     max_runtime::an_ignored_sigint_stays_ignored_for_the_job
     max_runtime::a_grandchild_that_ignores_sigterm_is_killed_and_reaped_before_withlock_exits
     max_runtime::the_lock_is_held_until_the_whole_group_is_gone
+    supervise::leftovers_in_the_jobs_group_are_stopped_at_max_runtime
+    supervise::leftovers_that_end_in_time_leave_the_main_process_status
+    supervise::no_inherit_sigterm_of_withlock_ends_the_jobs_whole_group_first
+    supervise::unlink_keeps_the_file_while_a_leftover_holds_the_lock
     resources::no_descriptor_left_for_the_lock_file_is_a_resource_error_71
+    slots::without_watchers_a_waiter_tries_the_slots_itself
 )
 for other in "${TARGETS[@]}"; do
     [ "$other" != "$target" ] || continue

@@ -238,7 +238,7 @@ fn a_refused_place_is_left_as_it_was() {
         .arg(format!("--reuid={UID}"))
         .arg(format!("--regid={UID}"))
         .arg("--clear-groups")
-        .arg(&bin)
+        .args(argv_for(&bin))
         .args(["--name", "job", "true"])
         .env("PATH", TEST_PATH)
         .env("XDG_RUNTIME_DIR", &runtime)

@@ -706,7 +706,7 @@ fn without_watchers_a_waiter_tries_the_slots_itself() {
             .arg(format!("--regid={gid}"))
             .arg("--clear-groups")
             .args(["prlimit", "--nproc=1:1", "--"])
-            .arg(&bin)
+            .args(crate::support::argv_for(&bin))
             .args(["-v", "-w", "20", "--slots", "1"])
             .arg(&lock)
             .args(["sh", "-c", r#"printf %s "$WITHLOCK_SLOT""#])
