@@ -52,6 +52,17 @@ pub fn bin_argv() -> Vec<std::ffi::OsString> {
     argv_for(&bin())
 }
 
+/// The binary under test as one word, for a script that runs it as "$1": the binary itself,
+/// or under a runner a script in `dir` that execs the runner with it (so the pid is the same).
+pub fn bin_as_one_word(dir: &TempDir) -> PathBuf {
+    if runner().is_empty() {
+        return bin();
+    }
+    let quoted: Vec<String> = bin_argv().iter().map(|w| format!("'{}'", w.to_string_lossy())).collect();
+    let script = format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" "));
+    dir.write("withlock-run", script.as_bytes(), 0o755)
+}
+
 /// Whether the binary under test is for i386 (ELF machine 3), which this x86-64 kernel runs
 /// natively: /proc then shows its processes' system calls by i386's numbers.
 pub fn bin_is_i386() -> bool {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::json::Json;
 use crate::support::{
-    Out, Running, TEST_PATH, TempDir, as_user, bin, chown, exists, read_string, require_root,
+    Out, Running, TEST_PATH, TempDir, as_user, chown, exists, read_string, require_root,
     require_root_and_nobody, run, run_within, runnable_copy, set_mode, start, start_holding, wait_until,
     withlock,
 };
@@ -201,7 +201,7 @@ fn unshared(test: &str, namespaces: &[&str], script: &str, extra: &str, t: &Temp
         Command::new("unshare")
             .args(namespaces)
             .args(["sh", "-c", script, "sh"])
-            .arg(bin())
+            .arg(crate::support::bin_as_one_word(t))
             .arg(t.path())
             .arg(extra)
             .env("PATH", TEST_PATH)
