@@ -163,7 +163,7 @@ fn a_record_forged_in_a_shared_directory_signals_nobody() {
     .is_ok_and(|c| c.trim() == "sleep")));
     let mut attack = as_user(ATTACKER, ATTACKER);
     attack
-        .arg(&bin_copy)
+        .args(crate::support::argv_for(&bin_copy))
         .arg("--insecure")
         .arg(&lock)
         .args(["sh", "-c", FORGE, "sh"])
@@ -173,7 +173,7 @@ fn a_record_forged_in_a_shared_directory_signals_nobody() {
 
     let out = run_within(
         as_user(uid, gid)
-            .arg(&bin_copy)
+            .args(crate::support::argv_for(&bin_copy))
             .args(["--insecure", "--replace", "--kill-after", "0.3"])
             .arg(&lock)
             .args(["echo", "RAN"]),
