@@ -136,6 +136,7 @@ fn on_network(fd: c_int) -> bool {
     if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } != 0 {
         return false;
     }
+    #[allow(clippy::unnecessary_cast)] // f_type is an unsigned long: u32 on 32-bit targets
     // SAFETY: fstatfs succeeded, so the buffer is initialized.
     let kind = unsafe { fs.assume_init() }.f_type as u32;
     NETWORK.contains(&kind)
