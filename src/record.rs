@@ -79,8 +79,7 @@ impl Facts<'_> {
     /// The facts for the job, taking the lock now: `job` is its process id
     /// when withlock stays its parent, `None` when the job is this process.
     pub fn now(job: Option<u32>, host: &[u8]) -> Facts<'_> {
-        // SAFETY: getpid and getuid cannot fail.
-        let (locker, uid) = unsafe { (u32::try_from(libc::getpid()).unwrap_or(0), libc::getuid()) };
+        let (locker, uid) = (sys::getpid(), sys::getuid());
         let job = job.unwrap_or(locker);
         // SAFETY: getpgid takes a plain pid; an error (-1) is recorded as 0.
         let pgid = unsafe { libc::getpgid(job as libc::pid_t) };
