@@ -147,12 +147,17 @@ pub fn store_in<'a>(
         second = file;
         second.raw()
     };
-    let mut old = [0u8; CAPACITY];
-    // SAFETY: `old` is valid for writes of its length.
-    let read = unsafe { libc::pread(locked.fd.raw(), old.as_mut_ptr().cast(), old.len(), 0) };
-    let Ok(held) = usize::try_from(read) else { return };
-    if held != 0 && !old[..held].starts_with(MAGIC) {
-        return; // Not ours to overwrite.
+    // Empty when we took the lock (a new file): nothing to read. Else it
+    // must hold a record, and the new one is padded over all of it.
+    let mut held = 0;
+    if locked.stat.st_size != 0 {
+        let mut old = [0u8; MAGIC.len()];
+        // SAFETY: `old` is valid for writes of its length.
+        let read = unsafe { libc::pread(locked.fd.raw(), old.as_mut_ptr().cast(), old.len(), 0) };
+        if usize::try_from(read).ok() != Some(MAGIC.len()) || old != *MAGIC {
+            return; // Not ours to overwrite (or shorter than any record).
+        }
+        held = usize::try_from(locked.stat.st_size).unwrap_or(CAPACITY);
     }
     compose(out, facts, argv, held);
     let bytes = out.as_bytes();
