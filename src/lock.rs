@@ -44,7 +44,8 @@ const LOCK_FILE_MODE: libc::mode_t = 0o600;
 /// A lock we hold.
 pub struct Locked {
     pub fd: Fd,
-    /// The file's status when we checked it.
+    /// The file's status once locked (its size tells the record whether
+    /// there is anything to read first).
     pub stat: libc::stat,
     /// `fd` is open read-write: the record can go through it.
     pub writable: bool,
@@ -100,7 +101,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
 
         match sys::lstat(path) {
             Ok(now) if now.st_dev == opened.st_dev && now.st_ino == opened.st_ino => {
-                return Ok(Locked { fd, stat: opened, writable });
+                return Ok(Locked { fd, stat: now, writable });
             }
             Ok(_) | Err(Errno(libc::ENOENT)) => {
                 if options.verbose {

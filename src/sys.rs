@@ -7,7 +7,6 @@
 
 use core::ffi::{CStr, c_int};
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 // On 32-bit musl targets the libc crate binds the old 32-bit `time_t` ABI
 // (stat, timers, time types that end in 2038) unless built with
@@ -226,19 +225,41 @@ pub fn ofd_lock(fd: c_int, shared: bool, wait: bool) -> Result<(), Errno> {
     }
 }
 
-/// The effective user id: the owner withlock trusts besides root. Asked
-/// once; the walk and the lock file's check both need it.
+/// The effective user id: the owner withlock trusts besides root.
 pub fn geteuid() -> libc::uid_t {
-    // uid_t's all-ones value is not a user: (uid_t)-1 means "none".
-    static EUID: AtomicU32 = AtomicU32::new(u32::MAX);
-    let cached = EUID.load(Relaxed);
-    if cached != u32::MAX {
-        return cached;
-    }
     // SAFETY: geteuid cannot fail and takes no arguments.
-    let euid = unsafe { libc::geteuid() };
-    EUID.store(euid, Relaxed);
-    euid
+    aux_id(libc::AT_EUID, || unsafe { libc::geteuid() })
+}
+
+/// The real user id (a holder record's `uid`).
+pub fn getuid() -> libc::uid_t {
+    // SAFETY: getuid cannot fail and takes no arguments.
+    aux_id(libc::AT_UID, || unsafe { libc::getuid() })
+}
+
+/// A user id as the kernel put it in the auxiliary vector at exec, without
+/// a system call (each costs a microsecond or two on the default path).
+/// withlock never changes its ids, so the value is still true; if the
+/// entry is missing (it never is on Linux), ask the kernel.
+fn aux_id(entry: libc::c_ulong, ask: impl FnOnce() -> libc::uid_t) -> libc::uid_t {
+    // SAFETY: errno is this thread's; getauxval takes a plain integer and
+    // sets errno (ENOENT) only when the entry is missing.
+    let value = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getauxval(entry)
+    };
+    match libc::uid_t::try_from(value) {
+        Ok(id) if errno() == Errno(0) => id,
+        _ => ask(),
+    }
+}
+
+/// This process's id, without a system call where the C library keeps it
+/// (musl: the thread id it was given at start-up, which in the only thread
+/// is the process id; refreshed by `fork`).
+pub fn getpid() -> u32 {
+    // SAFETY: gettid cannot fail and takes no arguments; withlock has one thread.
+    u32::try_from(unsafe { libc::gettid() }).unwrap_or(0)
 }
 
 /// Write all of `bytes` to `fd`, giving up silently on errors: there is no
