@@ -16,6 +16,7 @@
 //! COMMAND.
 
 use crate::duration::{self, Wait};
+use crate::error::UsageError;
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,13 +119,6 @@ impl Options {
         name: None,
         slots: 0,
     };
-}
-
-/// A usage error: what is wrong, and the argument at fault if there is one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UsageError<'a> {
-    pub problem: &'static str,
-    pub culprit: Option<&'a [u8]>,
 }
 
 fn usage<'a, T>(problem: &'static str, culprit: Option<&'a [u8]>) -> Result<T, UsageError<'a>> {

@@ -151,7 +151,7 @@ impl Session<'_> {
         // behind holding the lock with nothing running: it is noted, and
         // acted on before the job would start.
         if let Err(failure) = supervise::catch_stop_signals() {
-            failure.report(b"", b"", c"", false);
+            crate::report::failure(&failure, b"", b"", c"", false);
             return c_int::from(exit::OS_ERROR);
         }
         let ttl = self.timing.lease.as_secs().max(1) as i64;
@@ -265,7 +265,7 @@ impl Session<'_> {
         }
         if let Err(failure) = guard.arm() {
             guard.revoke(self.timing.connect_timeout);
-            failure.report(b"", b"", c"", false);
+            crate::report::failure(&failure, b"", b"", c"", false);
             return c_int::from(exit::OS_ERROR);
         }
         let watch = supervise::Watch {
@@ -283,7 +283,7 @@ impl Session<'_> {
             Ok(ended) => ended,
             Err(failure) => {
                 guard.revoke(self.timing.connect_timeout);
-                failure.report(b"", b"", c"", false);
+                crate::report::failure(&failure, b"", b"", c"", false);
                 return c_int::from(failure.exit_code(exit::BUSY));
             }
         };
@@ -458,7 +458,13 @@ fn compose_record(out: &mut Line, job: Option<u32>, argv: Argv) {
 /// A usage error, reported as the command line's are.
 fn usage(problem: &'static str, culprit: &[u8]) -> c_int {
     let culprit = (!culprit.is_empty()).then_some(culprit);
-    Failure::Usage(crate::cli::UsageError { problem, culprit }).report(b"", b"", c"", false);
+    crate::report::failure(
+        &Failure::Usage(crate::error::UsageError { problem, culprit }),
+        b"",
+        b"",
+        c"",
+        false,
+    );
     c_int::from(exit::USAGE)
 }
 

@@ -57,6 +57,7 @@ pub mod proc;
 pub mod record;
 #[cfg(feature = "replace")]
 pub mod replace;
+pub mod report;
 pub mod slots;
 #[cfg(feature = "status")]
 pub mod status;
@@ -138,7 +139,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             return c_int::from(exit::USAGE);
         }
         Err(usage) => {
-            Failure::Usage(usage).report(b"", b"", c"", false);
+            crate::report::failure(&Failure::Usage(usage), b"", b"", c"", false);
             return c_int::from(exit::USAGE);
         }
     };
@@ -221,7 +222,7 @@ fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
 fn report_named(failure: &Failure, dir: &text::Line, path: &text::Line, verbose: bool) -> c_int {
     let lock_path = path.as_bytes();
     let lock_path = lock_path.strip_suffix(b"\0").unwrap_or(lock_path);
-    failure.report(lock_path, b"", named::c_str(dir), verbose);
+    crate::report::failure(&failure, lock_path, b"", named::c_str(dir), verbose);
     c_int::from(failure.exit_code(exit::BUSY))
 }
 
@@ -417,7 +418,7 @@ fn lock_and_run_command(
     let conflict = options.conflict_code();
     if !(options.quiet && failure.is_conflict()) {
         let command_name = argv.iter().next().unwrap_or(b"");
-        failure.report(lock_path, command_name, resolved.as_cstr(), options.verbose);
+        crate::report::failure(&failure, lock_path, command_name, resolved.as_cstr(), options.verbose);
     }
     c_int::from(failure.exit_code(conflict))
 }

@@ -55,9 +55,7 @@ use core::ffi::{CStr, c_int};
 /// The most slots a LOCK may have.
 pub const MAX: u8 = 64;
 
-/// For `Failure::SlotsMixed`: `LOCK.N` may be held where /proc/locks
-/// cannot show it, by a job whose N is not known.
-pub const UNSEEN: u32 = u32::MAX;
+use crate::error::UNSEEN;
 
 /// The slots' file names, `LOCK.i`, made one at a time after `LOCK.`.
 struct Names {
@@ -155,7 +153,7 @@ pub fn run(
         // Only the walk's failures name a place on the way to LOCK, and the
         // gate's (before any slot's name is made) its holder.
         let resolved = if walk_failed || names.len == 0 { resolved } else { c"" };
-        failure.report(shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose);
+        crate::report::failure(&failure, shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose);
     }
     c_int::from(failure.exit_code(conflict))
 }

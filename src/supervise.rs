@@ -330,7 +330,7 @@ fn become_job(
     // SAFETY: the caller's saved mask.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, ptr::null_mut()) };
     let failure = exec::exec_command(argv);
-    failure.report(b"", argv.iter().next().unwrap_or(b""), c"", false);
+    crate::report::failure(&failure, b"", argv.iter().next().unwrap_or(b""), c"", false);
     // SAFETY: _exit takes a plain integer and never returns.
     unsafe { libc::_exit(c_int::from(failure.exit_code(0))) }
 }
