@@ -17,6 +17,7 @@
 
 use crate::duration::{self, Wait};
 use crate::error::UsageError;
+use core::time::Duration;
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +120,32 @@ impl Options {
         name: None,
         slots: 0,
     };
+}
+
+/// From SIGTERM to SIGKILL (`--replace`, `--max-runtime`), unless `--kill-after` says.
+pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(10);
+
+/// The most slots a LOCK may have (`--slots N`).
+pub const MAX_SLOTS: u8 = 64;
+
+/// The longest NAME accepted.
+pub const MAX_NAME: usize = 200;
+
+/// Is `name` a valid NAME? `Err` says why not. A NAME is 1 to 200 bytes, has
+/// no `/`, and does not start with `.` (so it is never `.` or `..`, nor a
+/// hidden file).
+pub fn validate_name(name: &[u8]) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("--name needs a name")
+    } else if name.len() > MAX_NAME {
+        Err("--name NAME must be at most 200 bytes")
+    } else if name.contains(&b'/') {
+        Err("--name NAME must not contain '/' (give a path as LOCK instead)")
+    } else if name[0] == b'.' {
+        Err("--name NAME must not start with '.'")
+    } else {
+        Ok(())
+    }
 }
 
 fn usage<'a, T>(problem: &'static str, culprit: Option<&'a [u8]>) -> Result<T, UsageError<'a>> {
@@ -403,7 +430,7 @@ fn set_value<'a>(
     match which {
         Valued::Shell if value.is_empty() => return usage("-c needs a command line to run", None),
         Valued::Shell => options.shell = Some(at),
-        Valued::Name => match crate::named::validate(value) {
+        Valued::Name => match validate_name(value) {
             Ok(()) => options.name = Some(at),
             Err(problem) => return usage(problem, Some(value)),
         },
@@ -438,7 +465,7 @@ fn set_value<'a>(
             None => return usage("bad exit code for -E (a number from 0 to 255)", Some(value)),
         },
         Valued::Slots => match parse_exit_code(value) {
-            Some(n @ 1..=crate::slots::MAX) => options.slots = n,
+            Some(n @ 1..=MAX_SLOTS) => options.slots = n,
             _ => return usage("bad number for --slots (from 1 to 64)", Some(value)),
         },
     }

@@ -821,7 +821,7 @@ pub fn status(lock: &[u8], json: bool) -> u8 {
             json::push_key(line, "waiting", false);
             line.push_u64(count.saturating_sub(1) as u64);
             match &record {
-                Some(record) => crate::status::push_record_fields(line, record),
+                Some(record) => json::push_record_fields(line, record),
                 None => {
                     line.push(br#","pid":null,"host":null,"since":null"#);
                 }

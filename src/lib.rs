@@ -36,6 +36,7 @@ pub(crate) mod etcd;
 pub mod etcd_session;
 pub mod exec;
 pub mod exit;
+pub mod flock;
 pub mod help;
 pub mod holder;
 #[cfg(feature = "etcd")]
@@ -275,7 +276,7 @@ pub(crate) fn run_job(
             if let Some(slot) = slot {
                 (facts.slots, facts.slot) = (slot.of, slot.index);
             }
-            record::store(path, &locked, &facts, argv.iter());
+            record::store(path, locked.record_target(), &facts, argv.iter());
         }
     };
     if stays_parent(options) {
@@ -297,7 +298,7 @@ fn stay_parent(
 ) -> Result<u8, Failure<'static>> {
     let watch = supervise::Watch {
         max_runtime: options.max_runtime,
-        kill_after: options.kill_after.unwrap_or(lock::DEFAULT_KILL_AFTER),
+        kill_after: options.kill_after.unwrap_or(cli::DEFAULT_KILL_AFTER),
         die_with_parent: options.no_inherit,
         withhold: if options.no_inherit { Some(locked.fd.raw()) } else { None },
         // What the job leaves running in its group holds the lock: it is

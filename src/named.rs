@@ -22,26 +22,6 @@ use crate::sys::{self, Errno, Kind};
 use crate::text::Line;
 use core::ffi::CStr;
 
-/// The longest NAME accepted.
-pub const MAX_NAME: usize = 200;
-
-/// Is `name` a valid NAME? `Err` says why not. A NAME is 1 to 200 bytes, has
-/// no `/`, and does not start with `.` (so it is never `.` or `..`, nor a
-/// hidden file).
-pub fn validate(name: &[u8]) -> Result<(), &'static str> {
-    if name.is_empty() {
-        Err("--name needs a name")
-    } else if name.len() > MAX_NAME {
-        Err("--name NAME must be at most 200 bytes")
-    } else if name.contains(&b'/') {
-        Err("--name NAME must not contain '/' (give a path as LOCK instead)")
-    } else if name[0] == b'.' {
-        Err("--name NAME must not start with '.'")
-    } else {
-        Ok(())
-    }
-}
-
 /// Write the lock's path, `DIR/NAME` and a NUL, into `path` (which must be
 /// empty), and DIR and a NUL into `dir`; returns the mode DIR is made with
 /// if it is missing (see [`make_dir`]). Creates nothing. On failure `path`

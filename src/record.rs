@@ -48,7 +48,6 @@
 //! (a full disk, a file size limit) is removed (the file truncated to
 //! nothing), so that no half of a new record lies over half of an old one.
 
-use crate::lock::Locked;
 use crate::once::TakeOnce;
 use crate::sys;
 use crate::text::{Line, LineBuf};
@@ -118,7 +117,7 @@ pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
 /// close-on-exec descriptor. Errors are ignored: the record explains, it
 /// never decides; but a record cut short (a full disk, a file size limit)
 /// is removed rather than left half over an old one.
-pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
+pub fn store<'a>(path: &CStr, locked: Target<'_>, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
     if let Some(buf) = RECORD.take() {
         store_in(buf.line(), path, locked, facts, argv);
     }
@@ -129,7 +128,7 @@ pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterato
 pub fn store_in<'a>(
     out: &mut Line,
     path: &CStr,
-    locked: &Locked,
+    locked: Target<'_>,
     facts: &Facts,
     argv: impl Iterator<Item = &'a [u8]>,
 ) {
@@ -165,6 +164,15 @@ pub fn store_in<'a>(
         // file held only a record.
         unsafe { libc::ftruncate(fd, 0) };
     }
+}
+
+/// The locked file a record goes into: its descriptor (open read-write if
+/// `writable`) and its status when it was checked.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub fd: &'a sys::Fd,
+    pub stat: &'a libc::stat,
+    pub writable: bool,
 }
 
 /// The record is composed in static memory, off the start-up stack (see

@@ -24,10 +24,11 @@
 //! not reused that fast. A pidfd would close even that gap, at a price in
 //! size the 64 KB goal cannot pay.)
 
+use crate::cli::DEFAULT_KILL_AFTER;
 use crate::cli::Options;
 use crate::error::Failure;
+use crate::flock;
 use crate::holder::{self, Holder, State, Trust};
-use crate::lock::{self, DEFAULT_KILL_AFTER};
 use crate::proc::{self, Holds};
 use crate::record::{self, Contents};
 use crate::sys::{self, Fd};
@@ -72,10 +73,10 @@ pub fn replace_holder(
         let dup = sys::dup_cloexec(fd.raw()).map_err(|errno| Failure::System { call: "dup", errno })?;
         let deadline =
             Deadline::start(limit).map_err(|errno| Failure::System { call: "setitimer", errno })?;
-        match deadline.lock(dup, |fd| lock::take(options, fd, true)) {
+        match deadline.lock(dup, |fd| flock::take(options, fd, true)) {
             Ok(_dup) => Ok(true),
             Err(Missed::Expired) => Ok(false),
-            Err(Missed::Failed(errno)) => Err(Failure::System { call: lock::lock_call(options), errno }),
+            Err(Missed::Failed(errno)) => Err(Failure::System { call: flock::lock_call(options), errno }),
         }
     };
     // SIGTERM to the locker only: a withlock that stayed its job's parent

@@ -53,7 +53,7 @@ use crate::{clock, record};
 use core::ffi::{CStr, c_int};
 
 /// The most slots a LOCK may have.
-pub const MAX: u8 = 64;
+const MAX: u8 = crate::cli::MAX_SLOTS;
 
 use crate::error::UNSEEN;
 
@@ -485,7 +485,7 @@ fn say_waiting(gate: &CStr, locked: &Locked, slots: u8, argv: Argv) {
     let mut facts = record::Facts::now(None, record::host_name(&mut uts));
     (facts.slots, facts.waiting) = (slots, true);
     let mut buf = crate::text::LineBuf::<{ record::CAPACITY }>::new();
-    record::store_in(buf.line(), gate, locked, &facts, argv.iter());
+    record::store_in(buf.line(), gate, locked.record_target(), &facts, argv.iter());
 }
 
 #[cold]

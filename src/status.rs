@@ -241,7 +241,7 @@ fn push_json(out: &mut Line, path: &CStr, holder: &Holder) {
     json::push_key(out, "locker_uid", false);
     json::push_opt_u64(out, uid.map(u64::from));
     json::push_key(out, "locker_user", false);
-    push_user_name(out, uid);
+    json::push_user_name(out, uid);
     json::push_key(out, "locker_holds", false);
     out.push(match facts.map(|l| l.holds) {
         Some(Holds::Yes) => b"true".as_slice(),
@@ -285,64 +285,7 @@ fn push_json(out: &mut Line, path: &CStr, holder: &Holder) {
         }
     };
     if let Some(r) = record {
-        push_record_fields(out, r);
+        json::push_record_fields(out, r);
     }
     out.push(b"}");
-}
-
-/// A holder record's fields, each after a comma (`,"pid":...`), for a lock
-/// file's report and an etcd lock's alike: what the record says.
-pub fn push_record_fields(out: &mut Line, r: &record::Record) {
-    json::push_key(out, "pid", false);
-    json::push_opt_u64(out, r.pid.map(u64::from));
-    json::push_key(out, "pgid", false);
-    json::push_opt_u64(out, r.pgid.map(u64::from));
-    json::push_key(out, "uid", false);
-    json::push_opt_u64(out, r.uid.map(u64::from));
-    json::push_key(out, "user", false);
-    push_user_name(out, r.uid);
-    json::push_key(out, "host", false);
-    json::push_opt_str(out, r.host);
-    json::push_key(out, "since", false);
-    json::push_opt_str(out, r.since);
-    json::push_key(out, "since_unix", false);
-    json::push_opt_u64(out, r.since_unix);
-    json::push_key(out, "age_s", false);
-    // null for a date ahead of our clock: it has no age.
-    json::push_opt_u64(out, r.since_unix.and_then(|then| crate::clock::unix_now().checked_sub(then)));
-    json::push_key(out, "version", false);
-    json::push_opt_str(out, r.version);
-    json::push_key(out, "command", false);
-    json::push_opt_str(out, r.command);
-    json::push_key(out, "argv", false);
-    out.push(b"[");
-    if let Some(command) = r.command {
-        let mut args = record::Args::new(command);
-        let mut arg = [0u8; record::CAPACITY];
-        let mut first = true;
-        while let Some(len) = args.next_into(&mut arg) {
-            if !first {
-                out.push(b",");
-            }
-            first = false;
-            json::push_str(out, &arg[..len]);
-        }
-    }
-    out.push(b"]");
-    json::push_key(out, "command_cut", false);
-    out.push(if r.command_cut { b"true".as_slice() } else { b"false" });
-    json::push_key(out, "complete", false);
-    out.push(if r.complete { b"true".as_slice() } else { b"false" });
-}
-
-/// The user name for `uid` as a JSON string, or null.
-fn push_user_name(out: &mut Line, uid: Option<u32>) {
-    let mut name = LineBuf::<256>::new();
-    let name = name.line();
-    let found = uid.is_some_and(|uid| {
-        holder::user_name(uid, |n| {
-            name.push(n);
-        })
-    });
-    json::push_opt_str(out, found.then_some(name.as_bytes()));
 }
