@@ -42,6 +42,7 @@ pub mod holder;
 #[cfg(feature = "etcd")]
 #[allow(dead_code)]
 pub(crate) mod http;
+pub mod job;
 #[cfg(feature = "status")]
 pub mod json;
 #[cfg(feature = "etcd")]
@@ -223,7 +224,7 @@ fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
 fn report_named(failure: &Failure, dir: &text::Line, path: &text::Line, verbose: bool) -> c_int {
     let lock_path = path.as_bytes();
     let lock_path = lock_path.strip_suffix(b"\0").unwrap_or(lock_path);
-    crate::report::failure(&failure, lock_path, b"", named::c_str(dir), verbose);
+    crate::report::failure(failure, lock_path, b"", named::c_str(dir), verbose);
     c_int::from(failure.exit_code(exit::BUSY))
 }
 
@@ -240,102 +241,6 @@ fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     }
     let named = Some(named::c_str(path.line()));
     c_int::from(status::run(named, (first..args.count).map(|i| args.get(i)), options.json))
-}
-
-/// The slot a `--slots N` job took: `index` of `of` (N).
-#[derive(Clone, Copy)]
-pub struct Slot {
-    pub index: u8,
-    pub of: u8,
-}
-
-/// Does withlock stay the job's parent rather than become the job? Every
-/// option that needs someone to watch the job says so here, whatever took
-/// the lock (LOCK itself or a slot of it).
-fn stays_parent(options: &cli::Options) -> bool {
-    options.unlink || options.no_inherit || options.max_runtime.is_some()
-}
-
-/// Run the job under the lock we hold on the file `path` (LOCK, or a slot's
-/// file): become it, or stay its parent if an option needs one (see
-/// [`stay_parent`]). `Ok` is the exit status when withlock stayed the
-/// parent; `Err` why the job could not be run.
-pub(crate) fn run_job(
-    locked: lock::Locked,
-    path: &CStr,
-    slot: Option<Slot>,
-    argv: exec::Argv,
-    options: &cli::Options,
-) -> Result<u8, Failure<'static>> {
-    // SAFETY: all-zero is a valid utsname, for uname to fill.
-    let mut uts = unsafe { core::mem::zeroed() };
-    let mut store_record = |job: Option<u32>| {
-        // Shared holders are many: none of them is "the" holder.
-        if !options.shared {
-            let mut facts = record::Facts::now(job, record::host_name(&mut uts));
-            if let Some(slot) = slot {
-                (facts.slots, facts.slot) = (slot.of, slot.index);
-            }
-            record::store(path, locked.record_target(), &facts, argv.iter());
-        }
-    };
-    if stays_parent(options) {
-        return stay_parent(&locked, path, argv, options, store_record);
-    }
-    store_record(None);
-    Err(exec::become_command(locked.fd, argv, options.verbose))
-}
-
-/// `--unlink`, `--no-inherit`, `--max-runtime`: run the job as a child (see
-/// [`supervise`]) and return its exit status, or 124 if it was stopped for
-/// running too long. A job killed by a signal kills us the same way.
-fn stay_parent(
-    locked: &lock::Locked,
-    path: &CStr,
-    argv: exec::Argv,
-    options: &cli::Options,
-    store_record: impl FnOnce(Option<u32>),
-) -> Result<u8, Failure<'static>> {
-    let watch = supervise::Watch {
-        max_runtime: options.max_runtime,
-        kill_after: options.kill_after.unwrap_or(cli::DEFAULT_KILL_AFTER),
-        die_with_parent: options.no_inherit,
-        withhold: if options.no_inherit { Some(locked.fd.raw()) } else { None },
-        // What the job leaves running in its group holds the lock: it is
-        // still the job. (With --no-inherit it does not: such leftovers are
-        // the daemons that option is for.)
-        wait_for_group: !options.no_inherit,
-        verbose: options.verbose,
-    };
-    let ended = supervise::run(argv, &watch, &mut supervise::NoGuard, |job| store_record(Some(job)))?;
-    // Remove the file while we still hold its lock, only if it is still the
-    // file we locked, and only if nothing the job started (which inherited
-    // the lock) runs on outside its group, which is gone: the next job would
-    // take a new file beside it.
-    if options.unlink
-        && sys::lstat(path)
-            .is_ok_and(|now| now.st_dev == locked.stat.st_dev && now.st_ino == locked.stat.st_ino)
-    {
-        if !options.no_inherit && supervise::descendants_remain() {
-            if options.verbose {
-                supervise::say(
-                    b"processes the job started run on, holding the lock: the lock file stays",
-                    None,
-                    b"",
-                );
-            }
-        } else {
-            // SAFETY: a valid C string.
-            unsafe { libc::unlink(path.as_ptr()) };
-            if options.verbose {
-                supervise::say(b"the job ended; removed the lock file", None, b"");
-            }
-        }
-    }
-    Ok(match ended {
-        supervise::Ended::Exited(status) => supervise::exit_like(status),
-        _ => exit::TIMED_OUT,
-    })
 }
 
 /// A LOCK in etcd (see [`etcd_session`]). Out of line: the local path
@@ -409,7 +314,7 @@ fn lock_and_run_command(
         return slots::run(walked, resolved.as_cstr(), argv, options, lock_path);
     }
     let failure = match walked.and_then(|()| lock::acquire(resolved.as_cstr(), options, lock_path)) {
-        Ok(locked) => match run_job(locked, resolved.as_cstr(), None, argv, options) {
+        Ok(locked) => match job::run(locked, resolved.as_cstr(), None, argv, options) {
             Ok(status) => return c_int::from(status),
             Err(failure) => failure,
         },

@@ -124,8 +124,8 @@ pub fn run(
                     var[14] = b'0' + slot / 10;
                     var[14 + usize::from(slot >= 10)] = b'0' + slot % 10;
                     if exec::set_environment(&[&var]) {
-                        let taken = crate::Slot { index: slot, of: options.slots };
-                        match crate::run_job(locked, path, Some(taken), argv, options) {
+                        let taken = crate::job::Slot { index: slot, of: options.slots };
+                        match crate::job::run(locked, path, Some(taken), argv, options) {
                             Ok(status) => return c_int::from(status),
                             Err(failure) => failure,
                         }
