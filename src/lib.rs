@@ -23,37 +23,23 @@
 
 #![cfg_attr(not(test), no_std)]
 
-#[cfg(feature = "etcd")]
-#[allow(dead_code)]
-pub(crate) mod base64;
 pub mod cli;
 pub mod clock;
 pub mod duration;
 pub mod error;
 #[cfg(feature = "etcd")]
 pub(crate) mod etcd;
-#[cfg(feature = "etcd")]
-pub mod etcd_session;
 pub mod exec;
 pub mod exit;
 pub mod flock;
 pub mod help;
 pub mod holder;
-#[cfg(feature = "etcd")]
-#[allow(dead_code)]
-pub(crate) mod http;
 pub mod job;
 #[cfg(feature = "status")]
 pub mod json;
-#[cfg(feature = "etcd")]
-#[allow(dead_code)]
-pub(crate) mod jsonread;
 pub mod locate;
 pub mod lock;
 pub mod named;
-#[cfg(feature = "etcd")]
-#[allow(dead_code)]
-pub(crate) mod net;
 pub mod once;
 pub mod proc;
 pub mod record;
@@ -243,14 +229,14 @@ fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     c_int::from(status::run(named, (first..args.count).map(|i| args.get(i)), options.json))
 }
 
-/// A LOCK in etcd (see [`etcd_session`]). Out of line: the local path
+/// A LOCK in etcd (see [`etcd::session`]). Out of line: the local path
 /// never touches it.
 #[cold]
 #[inline(never)]
 fn run_etcd(args: &Args, options: &cli::Options, lock: usize, command: usize) -> c_int {
     #[cfg(feature = "etcd")]
     return with_command(args, options, command, |argv| {
-        etcd_session::run(args.get(lock).to_bytes(), options, argv)
+        etcd::session::run(args.get(lock).to_bytes(), options, argv)
     });
     #[cfg(not(feature = "etcd"))]
     {

@@ -98,12 +98,12 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
     }
 }
 
-/// A lock in etcd (see `etcd_session::status`).
+/// A lock in etcd (see `etcd::session::status`).
 #[cold]
 #[inline(never)]
 fn report_remote(path: &CStr, json: bool) -> Outcome {
     #[cfg(feature = "etcd")]
-    return match crate::etcd_session::status(path.to_bytes(), json) {
+    return match crate::etcd::session::status(path.to_bytes(), json) {
         0 => Outcome::Free,
         exit::BUSY => Outcome::Held,
         code => Outcome::Error(code),

@@ -95,7 +95,7 @@ pub fn run(address: &[u8], options: &Options, argv: Argv) -> c_int {
         Err(problem) => return usage(problem, b""),
     };
     if !options.insecure
-        && let Some(remote) = address.endpoints().iter().find(|e| !crate::net::is_loopback(&e.host))
+        && let Some(remote) = address.endpoints().iter().find(|e| !crate::etcd::net::is_loopback(&e.host))
     {
         let mut buf = text::diagnostic();
         let line = buf.line();
@@ -159,7 +159,7 @@ impl Session<'_> {
         // connection may still not answer (a stopped server, a partition).
         let granted = self.address.endpoints().iter().enumerate().find_map(|(index, endpoint)| {
             let deadline = self.deadline(self.timing.connect_timeout);
-            let attempt = crate::net::connect(&endpoint.host, endpoint.port, deadline)
+            let attempt = crate::etcd::net::connect(&endpoint.host, endpoint.port, deadline)
                 .map_err(Error::from)
                 .and_then(|conn| {
                     let mut client = Client::new(*endpoint, conn);
@@ -659,7 +659,7 @@ impl<'a> Lease<'a> {
         let endpoints = self.address.endpoints();
         self.endpoint = (self.endpoint + 1) % endpoints.len();
         let endpoint = endpoints[self.endpoint];
-        match crate::net::connect(&endpoint.host, endpoint.port, deadline) {
+        match crate::etcd::net::connect(&endpoint.host, endpoint.port, deadline) {
             Ok(conn) => {
                 self.client = Client::new(endpoint, conn);
                 true
