@@ -10,6 +10,7 @@
 use crate::text::Line;
 #[cfg(test)]
 use crate::text::LineBuf;
+use core::time::Duration;
 
 fn now(clock: libc::clockid_t) -> libc::timespec {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -56,6 +57,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// `d` in nanoseconds, the longest durations capped at `u64::MAX`.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Append `secs` since the epoch as RFC 3339 UTC: `2026-11-26T02:00:01Z`.

@@ -4,7 +4,7 @@
 
 use crate::cli::{self, Options};
 use crate::error::Failure;
-use crate::{exec, exit, lock, record, supervise, sys};
+use crate::{exec, exit, lock, record, signals, supervise, sys, text};
 use core::ffi::CStr;
 
 /// The slot a `--slots N` job took: `index` of `of` (N).
@@ -23,7 +23,7 @@ fn stays_parent(options: &Options) -> bool {
 
 /// Run the job under the lock we hold on the file `path` (LOCK, or a slot's
 /// file): become it, or stay its parent if an option needs one (see
-/// [`stay_parent`]). `Ok` is the exit status when withlock stayed the
+/// `stay_parent`). `Ok` is the exit status when withlock stayed the
 /// parent; `Err` why the job could not be run.
 pub fn run(
     locked: lock::Locked,
@@ -83,7 +83,7 @@ fn stay_parent(
     {
         if !options.no_inherit && supervise::descendants_remain() {
             if options.verbose {
-                supervise::say(
+                text::say(
                     b"processes the job started run on, holding the lock: the lock file stays",
                     None,
                     b"",
@@ -93,12 +93,12 @@ fn stay_parent(
             // SAFETY: a valid C string.
             unsafe { libc::unlink(path.as_ptr()) };
             if options.verbose {
-                supervise::say(b"the job ended; removed the lock file", None, b"");
+                text::say(b"the job ended; removed the lock file", None, b"");
             }
         }
     }
     Ok(match ended {
-        supervise::Ended::Exited(status) => supervise::exit_like(status),
+        supervise::Ended::Exited(status) => signals::exit_like(status),
         _ => exit::TIMED_OUT,
     })
 }

@@ -46,6 +46,7 @@ pub mod record;
 #[cfg(feature = "replace")]
 pub mod replace;
 pub mod report;
+pub mod signals;
 pub mod slots;
 #[cfg(feature = "status")]
 pub mod status;

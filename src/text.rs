@@ -228,6 +228,20 @@ pub fn parse_u64(text: &[u8]) -> Option<u64> {
     text.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
+/// One line to stderr: `before`, the number `pid` if any, `after`.
+#[cold]
+#[inline(never)]
+pub fn say(before: &[u8], pid: Option<u32>, after: &[u8]) {
+    let mut buf = diagnostic();
+    let line = buf.line();
+    line.push(before);
+    if let Some(pid) = pid {
+        line.push_u64(u64::from(pid));
+    }
+    line.push(after);
+    line.emit();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,13 +34,15 @@
 //! not run (69) rather than started and stopped moments later.
 
 use crate::cli::Options;
+use crate::clock::{boot_ns as now_ns, nanos};
 use crate::duration::Wait;
 use crate::error::Failure;
 use crate::etcd::client::{self, Client};
 use crate::etcd::watchdog::Watchdog;
 use crate::etcd::{self, Address, Endpoint, Error, Key};
 use crate::exec::Argv;
-use crate::supervise::{self, Ended, Guard, nanos, now_ns};
+use crate::signals;
+use crate::supervise::{self, Ended, Guard};
 use crate::text::{self, Line, LineBuf};
 use crate::{exit, json, record};
 use core::ffi::c_int;
@@ -150,7 +152,7 @@ impl Session<'_> {
         // From here a SIGTERM (or SIGINT, SIGHUP) must not leave a lease
         // behind holding the lock with nothing running: it is noted, and
         // acted on before the job would start.
-        if let Err(failure) = supervise::catch_stop_signals() {
+        if let Err(failure) = signals::catch_stop_signals() {
             crate::report::failure(&failure, b"", b"", c"", false);
             return c_int::from(exit::OS_ERROR);
         }
@@ -227,9 +229,9 @@ impl Session<'_> {
             }
         }
 
-        if let Some(signal) = supervise::asked_to_stop() {
+        if let Some(signal) = signals::asked_to_stop() {
             guard.revoke(self.timing.connect_timeout);
-            supervise::die_like(signal);
+            signals::die_like(signal);
         }
 
         guard.key = attempt.my_key;
@@ -246,7 +248,7 @@ impl Session<'_> {
         let vars = [fencing.line().as_bytes(), revision.line().as_bytes(), key.line().as_bytes()];
         if !crate::exec::set_environment(&vars) {
             guard.revoke(self.timing.connect_timeout);
-            supervise::say(b"no memory to add the lock's variables to the environment", None, b"");
+            text::say(b"no memory to add the lock's variables to the environment", None, b"");
             return c_int::from(exit::OS_ERROR);
         }
         if self.options.verbose {
@@ -305,7 +307,7 @@ impl Session<'_> {
         let within = if ended == Ended::Lost { Duration::from_secs(1) } else { self.timing.connect_timeout };
         guard.revoke(within.min(self.timing.connect_timeout));
         c_int::from(match ended {
-            Ended::Exited(status) => supervise::exit_like(status),
+            Ended::Exited(status) => signals::exit_like(status),
             Ended::TimedOut => exit::TIMED_OUT,
             Ended::Lost => exit::LEASE_LOST,
         })
@@ -329,13 +331,13 @@ impl Session<'_> {
             return Err(self.unavailable(b"cannot wait for the lock in etcd", Some(&error)));
         }
         if self.options.verbose {
-            supervise::say(b"the etcd lock is held; waiting in line", None, b"");
+            text::say(b"the etcd lock is held; waiting in line", None, b"");
         }
         loop {
-            if let Some(signal) = supervise::asked_to_stop() {
+            if let Some(signal) = signals::asked_to_stop() {
                 drop(waiter);
                 guard.revoke(self.timing.connect_timeout);
-                supervise::die_like(signal);
+                signals::die_like(signal);
             }
             if now_ns() >= until {
                 if !self.options.quiet {
@@ -350,7 +352,7 @@ impl Session<'_> {
                 return Err(self.conflict());
             }
             let next = guard.wake_at().unwrap_or(u64::MAX).min(until);
-            if supervise::pause_until(next, waiter.raw_fd()) {
+            if signals::pause_until(next, waiter.raw_fd()) {
                 match waiter.lock_receive(self.deadline(self.timing.connect_timeout)) {
                     Ok(locked) => return self.confirm(guard, &locked),
                     Err(error) => {
@@ -628,13 +630,13 @@ impl<'a> Lease<'a> {
     fn hold_until(&mut self, until: u64) {
         loop {
             let now = now_ns();
-            if now >= until || supervise::asked_to_stop().is_some() {
+            if now >= until || signals::asked_to_stop().is_some() {
                 return;
             }
             if now >= self.next && self.tick(now).is_err() {
                 return; // Lost: nothing runs under it any more.
             }
-            supervise::pause_until(self.next.min(until), -1);
+            signals::pause_until(self.next.min(until), -1);
         }
     }
 
