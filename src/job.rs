@@ -77,10 +77,7 @@ fn stay_parent(
     // file we locked, and only if nothing the job started (which inherited
     // the lock) runs on outside its group, which is gone: the next job would
     // take a new file beside it.
-    if options.unlink
-        && sys::lstat(path)
-            .is_ok_and(|now| now.st_dev == locked.stat.st_dev && now.st_ino == locked.stat.st_ino)
-    {
+    if options.unlink && sys::lstat(path).is_ok_and(|now| sys::same_file(&now, &locked.stat)) {
         if !options.no_inherit && supervise::descendants_remain() {
             if options.verbose {
                 text::say(

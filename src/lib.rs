@@ -194,7 +194,7 @@ fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
     let mut buffers = locate::Buffers::<{ locate::PATH_MAX }>::new();
     let mut walk = buffers.walk();
     let made = match locate::locate(lock_path, options.insecure, &mut walk) {
-        Ok(()) if options.insecure => named::make_dir(named::c_str(dir.line()), mode),
+        Ok(()) if options.insecure => named::make_dir(dir.line().as_cstr(), mode),
         Err(failure) if named::dir_is_missing(&failure, walk.resolved.as_bytes(), dir.line()) => {
             named::make_dir(walk.resolved.as_cstr(), mode)
         }
@@ -211,7 +211,7 @@ fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
 fn report_named(failure: &Failure, dir: &text::Line, path: &text::Line, verbose: bool) -> c_int {
     let lock_path = path.as_bytes();
     let lock_path = lock_path.strip_suffix(b"\0").unwrap_or(lock_path);
-    crate::report::failure(failure, lock_path, b"", named::c_str(dir), verbose);
+    crate::report::failure(failure, lock_path, b"", dir.as_cstr(), verbose);
     c_int::from(failure.exit_code(exit::BUSY))
 }
 
@@ -226,7 +226,7 @@ fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     if let Err(failure) = named::lock_path(name_of(args, options), dir.line(), path.line()) {
         return report_named(&failure, dir.line(), path.line(), false);
     }
-    let named = Some(named::c_str(path.line()));
+    let named = Some(path.line().as_cstr());
     c_int::from(status::run(named, (first..args.count).map(|i| args.get(i)), options.json))
 }
 

@@ -109,7 +109,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
         };
 
         match sys::lstat(path) {
-            Ok(now) if now.st_dev == opened.st_dev && now.st_ino == opened.st_ino => {
+            Ok(now) if sys::same_file(&now, &opened) => {
                 return Ok(Locked { fd, stat: opened, writable });
             }
             Ok(_) | Err(Errno(libc::ENOENT)) => {

@@ -35,7 +35,7 @@ pub fn lock_path(name: &[u8], dir: &mut Line, path: &mut Line) -> Result<libc::m
         match sys::getenv(c"XDG_RUNTIME_DIR").map(CStr::to_bytes) {
             Some(runtime)
                 if runtime.first() == Some(&b'/')
-                    && sys::stat(c_str(dir.push(runtime).push(b"\0")))
+                    && sys::stat(dir.push(runtime).push(b"\0").as_cstr())
                         .is_ok_and(|st| Kind::of(&st) == Kind::Directory) =>
             {
                 dir.truncate_to(runtime.len());
@@ -78,9 +78,4 @@ pub fn make_dir(path: &CStr, mode: libc::mode_t) -> Result<(), Failure<'static>>
         Ok(()) | Err(Errno(libc::EEXIST)) => Ok(()),
         Err(errno) => Err(Failure::CannotOpen { errno, on_path: true }),
     }
-}
-
-/// The text of `line`, which ends with a NUL, as a C string.
-pub fn c_str(line: &Line) -> &CStr {
-    CStr::from_bytes_with_nul(line.as_bytes()).unwrap_or(c"")
 }

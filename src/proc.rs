@@ -70,9 +70,9 @@ pub fn lockers(fd: c_int, st: &libc::stat) -> Lockers {
     // "MAJOR:MINOR:INODE" as /proc/locks writes it (hex, hex, decimal).
     let mut id_buf = LineBuf::<64>::new();
     let id = id_buf.line();
-    push_hex2(id, libc::major(st.st_dev));
+    id.push_hex(u64::from(libc::major(st.st_dev)), 2);
     id.push(b":");
-    push_hex2(id, libc::minor(st.st_dev));
+    id.push_hex(u64::from(libc::minor(st.st_dev)), 2);
     let ino_at = id.as_bytes().len();
     id.push(b":").push_u64(st.st_ino);
     let id = id.as_bytes();
@@ -151,21 +151,6 @@ fn in_first_pid_namespace() -> bool {
     sys::readlink(c"/proc/self/ns/pid", &mut buf).is_ok_and(|len| &buf[..len] == b"pid:[4026531836]")
 }
 
-/// Lower-case hex, at least two digits, as the kernel's `%02x`.
-#[cfg(any(target_os = "linux", target_os = "android", test))]
-fn push_hex2(out: &mut crate::text::Line, n: u32) {
-    let hex = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut at = digits.len();
-    let mut n = n;
-    while n != 0 || at > digits.len() - 2 {
-        at -= 1;
-        digits[at] = hex[(n & 15) as usize];
-        n >>= 4;
-    }
-    out.push(&digits[at..]);
-}
-
 /// Does process `pid` hold a lock on the file `st` describes, now?
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Holds {
@@ -202,9 +187,8 @@ pub fn holds(pid: u32, st: &libc::stat) -> Holds {
         // "/proc/PID/fd/N": stat follows it to the open file.
         path.clear();
         path.push(b"/proc/").push_u64(u64::from(pid)).push(b"/fd/").push_u64(u64::from(fd)).push(b"\0");
-        let Ok(name) = CStr::from_bytes_with_nul(path.as_bytes()) else { break };
-        match sys::stat(name) {
-            Ok(open) if open.st_dev == st.st_dev && open.st_ino == st.st_ino => {}
+        match sys::stat(path.as_cstr()) {
+            Ok(open) if sys::same_file(&open, st) => {}
             Ok(_) | Err(Errno(libc::ENOENT)) => continue,
             Err(_) => return Holds::Unseen,
         }
@@ -231,7 +215,7 @@ fn proc_open(pid: u32, tail: &[u8], flags: c_int) -> Result<Fd, Errno> {
     let mut path = LineBuf::<48>::new();
     let path = path.line();
     path.push(b"/proc/").push_u64(u64::from(pid)).push(tail);
-    sys::open(CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno(libc::EINVAL))?, flags, 0)
+    sys::open(path.as_cstr(), flags, 0)
 }
 
 /// What `/proc/PID/stat` says of a process.
@@ -306,8 +290,7 @@ pub fn parse_u32(text: &[u8]) -> Option<u32> {
 /// Call `each` with every line of the file at `path` (NUL-terminated);
 /// `None` if it cannot be opened.
 pub fn each_line_of(path: &[u8], each: &mut dyn FnMut(&[u8])) -> Option<()> {
-    let path = CStr::from_bytes_with_nul(path).ok()?;
-    let file = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let file = sys::open(crate::text::c_str(path), libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
     for_each_line(file.raw(), each);
     Some(())
 }
@@ -405,7 +388,7 @@ mod tests {
         let hex = |n| {
             let mut buf = LineBuf::<32>::new();
             let l = buf.line();
-            push_hex2(l, n);
+            l.push_hex(n, 2);
             std::string::String::from_utf8(l.as_bytes().to_vec()).unwrap()
         };
         assert_eq!(hex(0), "00");

@@ -140,8 +140,7 @@ pub fn store_in<'a>(
         // Not ours to write (root's file, a read-only file system): no record.
         let Ok(file) = sys::open(path, flags, 0) else { return };
         // The name must still be the file we locked.
-        let same = |st: libc::stat| st.st_dev == locked.stat.st_dev && st.st_ino == locked.stat.st_ino;
-        if !sys::fstat(file.raw()).is_ok_and(same) {
+        if !sys::fstat(file.raw()).is_ok_and(|st| sys::same_file(&st, locked.stat)) {
             return;
         }
         second = file;
@@ -425,12 +424,7 @@ impl<'a> Args<'a> {
 }
 
 fn hex(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
+    char::from(digit).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]

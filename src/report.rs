@@ -127,8 +127,7 @@ pub fn failure(failure: &Failure, lock: &[u8], command: &[u8], resolved_path: &C
 /// Add who holds the lock at `path` ("held by pid 4242 (...), ..."); false
 /// if it cannot be told (the file cannot be opened any more).
 fn explain_holder(line: &mut Line, path: &CStr, verbose: bool) -> bool {
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let Ok(file) = sys::open(path, flags, 0) else { return false };
+    let Ok(file) = sys::open_to_look(path) else { return false };
     let Ok(st) = sys::fstat(file.raw()) else { return false };
     let mut buf = [0u8; record::CAPACITY];
     let holder = holder::inspect(file.raw(), &st, &mut buf, true);

@@ -143,11 +143,7 @@ pub fn wake_pipe() -> Result<c_int, Failure<'static>> {
     if made >= 0 {
         return Ok(made);
     }
-    let fds = sys::pipe().map_err(|errno| Failure::System { call: "pipe", errno })?;
-    for fd in fds {
-        // SAFETY: fcntl on our own descriptor with plain integer arguments.
-        unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
-    }
+    let fds = sys::pipe(true).map_err(|errno| Failure::System { call: "pipe", errno })?;
     WAKE[1].store(fds[1], SeqCst);
     WAKE[0].store(fds[0], SeqCst);
     Ok(fds[0])

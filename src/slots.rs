@@ -76,7 +76,7 @@ impl Names {
         self.buf[at] = b'0' + slot % 10;
         self.buf[at + 1] = 0;
         self.len = at + 1;
-        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"")
+        crate::text::c_str(&self.buf[..=self.len])
     }
 }
 
@@ -234,9 +234,7 @@ fn take(
         // The name must still be the file we locked: one removed or
         // replaced meanwhile guards nothing. Then look again.
         let fd = opened.0[usize::from(slot & 63)];
-        let same = |now: libc::stat| {
-            sys::fstat(fd).is_ok_and(|st| now.st_dev == st.st_dev && now.st_ino == st.st_ino)
-        };
+        let same = |now: libc::stat| sys::fstat(fd).is_ok_and(|st| sys::same_file(&now, &st));
         if sys::lstat(names.of(slot)).is_ok_and(same) {
             // Every other slot, whichever this one is: a job with another N
             // on any of them is refused.
@@ -251,9 +249,6 @@ fn take(
     // Returning lets go of the gate before the job starts.
 }
 
-/// How slot files are opened only to look at them: never created.
-const LOOK: c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-
 /// Without `-w`, LOCK itself is not opened; what stands there must still be
 /// what `-w` would accept as the gate: nothing yet, or a regular file.
 fn judge_gate(gate: &CStr) -> Result<(), Failure<'static>> {
@@ -264,7 +259,7 @@ fn judge_gate(gate: &CStr) -> Result<(), Failure<'static>> {
 /// Is the slot file `name` (slot `slot`, or LOCK.N) held by a job with
 /// another N? It is only looked at, never created.
 fn held_by_other_n(name: &CStr, slot: u8, ours: u8) -> Option<u32> {
-    let file = sys::open(name, LOOK, 0).ok()?;
+    let file = sys::open_to_look(name).ok()?;
     mixed(file.raw(), slot, ours, false)
 }
 
@@ -414,22 +409,17 @@ fn wait_for_any(
 fn start_watcher(name: &CStr, ours: c_int) -> Result<Option<Watcher>, Errno> {
     // Its own open file description: the lock it takes is not ours, and
     // leaves with it.
-    let theirs = match sys::open(name, LOOK, 0) {
+    let theirs = match sys::open_to_look(name) {
         Ok(fd) => fd,
         Err(Errno(libc::ENOENT | libc::ELOOP)) => return Ok(None),
         Err(errno) => return Err(errno),
     };
-    let same = |a: libc::stat, b: libc::stat| a.st_dev == b.st_dev && a.st_ino == b.st_ino;
     match (sys::fstat(theirs.raw()), sys::fstat(ours)) {
-        (Ok(a), Ok(b)) if same(a, b) => {}
+        (Ok(a), Ok(b)) if sys::same_file(&a, &b) => {}
         (Ok(_), Ok(_)) => return Ok(None),
         (Err(errno), _) | (_, Err(errno)) => return Err(errno),
     }
-    let mut ends = [-1; 2];
-    // SAFETY: pipe fills the two descriptors of `ends`.
-    if unsafe { libc::pipe(ends.as_mut_ptr()) } == -1 {
-        return Err(sys::errno());
-    }
+    let ends = sys::pipe(false)?;
     // SAFETY: getpid cannot fail.
     let parent = unsafe { libc::getpid() };
     // SAFETY: withlock is single-threaded; the child only locks, writes and

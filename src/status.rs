@@ -53,9 +53,6 @@ pub fn run<'a>(named: Option<&CStr>, locks: impl Iterator<Item = &'a CStr>, json
     }
 }
 
-const OPEN_FLAGS: i32 =
-    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-
 fn report_path(path: &CStr, json: bool) -> Outcome {
     if crate::cli::is_etcd(path.to_bytes()) {
         return report_remote(path, json);
@@ -70,7 +67,7 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
     {
         return say_error(path, json, exit::REFUSED, kind.described());
     }
-    let file = match sys::open(path, OPEN_FLAGS, 0) {
+    let file = match sys::open_to_look(path) {
         Ok(file) => file,
         // No file is a free lock, if the directory is there: a typo in the
         // directory must not look like a healthy lock.
@@ -128,7 +125,7 @@ fn report_directory(dir: &CStr, json: bool) -> Outcome {
             path.push(b"/");
         }
         path.push(name).push(b"\0");
-        let Ok(entry_path) = CStr::from_bytes_with_nul(path.as_bytes()) else { return };
+        let entry_path = path.as_cstr();
         // Only regular files are lock files; skip the rest silently.
         if sys::lstat(entry_path).is_ok_and(|st| Kind::of(&st) == Kind::Regular) {
             worst = worst.max(report_path(entry_path, json));
@@ -153,8 +150,7 @@ fn has_directory(path: &CStr) -> bool {
         None => dir.push(b"."),
     };
     dir.push(b"\0");
-    CStr::from_bytes_with_nul(dir.as_bytes())
-        .is_ok_and(|dir| sys::stat(dir).is_ok_and(|st| Kind::of(&st) == Kind::Directory))
+    sys::stat(dir.as_cstr()).is_ok_and(|st| Kind::of(&st) == Kind::Directory)
 }
 
 fn say_free_missing(path: &CStr, json: bool) -> Outcome {

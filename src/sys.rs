@@ -93,18 +93,30 @@ pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<Fd, Errno> 
     }
 }
 
-/// A pipe, both ends close-on-exec: read end, write end (raw: they are
-/// handed around, and closed by whoever keeps them).
-pub fn pipe() -> Result<[c_int; 2], Errno> {
+/// A pipe, both ends close-on-exec, and non-blocking if `nonblocking`
+/// (a self-pipe that a signal handler writes to): read end, write end (raw:
+/// they are handed around, and closed by whoever keeps them).
+pub fn pipe(nonblocking: bool) -> Result<[c_int; 2], Errno> {
     let mut fds = [-1; 2];
-    // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
-    unsafe {
-        check(libc::pipe(fds.as_mut_ptr()))?;
-        for fd in fds {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
+    let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
+    // SAFETY: pipe2 fills two descriptors.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) })?;
     Ok(fds)
+}
+
+/// How a file is opened only to look at it (its status, its record, its
+/// locks): never created, never through a symlink, never blocking on a
+/// FIFO, never taking a terminal.
+const LOOK: c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+
+/// Open `path` only to look at it (see [`LOOK`]).
+pub fn open_to_look(path: &CStr) -> Result<Fd, Errno> {
+    open(path, LOOK, 0)
+}
+
+/// Do two statuses describe the same file (the same device and inode)?
+pub fn same_file(a: &libc::stat, b: &libc::stat) -> bool {
+    a.st_dev == b.st_dev && a.st_ino == b.st_ino
 }
 
 /// A close-on-exec duplicate of `fd`.

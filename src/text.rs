@@ -6,6 +6,7 @@
 //! the few numbers we print; this is the whole of what we need.
 
 use crate::sys;
+use core::ffi::CStr;
 use core::time::Duration;
 
 /// Longest message line we build; longer text is cut and marked with "...".
@@ -120,8 +121,20 @@ impl Line {
 
     /// `prefix` then `b` as two lower-case hex digits: `\x1b`, `\u001b`.
     pub fn push_hex_escape(&mut self, prefix: &[u8], b: u8) -> &mut Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        self.push(prefix).push(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+        self.push(prefix).push_hex(u64::from(b), 2)
+    }
+
+    /// `n` in lower-case hex, at least `min` digits (at most 16), as
+    /// printf's `%0*x`.
+    pub fn push_hex(&mut self, mut n: u64, min: usize) -> &mut Self {
+        let mut digits = [0u8; 16];
+        let mut at = digits.len();
+        while n != 0 || at > digits.len() - min.min(16) {
+            at -= 1;
+            digits[at] = hex_digit(n);
+            n >>= 4;
+        }
+        self.push(&digits[at..])
     }
 
     pub fn push_u64(&mut self, mut n: u64) -> &mut Self {
@@ -176,6 +189,12 @@ impl Line {
         self.push(b"s")
     }
 
+    /// The line as a C string: it must end with its NUL (and hold no
+    /// other); otherwise the empty string, which names no file.
+    pub fn as_cstr(&self) -> &CStr {
+        c_str(self.as_bytes())
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -226,6 +245,17 @@ pub fn parse_u64(text: &[u8]) -> Option<u64> {
         return None;
     }
     text.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// `bytes` (ending with its NUL, and holding no other) as a C string;
+/// otherwise the empty string, which names no file.
+pub fn c_str(bytes: &[u8]) -> &CStr {
+    CStr::from_bytes_with_nul(bytes).unwrap_or(c"")
+}
+
+/// The lower-case hex digit for `n` (0 to 15).
+pub fn hex_digit(n: u64) -> u8 {
+    b"0123456789abcdef"[(n & 15) as usize]
 }
 
 /// One line to stderr: `before`, the number `pid` if any, `after`.

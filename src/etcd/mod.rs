@@ -214,8 +214,7 @@ impl Key {
         key.bytes[..name.len()].copy_from_slice(name);
         key.bytes[name.len()] = b'/';
         for (i, slot) in key.bytes[name.len() + 1..total].iter_mut().enumerate() {
-            let nibble = (lease as u64 >> (4 * (digits - 1 - i))) & 15;
-            *slot = b"0123456789abcdef"[nibble as usize];
+            *slot = crate::text::hex_digit(lease as u64 >> (4 * (digits - 1 - i)));
         }
         key.len = total;
         Ok(key)

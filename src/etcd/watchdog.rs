@@ -245,7 +245,7 @@ fn reap_within(pid: libc::pid_t, ms: u32) -> Reaped {
 
 /// A pipe, both ends close-on-exec.
 fn pipe() -> Result<[c_int; 2], Failure<'static>> {
-    sys::pipe().map_err(|errno| Failure::System { call: "pipe", errno })
+    sys::pipe(false).map_err(|errno| Failure::System { call: "pipe", errno })
 }
 
 /// In the watchdog: the feed pipe's read end, and the write end of the pipe
