@@ -72,15 +72,8 @@ pub fn exec_command(command: Argv) -> Failure<'static> {
 #[cold]
 #[inline(never)]
 fn exists_in_path(name: &CStr) -> bool {
-    // SAFETY: getenv returns null or a pointer to a NUL-terminated string in
-    // the environment, which nothing in this process changes.
-    let path = unsafe { libc::getenv(c"PATH".as_ptr()) };
-    let path = if path.is_null() {
-        &b"/usr/local/bin:/bin:/usr/bin"[..] // musl's default, as execvp used
-    } else {
-        // SAFETY: non-null, so a valid C string (see above).
-        unsafe { CStr::from_ptr(path) }.to_bytes()
-    };
+    // musl's default, as execvp used.
+    let path = sys::getenv(c"PATH").map_or(&b"/usr/local/bin:/bin:/usr/bin"[..], CStr::to_bytes);
     let name = name.to_bytes();
     let mut candidate = [0u8; 4096];
     path.split(|&b| b == b':').any(|dir| {

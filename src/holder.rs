@@ -74,9 +74,8 @@ pub struct Holder<'a> {
 
 /// Read the start of the lock file (at most a record's worth).
 pub fn read_contents(fd: c_int, buf: &mut [u8; record::CAPACITY]) -> &[u8] {
-    // SAFETY: `buf` is valid for writes of its length.
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    &buf[..usize::try_from(n).unwrap_or(0)]
+    let n = sys::pread(fd, buf, 0).unwrap_or(0);
+    &buf[..n]
 }
 
 /// Find out who holds the lock on the open file `fd` (status `st`).

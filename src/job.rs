@@ -87,8 +87,7 @@ fn stay_parent(
                 );
             }
         } else {
-            // SAFETY: a valid C string.
-            unsafe { libc::unlink(path.as_ptr()) };
+            let _ = sys::unlink(path);
             if options.verbose {
                 text::say(b"the job ended; removed the lock file", None, b"");
             }

@@ -250,9 +250,8 @@ impl Process {
 pub fn process(pid: u32) -> Option<Process> {
     let file = proc_open(pid, b"/stat\0", libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
     let mut buf = [0u8; 512];
-    // SAFETY: `buf` is valid for writes of its length.
-    let n = unsafe { libc::read(file.raw(), buf.as_mut_ptr().cast(), buf.len()) };
-    let text = &buf[..usize::try_from(n).ok()?];
+    let n = sys::read(file.raw(), &mut buf).ok()?;
+    let text = &buf[..n];
     let uid = sys::fstat(file.raw()).ok()?.st_uid;
     // "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses,
     // so count fields after the last ')'.
@@ -301,9 +300,7 @@ pub fn for_each_line(fd: c_int, each: &mut dyn FnMut(&[u8])) {
     let mut buf = [0u8; 4096];
     let mut kept = 0;
     loop {
-        // SAFETY: the destination is the free tail of `buf`.
-        let n = unsafe { libc::read(fd, buf[kept..].as_mut_ptr().cast(), buf.len() - kept) };
-        let Ok(n) = usize::try_from(n) else { return };
+        let Ok(n) = sys::read(fd, &mut buf[kept..]) else { return };
         let end = kept + n;
         let mut start = 0;
         while let Some(nl) = buf[start..end].iter().position(|&b| b == b'\n') {
@@ -401,8 +398,7 @@ mod tests {
     fn our_own_process_is_found_in_proc() {
         let me = std::process::id();
         let p = process(me).expect("/proc/self/stat");
-        // SAFETY: getpgrp and getppid cannot fail.
-        let (pgrp, ppid) = unsafe { (libc::getpgrp(), libc::getppid()) };
+        let (pgrp, ppid) = (sys::getpgrp(), sys::getppid());
         assert_eq!((p.pgrp, p.ppid), (pgrp as u32, ppid as u32));
         assert!(p.alive() && p.started_ns() <= crate::clock::boot_ns());
         assert_eq!(p.uid, crate::sys::geteuid());

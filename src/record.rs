@@ -78,11 +78,10 @@ impl Facts<'_> {
     /// The facts for the job, taking the lock now: `job` is its process id
     /// when withlock stays its parent, `None` when the job is this process.
     pub fn now(job: Option<u32>, host: &[u8]) -> Facts<'_> {
-        // SAFETY: getpid and getuid cannot fail.
-        let (locker, uid) = unsafe { (u32::try_from(libc::getpid()).unwrap_or(0), libc::getuid()) };
+        let (locker, uid) = (u32::try_from(sys::getpid()).unwrap_or(0), sys::getuid());
         let job = job.unwrap_or(locker);
-        // SAFETY: getpgid takes a plain pid; an error (-1) is recorded as 0.
-        let pgid = unsafe { libc::getpgid(job as libc::pid_t) };
+        // An error is recorded as 0.
+        let pgid = sys::getpgid(job as libc::pid_t).unwrap_or(0);
         Facts {
             pid: job,
             locker,
@@ -100,8 +99,7 @@ impl Facts<'_> {
 
 /// This machine's node name, into `buf`.
 pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
-    // SAFETY: `buf` is a valid utsname to fill.
-    if unsafe { libc::uname(buf) } != 0 {
+    if sys::uname(buf).is_err() {
         return b"";
     }
     // SAFETY: uname NUL-terminates nodename within the array.
@@ -147,21 +145,16 @@ pub fn store_in<'a>(
         second.raw()
     };
     let mut old = [0u8; CAPACITY];
-    // SAFETY: `old` is valid for writes of its length.
-    let read = unsafe { libc::pread(locked.fd.raw(), old.as_mut_ptr().cast(), old.len(), 0) };
-    let Ok(held) = usize::try_from(read) else { return };
+    let Ok(held) = sys::pread(locked.fd.raw(), &mut old, 0) else { return };
     if held != 0 && !old[..held].starts_with(MAGIC) {
         return; // Not ours to overwrite.
     }
     compose(out, facts, argv, held);
     let bytes = out.as_bytes();
-    // SAFETY: `bytes` is valid for reads of its length.
-    let written = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
-    if usize::try_from(written).is_ok_and(|n| n < bytes.len()) {
+    if sys::pwrite(fd, bytes, 0).is_ok_and(|n| n < bytes.len()) {
         // Part of ours over part of the old one would be a record that lies.
-        // SAFETY: ftruncate takes plain integers; we hold the lock, and the
-        // file held only a record.
-        unsafe { libc::ftruncate(fd, 0) };
+        // We hold the lock, and the file held only a record.
+        let _ = sys::ftruncate(fd, 0);
     }
 }
 

@@ -100,8 +100,8 @@ pub fn replace_holder(
         let Some(target) = target else { continue };
         let now = check(target.pid, parent, st).ok().or_else(|| {
             let ended = !proc::process(target.pid).is_some_and(|p| p.alive());
-            // SAFETY: signal 0 only asks whether the group has members.
-            let left = target.group && ended && unsafe { libc::kill(-(target.pid as libc::pid_t), 0) } == 0;
+            // Signal 0 only asks whether the group has members.
+            let left = target.group && ended && sys::kill(-(target.pid as libc::pid_t), 0).is_ok();
             left.then_some(Target { pid: target.pid, group: true })
         });
         if let Some(now) = now {
@@ -168,8 +168,8 @@ fn signal(target: &Target, signal: c_int, lock: &[u8], verbose: bool) {
         say_signalling(lock, signal, target.pid, target.group);
     }
     let pid = target.pid as libc::pid_t;
-    // SAFETY: kill takes plain integers; the pid is above 1, checked.
-    unsafe { libc::kill(if target.group { -pid } else { pid }, signal) };
+    // The pid is above 1, checked.
+    let _ = sys::kill(if target.group { -pid } else { pid }, signal);
 }
 
 #[cold]

@@ -44,18 +44,16 @@ extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc:
         STOP.store(signal, SeqCst);
     }
     // A signal a process of the job's group sent us is not bounced back.
-    // SAFETY: getpgid is async-signal-safe and takes a plain integer.
-    let from_job = code <= 0 && sender > 0 && unsafe { libc::getpgid(sender) } == job;
+    let from_job = code <= 0 && sender > 0 && sys::getpgid(sender) == Ok(job);
     if signal != libc::SIGCHLD && job > 0 && !from_job {
         // The job's group is not ours: whatever reached us, from the
         // terminal or a process, has not reached it.
-        // SAFETY: kill is async-signal-safe and takes plain integers.
-        unsafe { libc::kill(-job, signal) };
+        let _ = sys::kill(-job, signal);
     }
-    let byte = [0u8];
-    // SAFETY: write is async-signal-safe; the pipe is non-blocking, so a
-    // full pipe (the loop is awake anyway) cannot block the handler.
-    unsafe { libc::write(WAKE[1].load(SeqCst), byte.as_ptr().cast(), 1) };
+    // The pipe is non-blocking, so a full pipe (the loop is awake anyway)
+    // cannot block the handler; write_all gives up on EAGAIN. (Every call
+    // here is async-signal-safe.)
+    sys::write_all(WAKE[1].load(SeqCst), &[0]);
 }
 
 /// The set of `signals`.
@@ -164,12 +162,12 @@ pub fn pause_until(until: u64, fd: c_int) -> bool {
         libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 },
         libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
     ];
-    // SAFETY: two valid pollfds (a negative fd is ignored by poll).
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+    // A negative fd is ignored by poll; EINTR is a signal, which is news.
+    let ready = sys::poll(&mut fds, timeout).unwrap_or(0);
     if ready > 0 && fds[0].revents != 0 {
         let mut drain = [0u8; 64];
-        // SAFETY: a valid buffer; the pipe is non-blocking.
-        while unsafe { libc::read(wake, drain.as_mut_ptr().cast(), drain.len()) } > 0 {}
+        // The pipe is non-blocking: empty is EAGAIN.
+        while sys::read(wake, &mut drain).is_ok_and(|n| n > 0) {}
     }
     ready > 0 && fds[1].revents != 0
 }
@@ -203,13 +201,13 @@ pub fn die_like(signal: c_int) -> ! {
             libc::syscall(libc::SYS_setrlimit, libc::RLIMIT_CORE, &no_core as *const libc::rlimit);
             // A core_pattern that pipes to a program (systemd-coredump,
             // apport) ignores RLIMIT_CORE: only this stops the dump.
-            libc::prctl(libc::PR_SET_DUMPABLE, 0);
+            let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
         }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         libc::setrlimit(libc::RLIMIT_CORE, &no_core);
         libc::signal(signal, libc::SIG_DFL);
         libc::sigprocmask(libc::SIG_UNBLOCK, &only, ptr::null_mut());
-        libc::kill(libc::getpid(), signal);
-        libc::_exit(128 + signal)
     }
+    let _ = sys::kill(sys::getpid(), signal);
+    sys::exit_now(128 + signal)
 }

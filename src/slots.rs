@@ -304,12 +304,9 @@ impl Watcher {
     /// Kill (if still there) and collect the watcher; close its pipe.
     fn end(&mut self) {
         if self.pid > 0 {
-            // SAFETY: kill and waitpid on our own child, not reaped yet.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-            // SAFETY: as above; no status is wanted.
-            while unsafe { libc::waitpid(self.pid, core::ptr::null_mut(), 0) } == -1
-                && sys::errno() == Errno(libc::EINTR)
-            {}
+            // Our own child, not reaped yet.
+            let _ = sys::kill(self.pid, libc::SIGKILL);
+            let _ = sys::waitpid(self.pid, 0);
         }
         if self.pipe >= 0 {
             sys::close(self.pipe);
@@ -381,13 +378,10 @@ fn wait_for_any(
         for (pollfd, watcher) in fds.iter_mut().zip(&watchers).take(usize::from(slots)) {
             pollfd.fd = watcher.pipe; // -1 (no watcher) is ignored by poll.
         }
-        // SAFETY: `fds` holds `slots` valid pollfds.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), libc::nfds_t::from(slots), timeout) };
-        if ready == -1 {
-            match sys::errno() {
-                Errno(libc::EINTR) => continue,
-                errno => break 'wait Err(Failure::System { call: "poll", errno }),
-            }
+        match sys::poll(&mut fds[..usize::from(slots)], timeout) {
+            Ok(_) => {}
+            Err(Errno(libc::EINTR)) => continue,
+            Err(errno) => break 'wait Err(Failure::System { call: "poll", errno }),
         }
         for (pollfd, watcher) in fds.iter().zip(watchers.iter_mut()).take(usize::from(slots)) {
             if pollfd.revents != 0 {
@@ -420,19 +414,16 @@ fn start_watcher(name: &CStr, ours: c_int) -> Result<Option<Watcher>, Errno> {
         (Err(errno), _) | (_, Err(errno)) => return Err(errno),
     }
     let ends = sys::pipe(false)?;
-    // SAFETY: getpid cannot fail.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: withlock is single-threaded; the child only locks, writes and
-    // exits.
-    match unsafe { libc::fork() } {
-        -1 => {
-            let errno = sys::errno();
+    let parent = sys::getpid();
+    // The child only locks, writes and exits.
+    match sys::fork() {
+        Err(errno) => {
             sys::close(ends[0]);
             sys::close(ends[1]);
             Err(errno)
         }
-        0 => watch(theirs.raw(), ends[1], parent),
-        pid => {
+        Ok(sys::Forked::Child) => watch(theirs.raw(), ends[1], parent),
+        Ok(sys::Forked::Parent(pid)) => {
             // Only the watcher may write: when it ends, the pipe says so.
             sys::close(ends[1]);
             Ok(Some(Watcher { pid, pipe: ends[0] }))
@@ -445,25 +436,19 @@ fn start_watcher(name: &CStr, ours: c_int) -> Result<Option<Watcher>, Errno> {
 /// parent.
 fn watch(fd: c_int, to: c_int, parent: libc::pid_t) -> ! {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
-    // SAFETY: getppid cannot fail. A parent gone already is not waiting.
-    while unsafe { libc::getppid() } == parent {
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    // A parent gone already is not waiting.
+    while sys::getppid() == parent {
         match sys::flock(fd, libc::LOCK_EX) {
             Ok(()) => {
-                let byte = 1u8;
-                // SAFETY: `byte` is valid for a read of one byte.
-                unsafe { libc::write(to, (&raw const byte).cast(), 1) };
+                sys::write_all(to, &[1]);
                 break;
             }
             Err(Errno(libc::EINTR)) => {}
             Err(_) => break,
         }
     }
-    // SAFETY: _exit takes a plain integer and never returns.
-    unsafe { libc::_exit(0) }
+    sys::exit_now(0)
 }
 
 /// Write the record of a waiter into the gate it holds (see [`record`]).

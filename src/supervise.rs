@@ -121,11 +121,9 @@ pub fn run(
     started: impl FnOnce(u32),
 ) -> Result<Ended, Failure<'static>> {
     signals::wake_pipe()?;
-    // SAFETY: getpid cannot fail.
-    let parent = unsafe { libc::getpid() };
+    let parent = sys::getpid();
     let terminal = controlling_terminal();
-    // SAFETY: plain integers.
-    let foreground = terminal.filter(|&tty| unsafe { libc::tcgetpgrp(tty) == libc::getpgrp() });
+    let foreground = terminal.filter(|&tty| sys::tcgetpgrp(tty) == Ok(sys::getpgrp()));
 
     // Hold the forwarded signals back until the job's pid is known; keep
     // SIGTTOU blocked for good, so that handing the terminal over and
@@ -148,24 +146,18 @@ pub fn run(
     // Orphans of the job come to us, so that we can tell when its whole
     // group is gone (waitpid on the group says ECHILD), and whether
     // anything it started still runs.
-    // SAFETY: prctl with plain integer arguments.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-    }
+    let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
 
-    // SAFETY: withlock is single-threaded; the child only sets up its group,
-    // terminal, signals and mask, and execs (or reports and exits).
-    let job = unsafe { libc::fork() };
-    if job == -1 {
-        return Err(Failure::System { call: "fork", errno: sys::errno() });
-    }
-    if job == 0 {
-        become_job(argv, watch, foreground, parent, &old_mask);
-    }
+    // The child only sets up its group, terminal, signals and mask, and
+    // execs (or reports and exits).
+    let job = match sys::fork() {
+        Ok(sys::Forked::Parent(job)) => job,
+        Ok(sys::Forked::Child) => become_job(argv, watch, foreground, parent, &old_mask),
+        Err(errno) => return Err(Failure::System { call: "fork", errno }),
+    };
     // Also here, so that the group exists before any signal is sent to it,
     // whichever of us runs first (EACCES: the job did it and execed).
-    // SAFETY: plain integers.
-    unsafe { libc::setpgid(job, job) };
+    let _ = sys::setpgid(job, job);
     signals::set_job(job);
     // The parent-death signal reaches only the job itself; a guardian
     // takes its whole group down with withlock.
@@ -201,9 +193,9 @@ pub fn run(
     if guardian > 0 {
         // We are not dying: the guardian must not act. Reaped now, so that
         // it is gone, with everything it inherited, when we are.
-        // SAFETY: plain integers; the guardian is our unreaped child.
-        unsafe { libc::kill(guardian, libc::SIGKILL) };
-        reap_one(guardian);
+        // The guardian is our unreaped child.
+        let _ = sys::kill(guardian, libc::SIGKILL);
+        let _ = sys::waitpid(guardian, 0);
     }
     if let Some(tty) = terminal {
         take_back(tty, job);
@@ -211,23 +203,15 @@ pub fn run(
     ended
 }
 
-/// Wait for our child `pid` to end, and collect it.
-fn reap_one(pid: libc::pid_t) {
-    // SAFETY: waitpid on our own child; no status is wanted.
-    while unsafe { libc::waitpid(pid, ptr::null_mut(), 0) } == -1 && sys::errno() == Errno(libc::EINTR) {}
-}
-
 /// After [`run`]: does anything the job started still run? (On Linux its
 /// orphans are our children, whatever group they are in; elsewhere this
 /// cannot be told, and the answer is no.)
 pub fn descendants_remain() -> bool {
     loop {
-        // SAFETY: WNOHANG never blocks; no status is wanted.
-        match unsafe { libc::waitpid(-1, ptr::null_mut(), libc::WNOHANG) } {
-            0 => return true,
-            -1 if sys::errno() == Errno(libc::EINTR) => {}
-            -1 => return false,
-            _ => {} // One that had ended, collected; look again.
+        match sys::waitpid(-1, libc::WNOHANG) {
+            Ok(None) => return true,
+            Err(_) => return false,
+            Ok(Some(_)) => {} // One that had ended, collected; look again.
         }
     }
 }
@@ -242,17 +226,14 @@ fn become_job(
     parent: libc::pid_t,
     old_mask: &libc::sigset_t,
 ) -> ! {
-    // SAFETY: plain integers; SIGTTOU is still blocked, so a group that is
-    // not yet the foreground may take the terminal.
-    unsafe {
-        libc::setpgid(0, 0);
-        if let Some(tty) = terminal {
-            libc::tcsetpgrp(tty, libc::getpid());
-        }
+    // SIGTTOU is still blocked, so a group that is not yet the foreground
+    // may take the terminal.
+    let _ = sys::setpgid(0, 0);
+    if let Some(tty) = terminal {
+        let _ = sys::tcsetpgrp(tty, sys::getpid());
     }
     if let Some(fd) = watch.withhold {
-        // SAFETY: fcntl on our own descriptor with plain integer arguments.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let _ = sys::set_cloexec(fd);
     }
     if watch.die_with_parent {
         die_with(parent);
@@ -266,8 +247,7 @@ fn become_job(
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, ptr::null_mut()) };
     let failure = exec::exec_command(argv);
     crate::report::failure(&failure, b"", argv.iter().next().unwrap_or(b""), c"", false);
-    // SAFETY: _exit takes a plain integer and never returns.
-    unsafe { libc::_exit(c_int::from(failure.exit_code(0))) }
+    sys::exit_now(c_int::from(failure.exit_code(0)))
 }
 
 /// A second child, outside the job's group, that SIGKILLs the whole group
@@ -279,11 +259,11 @@ fn guard_group(job: libc::pid_t, parent: libc::pid_t, withhold: Option<c_int>) -
     if !cfg!(any(target_os = "linux", target_os = "android")) {
         return 0;
     }
-    // SAFETY: single-threaded; the child only waits for one signal, kills
-    // and exits.
-    let guardian = unsafe { libc::fork() };
-    if guardian != 0 {
-        return guardian.max(0);
+    // The child only waits for one signal, kills and exits.
+    match sys::fork() {
+        Ok(sys::Forked::Child) => {}
+        Ok(sys::Forked::Parent(guardian)) => return guardian,
+        Err(_) => return 0,
     }
     if let Some(fd) = withhold {
         sys::close(fd);
@@ -297,28 +277,28 @@ fn guard_group(job: libc::pid_t, parent: libc::pid_t, withhold: Option<c_int>) -
         for signal in FORWARDED {
             libc::signal(signal, libc::SIG_IGN);
         }
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2);
-        let mut got = 0;
-        if libc::getppid() == parent {
-            libc::sigwait(&death, &mut got);
-        }
-        libc::kill(-job, libc::SIGKILL);
-        libc::_exit(0)
     }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2 as libc::c_ulong);
+    if sys::getppid() == parent {
+        let mut got = 0;
+        // SAFETY: a valid set, and an int for the signal taken.
+        unsafe { libc::sigwait(&death, &mut got) };
+    }
+    let _ = sys::kill(-job, libc::SIGKILL);
+    sys::exit_now(0)
 }
 
 /// In the child: die when the parent, which alone holds the lock, dies.
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(unused_variables))]
 fn die_with(parent: libc::pid_t) {
+    // If the parent died before the signal was armed, the lock is gone
+    // already: run nothing (exit as for a busy lock).
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid and
-    // _exit cannot fail. If the parent died before the signal was armed, the
-    // lock is gone already: run nothing (exit as for a busy lock).
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != parent {
-            libc::_exit(c_int::from(crate::exit::BUSY));
+    {
+        let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        if sys::getppid() != parent {
+            sys::exit_now(c_int::from(crate::exit::BUSY));
         }
     }
 }
@@ -328,20 +308,17 @@ fn die_with(parent: libc::pid_t) {
 /// are in the background (after `bg`), and take the terminal from the
 /// shell, which then cannot read its commands.
 fn take_back(tty: c_int, job: libc::pid_t) {
-    // SAFETY: plain integers; SIGTTOU is blocked.
-    unsafe {
-        if libc::tcgetpgrp(tty) == job {
-            libc::tcsetpgrp(tty, libc::getpgrp());
-        }
+    // SIGTTOU is blocked.
+    if sys::tcgetpgrp(tty) == Ok(job) {
+        let _ = sys::tcsetpgrp(tty, sys::getpgrp());
     }
 }
 
 /// withlock's controlling terminal, if one of its standard descriptors is
 /// that terminal: the job's group takes it whenever withlock's group has it.
 fn controlling_terminal() -> Option<c_int> {
-    // SAFETY: plain integers; tcgetpgrp fails on a descriptor that is not
-    // our controlling terminal.
-    (0..3).find(|&fd| unsafe { libc::tcgetpgrp(fd) } > 0)
+    // tcgetpgrp fails on a descriptor that is not our controlling terminal.
+    (0..3).find(|&fd| sys::tcgetpgrp(fd).is_ok_and(|pgrp| pgrp > 0))
 }
 
 struct Watcher {
@@ -448,19 +425,11 @@ impl Watcher {
     /// follow it when the terminal stopped it (Ctrl-Z).
     fn reap(&mut self) -> Result<(), Failure<'static>> {
         loop {
-            let mut status = 0;
-            // SAFETY: `status` is a valid int to fill.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) };
-            if pid == 0 {
-                return Ok(());
-            }
-            if pid == -1 {
-                return match sys::errno() {
-                    Errno(libc::EINTR) => continue,
-                    Errno(libc::ECHILD) => Ok(()),
-                    errno => Err(Failure::System { call: "waitpid", errno }),
-                };
-            }
+            let (pid, status) = match sys::waitpid(-1, libc::WNOHANG | libc::WUNTRACED) {
+                Ok(Some(changed)) => changed,
+                Ok(None) | Err(Errno(libc::ECHILD)) => return Ok(()),
+                Err(errno) => return Err(Failure::System { call: "waitpid", errno }),
+            };
             if pid != self.job {
                 continue; // An orphan of the job, reaped.
             }
@@ -478,10 +447,7 @@ impl Watcher {
     /// Elsewhere we cannot tell, and count the SIGKILL as the end.)
     fn group_gone(&self) -> bool {
         if cfg!(any(target_os = "linux", target_os = "android")) {
-            let mut status = 0;
-            // SAFETY: as in `reap`; WNOHANG never blocks.
-            let pid = unsafe { libc::waitpid(-self.job, &mut status, libc::WNOHANG) };
-            pid == -1 && sys::errno() == Errno(libc::ECHILD)
+            sys::waitpid(-self.job, libc::WNOHANG) == Err(Errno(libc::ECHILD))
         } else {
             self.killed
         }
@@ -504,10 +470,10 @@ impl Watcher {
     }
 
     fn kill(&self, signal: c_int) {
-        // SAFETY: plain integers. The group's id (the job's pid) is not
-        // reused while the group has a member, and once it has none (on
-        // Linux, waitpid says so) we signal it no more.
-        unsafe { libc::kill(-self.job, signal) };
+        // The group's id (the job's pid) is not reused while the group has
+        // a member, and once it has none (on Linux, waitpid says so) we
+        // signal it no more.
+        let _ = sys::kill(-self.job, signal);
     }
 
     /// Ctrl-Z stopped the job: give the terminal back to our group and stop
@@ -521,16 +487,14 @@ impl Watcher {
         let Some(tty) = self.terminal else {
             return;
         };
-        // SAFETY: plain integers; SIGTTOU is blocked.
-        unsafe {
-            let ours = libc::tcgetpgrp(tty) == libc::getpgrp();
-            if !(ours && matches!(signal, libc::SIGTTIN | libc::SIGTTOU)) {
-                take_back(tty, self.job);
-                libc::kill(libc::getpid(), libc::SIGSTOP);
-            }
-            if libc::tcgetpgrp(tty) == libc::getpgrp() {
-                libc::tcsetpgrp(tty, self.job);
-            }
+        // SIGTTOU is blocked.
+        let ours = sys::tcgetpgrp(tty) == Ok(sys::getpgrp());
+        if !(ours && matches!(signal, libc::SIGTTIN | libc::SIGTTOU)) {
+            take_back(tty, self.job);
+            let _ = sys::kill(sys::getpid(), libc::SIGSTOP);
+        }
+        if sys::tcgetpgrp(tty) == Ok(sys::getpgrp()) {
+            let _ = sys::tcsetpgrp(tty, self.job);
         }
         self.kill(libc::SIGCONT);
     }

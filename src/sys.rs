@@ -1,9 +1,13 @@
-//! Thin, checked wrappers over the handful of system calls withlock makes.
+//! Thin, checked wrappers over the system calls withlock makes.
 //!
-//! Every `unsafe` block in the crate that talks to the kernel lives here or in
-//! `timer.rs`, so the rest of the code reads as plain Rust: results instead of
-//! `-1` and `errno`, borrowed C strings instead of raw pointers. Nothing here
-//! allocates; nothing here retries except where `EINTR` has only one meaning.
+//! The rest of the code reads as plain Rust: results instead of `-1` and
+//! `errno`, borrowed C strings instead of raw pointers. Nothing here
+//! allocates; `EINTR` is retried here wherever it has only one meaning
+//! (read, waitpid, open), and handed to the caller where a caught signal is
+//! news (flock's deadline, poll). Not every call lives here yet: signal
+//! dispositions and masks are set in `signals.rs` and `timer.rs`, the
+//! sockets in `etcd/net.rs`, the watchdog's and the directory readers' raw
+//! calls where they are used; each such `unsafe` block says why it is sound.
 
 use core::ffi::{CStr, c_int};
 use core::mem::MaybeUninit;
@@ -255,6 +259,182 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) {
             Err(_) => return,
         }
     }
+}
+
+/// `read(2)` into `buf`, retried if a signal interrupts it; 0 at the end.
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: `buf` is valid for writes of its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match usize::try_from(n) {
+            Ok(n) => return Ok(n),
+            Err(_) if errno() == Errno(libc::EINTR) => {}
+            Err(_) => return Err(errno()),
+        }
+    }
+}
+
+/// `pread(2)` at `offset`, retried if a signal interrupts it.
+pub fn pread(fd: c_int, buf: &mut [u8], offset: i64) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: `buf` is valid for writes of its length.
+        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) };
+        match usize::try_from(n) {
+            Ok(n) => return Ok(n),
+            Err(_) if errno() == Errno(libc::EINTR) => {}
+            Err(_) => return Err(errno()),
+        }
+    }
+}
+
+/// `pwrite(2)` at `offset`, retried if a signal interrupts it; the bytes
+/// written (perhaps fewer than `bytes.len()`: a full disk, a size limit).
+pub fn pwrite(fd: c_int, bytes: &[u8], offset: i64) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: `bytes` is valid for reads of its length.
+        let n = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), offset) };
+        match usize::try_from(n) {
+            Ok(n) => return Ok(n),
+            Err(_) if errno() == Errno(libc::EINTR) => {}
+            Err(_) => return Err(errno()),
+        }
+    }
+}
+
+/// `ftruncate(2)`.
+pub fn ftruncate(fd: c_int, len: i64) -> Result<(), Errno> {
+    // SAFETY: ftruncate takes plain integers.
+    check(unsafe { libc::ftruncate(fd, len) }).map(drop)
+}
+
+/// `unlink(2)`.
+pub fn unlink(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    check(unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+}
+
+/// Mark `fd` close-on-exec.
+pub fn set_cloexec(fd: c_int) -> Result<(), Errno> {
+    // SAFETY: fcntl with F_SETFD takes plain integers.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+}
+
+/// `poll(2)`: how many of `fds` are ready (0: the timeout, in ms, passed;
+/// -1 waits without one). `EINTR` is the caller's to judge: a caught
+/// signal is often the very thing it waits for.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize, Errno> {
+    // SAFETY: `fds` is a valid array of pollfds of its length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    usize::try_from(n).map_err(|_| errno())
+}
+
+/// This process's id.
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail and takes no arguments.
+    unsafe { libc::getpid() }
+}
+
+/// The parent's process id (1, or a subreaper's, once the parent is gone).
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: getppid cannot fail and takes no arguments.
+    unsafe { libc::getppid() }
+}
+
+/// This process's group id.
+pub fn getpgrp() -> libc::pid_t {
+    // SAFETY: getpgrp cannot fail and takes no arguments.
+    unsafe { libc::getpgrp() }
+}
+
+/// The process group of process `pid` (async-signal-safe).
+pub fn getpgid(pid: libc::pid_t) -> Result<libc::pid_t, Errno> {
+    // SAFETY: getpgid takes a plain integer.
+    check(unsafe { libc::getpgid(pid) })
+}
+
+/// The real user id.
+pub fn getuid() -> libc::uid_t {
+    // SAFETY: getuid cannot fail and takes no arguments.
+    unsafe { libc::getuid() }
+}
+
+/// `setpgid(2)`.
+pub fn setpgid(pid: libc::pid_t, pgid: libc::pid_t) -> Result<(), Errno> {
+    // SAFETY: setpgid takes plain integers.
+    check(unsafe { libc::setpgid(pid, pgid) }).map(drop)
+}
+
+/// `kill(2)`: `signal` to `pid` (a negative pid: its whole group; signal
+/// 0: only whether it exists). Async-signal-safe.
+pub fn kill(pid: libc::pid_t, signal: c_int) -> Result<(), Errno> {
+    // SAFETY: kill takes plain integers.
+    check(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+/// Which side of a [`fork`] this is.
+pub enum Forked {
+    Child,
+    Parent(libc::pid_t),
+}
+
+/// `fork(2)`. withlock is single-threaded, so the child may do anything
+/// the parent could; children here only set themselves up and exec, or do
+/// one small job and [`exit_now`].
+pub fn fork() -> Result<Forked, Errno> {
+    // SAFETY: withlock has one thread: nothing in the child can be left
+    // locked by another thread at the fork.
+    match check(unsafe { libc::fork() })? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// `waitpid(2)`, retried if a signal interrupts it: the pid collected and
+/// its status, or `None` with `WNOHANG` when none has changed state.
+pub fn waitpid(pid: libc::pid_t, flags: c_int) -> Result<Option<(libc::pid_t, c_int)>, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid int for the call to fill.
+        match unsafe { libc::waitpid(pid, &mut status, flags) } {
+            0 => return Ok(None),
+            -1 if errno() == Errno(libc::EINTR) => {}
+            -1 => return Err(errno()),
+            pid => return Ok(Some((pid, status))),
+        }
+    }
+}
+
+/// End this process at once with `code`: no destructors, no flushing (a
+/// forked child must not run its parent's exit path).
+pub fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit takes a plain integer and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `prctl(2)` with one integer argument (Linux).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn prctl(option: c_int, arg: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: the options used here take one integer argument.
+    check(unsafe { libc::prctl(option, arg) }).map(drop)
+}
+
+/// The foreground process group of the terminal `fd`; an error if `fd` is
+/// not our controlling terminal.
+pub fn tcgetpgrp(fd: c_int) -> Result<libc::pid_t, Errno> {
+    // SAFETY: tcgetpgrp takes a plain integer.
+    check(unsafe { libc::tcgetpgrp(fd) })
+}
+
+/// Make `pgrp` the foreground group of the terminal `fd`.
+pub fn tcsetpgrp(fd: c_int, pgrp: libc::pid_t) -> Result<(), Errno> {
+    // SAFETY: tcsetpgrp takes plain integers.
+    check(unsafe { libc::tcsetpgrp(fd, pgrp) }).map(drop)
+}
+
+/// `uname(2)` into `buf`.
+pub fn uname(buf: &mut libc::utsname) -> Result<(), Errno> {
+    // SAFETY: `buf` is a valid utsname for the call to fill.
+    check(unsafe { libc::uname(buf) }).map(drop)
 }
 
 /// What kind of file a `stat` describes; only regular files are locked.
