@@ -5,41 +5,28 @@
 //! that was: a process that had the recorded pid at the recorded boot time,
 //! and that started no later, is the writer (two live processes never share
 //! a pid), whereas one that reused the pid afterwards started later. Both are
-//! read through the vDSO, without a system call.
+//! read with the raw system call ([`sys::clock_now`]), not through the
+//! vDSO: mapping the vDSO's data costs a process two page faults, more
+//! than the one system call.
 
+use crate::sys;
 use crate::text::Line;
 #[cfg(test)]
 use crate::text::LineBuf;
 use core::time::Duration;
 
-fn now(clock: libc::clockid_t) -> libc::timespec {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: the raw system call takes a clock id and a valid, writable
-    // timespec, exactly as clock_gettime does.
-    unsafe {
-        libc::syscall(libc::SYS_clock_gettime, clock, &mut ts as *mut libc::timespec)
-    };
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    // SAFETY: `ts` is a valid, writable timespec; these clocks always exist.
-    unsafe {
-        libc::clock_gettime(clock, &mut ts)
-    };
-    ts
-}
-
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    u64::try_from(now(libc::CLOCK_REALTIME).tv_sec).unwrap_or(0)
+    u64::try_from(sys::clock_now(libc::CLOCK_REALTIME).tv_sec).unwrap_or(0)
 }
 
 /// Nanoseconds since boot, counting suspended time, the clock of
 /// `/proc/PID/stat`'s start times.
 pub fn boot_ns() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let ts = now(libc::CLOCK_BOOTTIME);
+    let ts = sys::clock_now(libc::CLOCK_BOOTTIME);
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let ts = now(libc::CLOCK_MONOTONIC);
+    let ts = sys::clock_now(libc::CLOCK_MONOTONIC);
     let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
     secs * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }

@@ -79,7 +79,7 @@ pub fn stop_requested() -> bool {
     STOP.load(SeqCst) != 0
 }
 
-/// Catch `signal` with [`on_signal`], unless it is ignored: an ignored
+/// Catch `signal` with `on_signal`, unless it is ignored: an ignored
 /// signal stays ignored, for us and for the job (a job started in the
 /// background by a script ignores SIGINT, and so must its copy here).
 pub fn handle(signal: c_int, mask: &libc::sigset_t) {

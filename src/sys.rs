@@ -113,7 +113,7 @@ pub fn pipe(nonblocking: bool) -> Result<[c_int; 2], Errno> {
 /// FIFO, never taking a terminal.
 const LOOK: c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
 
-/// Open `path` only to look at it (see [`LOOK`]).
+/// Open `path` only to look at it (see `LOOK`).
 pub fn open_to_look(path: &CStr) -> Result<Fd, Errno> {
     open(path, LOOK, 0)
 }
@@ -435,6 +435,24 @@ pub fn tcsetpgrp(fd: c_int, pgrp: libc::pid_t) -> Result<(), Errno> {
 pub fn uname(buf: &mut libc::utsname) -> Result<(), Errno> {
     // SAFETY: `buf` is a valid utsname for the call to fill.
     check(unsafe { libc::uname(buf) }).map(drop)
+}
+
+/// The time on `clock` (`clock_gettime(2)`; on Linux the raw system call,
+/// see `clock.rs`).
+pub fn clock_now(clock: libc::clockid_t) -> libc::timespec {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: the raw system call takes a clock id and a valid, writable
+    // timespec, exactly as clock_gettime does.
+    unsafe {
+        libc::syscall(libc::SYS_clock_gettime, clock, &mut ts as *mut libc::timespec)
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // SAFETY: `ts` is a valid, writable timespec; these clocks always exist.
+    unsafe {
+        libc::clock_gettime(clock, &mut ts)
+    };
+    ts
 }
 
 /// What kind of file a `stat` describes; only regular files are locked.
