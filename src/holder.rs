@@ -147,31 +147,9 @@ fn judge(record: &Record, locker: &Locker) -> Trust {
     }
 }
 
-/// Call `found` with the user name for `uid` from /etc/passwd; false if it
-/// has no entry there. Read by hand: the C library's getpwuid would double
-/// the size of withlock for this one lookup.
-pub fn user_name(uid: u32, found: impl FnOnce(&[u8])) -> bool {
-    let mut found = Some(found);
-    if let Ok(file) = sys::open(c"/etc/passwd", libc::O_RDONLY | libc::O_CLOEXEC, 0) {
-        proc::for_each_line(file.raw(), &mut |line| {
-            // name:password:uid:...
-            let mut fields = line.split(|&b| b == b':');
-            let (name, uid_field) = (fields.next(), fields.nth(1));
-            if let (Some(name), Some(field)) = (name, uid_field)
-                && !name.is_empty()
-                && proc::parse_u32(field) == Some(uid)
-                && let Some(found) = found.take()
-            {
-                found(name);
-            }
-        });
-    }
-    found.is_none()
-}
-
 /// Append the user name for `uid` (or "uid N" if it has none).
 pub fn push_user(out: &mut Line, uid: u32) {
-    if !user_name(uid, |name| {
+    if !crate::passwd::user_name(uid, |name| {
         out.push_quoted(name);
     }) {
         out.push(b"uid ").push_u64(u64::from(uid));

@@ -104,7 +104,7 @@ pub fn push_user_name(out: &mut Line, uid: Option<u32>) {
     let mut name = LineBuf::<256>::new();
     let name = name.line();
     let found = uid.is_some_and(|uid| {
-        crate::holder::user_name(uid, |n| {
+        crate::passwd::user_name(uid, |n| {
             name.push(n);
         })
     });

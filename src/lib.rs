@@ -25,7 +25,8 @@
 //! * The local lock: [`stdio`], [`locate`] (the walk, judging each
 //!   directory), [`named`] (`--name`'s directory), [`flock`] and [`lock`]
 //!   (open, check, lock, re-check), [`record`] (the holder record),
-//!   [`proc`] (what /proc witnesses), [`holder`] (who holds a lock),
+//!   [`proc`] (what /proc witnesses), [`passwd`] (user names),
+//!   [`holder`] (who holds a lock),
 //!   [`replace`], [`exec`], [`supervise`] (staying the job's parent),
 //!   [`job`] (the tail after the lock), [`slots`].
 //! * Reports: [`report`] (a failure in words), [`json`], [`status`].
@@ -60,6 +61,7 @@ pub mod locate;
 pub mod lock;
 pub mod named;
 pub mod once;
+pub mod passwd;
 pub mod proc;
 pub mod record;
 #[cfg(feature = "replace")]
