@@ -25,10 +25,9 @@
 //! * The local lock: [`stdio`], [`locate`] (the walk, judging each
 //!   directory), [`named`] (`--name`'s directory), [`flock`] and [`lock`]
 //!   (open, check, lock, re-check), [`record`] (the holder record),
-//!   [`proc`] (what /proc witnesses), [`passwd`] (user names),
-//!   [`holder`] (who holds a lock),
-//!   [`replace`], [`exec`], [`supervise`] (staying the job's parent),
-//!   [`job`] (the tail after the lock), [`slots`].
+//!   [`proc`] (what /proc witnesses), [`passwd`] (user names), [`holder`]
+//!   (who holds a lock), [`replace`], [`exec`], [`supervise`] (staying the
+//!   job's parent), [`job`] (the tail after the lock), [`slots`].
 //! * Reports: [`report`] (a failure in words), [`json`], [`status`].
 //! * etcd (optional): `etcd` and its folder: the wire, the client, the
 //!   watchdog, the session.
