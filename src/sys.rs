@@ -261,12 +261,11 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) {
     }
 }
 
-/// `read(2)` into `buf`, retried if a signal interrupts it; 0 at the end.
-pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, Errno> {
+/// Call `f` (a system call that returns a count, or -1 and errno) again
+/// while a signal interrupts it.
+fn retry_count(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
     loop {
-        // SAFETY: `buf` is valid for writes of its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        match usize::try_from(n) {
+        match usize::try_from(f()) {
             Ok(n) => return Ok(n),
             Err(_) if errno() == Errno(libc::EINTR) => {}
             Err(_) => return Err(errno()),
@@ -274,31 +273,23 @@ pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, Errno> {
     }
 }
 
+/// `read(2)` into `buf`, retried if a signal interrupts it; 0 at the end.
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for writes of its length.
+    retry_count(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
 /// `pread(2)` at `offset`, retried if a signal interrupts it.
 pub fn pread(fd: c_int, buf: &mut [u8], offset: i64) -> Result<usize, Errno> {
-    loop {
-        // SAFETY: `buf` is valid for writes of its length.
-        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) };
-        match usize::try_from(n) {
-            Ok(n) => return Ok(n),
-            Err(_) if errno() == Errno(libc::EINTR) => {}
-            Err(_) => return Err(errno()),
-        }
-    }
+    // SAFETY: `buf` is valid for writes of its length.
+    retry_count(|| unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) })
 }
 
 /// `pwrite(2)` at `offset`, retried if a signal interrupts it; the bytes
 /// written (perhaps fewer than `bytes.len()`: a full disk, a size limit).
 pub fn pwrite(fd: c_int, bytes: &[u8], offset: i64) -> Result<usize, Errno> {
-    loop {
-        // SAFETY: `bytes` is valid for reads of its length.
-        let n = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), offset) };
-        match usize::try_from(n) {
-            Ok(n) => return Ok(n),
-            Err(_) if errno() == Errno(libc::EINTR) => {}
-            Err(_) => return Err(errno()),
-        }
-    }
+    // SAFETY: `bytes` is valid for reads of its length.
+    retry_count(|| unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), offset) })
 }
 
 /// `ftruncate(2)`.
