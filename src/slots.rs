@@ -81,8 +81,10 @@ impl Names {
 }
 
 /// The descriptors of the slots opened so far (-1: none). Those not taken
-/// are closed before the job starts (on failure, exit closes them).
-struct Opened([c_int; MAX as usize]);
+/// are closed before the job starts (on failure, exit closes them). The
+/// bit `1 << slot` is set if that slot's descriptor is read-only (see
+/// `lock::open_lock_file`).
+struct Opened([c_int; MAX as usize], u64);
 
 /// Take a slot of LOCK (`resolved` by the walk, if `walked`) and become the
 /// command; returns the exit code if it did not run.
@@ -99,7 +101,7 @@ pub fn run(
     let mut names = Names { buf: [0; crate::locate::PATH_MAX + 4], base: base.len() + 1, len: 0 };
     names.buf[..base.len()].copy_from_slice(base);
     names.buf[base.len()] = b'.';
-    let mut opened = Opened([-1; MAX as usize]);
+    let mut opened = Opened([-1; MAX as usize], 0);
     let walk_failed = walked.is_err();
     let failure = match walked.and_then(|()| take(resolved, options, lock, argv, &mut names, &mut opened)) {
         Ok(slot) => {
@@ -113,9 +115,10 @@ pub fn run(
             }
             match sys::fstat(fd.raw()) {
                 Ok(stat) => {
-                    // The record goes through the slot's own descriptor
-                    // (nowhere, if it is read-only).
-                    let locked = Locked { fd, stat, writable: true };
+                    // The record goes through the slot's own descriptor, or
+                    // a second one if that is read-only, as for a LOCK.
+                    let writable = opened.1 & (1 << (slot & 63)) == 0;
+                    let locked = Locked { fd, stat, writable };
                     let path = names.of(slot);
                     if options.verbose {
                         say_slot(path.to_bytes(), slot, options.slots);
@@ -200,9 +203,11 @@ fn take(
         // Every slot in order, without waiting: the first free one is ours.
         // The descriptors of the busy ones are kept, to wait on.
         while slot < slots {
-            let Some((fd, _, _)) = lock::open_lock_file(names.of(slot), options)? else {
+            let Some((fd, _, writable)) = lock::open_lock_file(names.of(slot), options)? else {
                 continue 'again; // Removed as we opened it.
             };
+            let bit = 1u64 << (slot & 63);
+            opened.1 = if writable { opened.1 & !bit } else { opened.1 | bit };
             let fd = fd.into_raw();
             let old = core::mem::replace(&mut opened.0[usize::from(slot & 63)], fd);
             if old >= 0 {
