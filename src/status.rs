@@ -156,6 +156,7 @@ fn has_directory(path: &CStr) -> bool {
 fn say_free_missing(path: &CStr, json: bool) -> Outcome {
     let mut buf = LineBuf::<{ 3 * 4096 }>::new();
     let out = buf.line();
+    out.spill_to(1);
     if json {
         json::push_key(out.push(b"{"), "lock", true);
         json::push_str(out, path.to_bytes());
@@ -175,6 +176,7 @@ fn say_free_missing(path: &CStr, json: bool) -> Outcome {
 fn say_error(path: &CStr, json: bool, code: u8, why: &[u8]) -> Outcome {
     let mut buf = LineBuf::<{ 3 * 4096 }>::new();
     let out = buf.line();
+    out.spill_to(if json { 1 } else { 2 });
     if json {
         json::push_key(out.push(b"{"), "lock", true);
         json::push_str(out, path.to_bytes());
@@ -196,6 +198,7 @@ fn say_error(path: &CStr, json: bool, code: u8, why: &[u8]) -> Outcome {
 fn say(path: &CStr, json: bool, holder: &Holder) -> Outcome {
     let mut buf = LineBuf::<{ 3 * 4096 }>::new();
     let out = buf.line();
+    out.spill_to(1);
     if json {
         push_json(out, path, holder);
     } else {

@@ -18,6 +18,10 @@ const CAPACITY: usize = 3 * 4096;
 pub struct Text<B: ?Sized> {
     len: usize,
     truncated: bool,
+    /// Where a full buffer is written out to make room, instead of cutting
+    /// the text (see `Line::spill_to`); -1: nowhere.
+    #[cfg(feature = "status")]
+    spill: i32,
     buf: B,
 }
 
@@ -28,7 +32,13 @@ pub type LineBuf<const N: usize> = Text<[u8; N]>;
 
 impl<const N: usize> LineBuf<N> {
     pub const fn new() -> LineBuf<N> {
-        Text { len: 0, truncated: false, buf: [0; N] }
+        Text {
+            len: 0,
+            truncated: false,
+            #[cfg(feature = "status")]
+            spill: -1,
+            buf: [0; N],
+        }
     }
 
     pub fn line(&mut self) -> &mut Line {
@@ -67,13 +77,46 @@ impl Line {
         self.truncated
     }
 
+    /// Never cut this line: when the buffer is full, write what it holds
+    /// to `fd` (where the line will end up, by [`Line::write_to`]) and go
+    /// on. For output that must stay whole, such as `--status --json`'s
+    /// objects; the line is then written in parts, and cannot be taken back.
+    #[cfg(feature = "status")]
+    pub fn spill_to(&mut self, fd: i32) {
+        self.spill = fd;
+    }
+
     pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
         // Keep room for "...\n" so a cut line still ends properly.
         let room = self.buf.len() - 4 - self.len;
+        #[cfg(feature = "status")]
+        if bytes.len() > room && self.spill >= 0 {
+            return self.push_spilling(bytes);
+        }
         let take = bytes.len().min(room);
         self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
         self.len += take;
         self.truncated |= take < bytes.len();
+        self
+    }
+
+    /// [`Line::push`] when `bytes` do not fit and the line spills.
+    #[cfg(feature = "status")]
+    #[cold]
+    #[inline(never)]
+    fn push_spilling(&mut self, mut bytes: &[u8]) -> &mut Self {
+        while !bytes.is_empty() {
+            let room = self.buf.len() - 4 - self.len;
+            if room == 0 {
+                sys::write_all(self.spill, &self.buf[..self.len]);
+                self.len = 0;
+                continue;
+            }
+            let take = bytes.len().min(room);
+            self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
+            self.len += take;
+            bytes = &bytes[take..];
+        }
         self
     }
 

@@ -792,6 +792,7 @@ pub fn status(lock: &[u8], json: bool) -> u8 {
         Timing { lease: DEFAULT_LEASE, kill_after: Duration::ZERO, connect_timeout: DEFAULT_CONNECT_TIMEOUT };
     let mut out = LineBuf::<{ 2 * record::CAPACITY + 512 }>::new();
     let line = out.line();
+    line.spill_to(1);
     let mut prefix = LineBuf::<{ etcd::KEY_MAX + 1 }>::new();
     prefix.line().push(address.name).push(b"/");
     let held = connect(&address, &timing, &mut |_, _| {}).and_then(|mut client| {
