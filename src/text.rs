@@ -19,7 +19,8 @@ pub struct Text<B: ?Sized> {
     len: usize,
     truncated: bool,
     /// Where a full buffer is written out to make room, instead of cutting
-    /// the text (see `Line::spill_to`); -1: nowhere.
+    /// the text (see `Line::spill_to`), plus one; 0: nowhere (so that a
+    /// new buffer is all zeros).
     #[cfg(feature = "status")]
     spill: i32,
     buf: B,
@@ -36,7 +37,7 @@ impl<const N: usize> LineBuf<N> {
             len: 0,
             truncated: false,
             #[cfg(feature = "status")]
-            spill: -1,
+            spill: 0,
             buf: [0; N],
         }
     }
@@ -83,14 +84,14 @@ impl Line {
     /// objects; the line is then written in parts, and cannot be taken back.
     #[cfg(feature = "status")]
     pub fn spill_to(&mut self, fd: i32) {
-        self.spill = fd;
+        self.spill = fd + 1;
     }
 
     pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
         // Keep room for "...\n" so a cut line still ends properly.
         let room = self.buf.len() - 4 - self.len;
         #[cfg(feature = "status")]
-        if bytes.len() > room && self.spill >= 0 {
+        if bytes.len() > room && self.spill > 0 {
             return self.push_spilling(bytes);
         }
         let take = bytes.len().min(room);
@@ -108,7 +109,7 @@ impl Line {
         while !bytes.is_empty() {
             let room = self.buf.len() - 4 - self.len;
             if room == 0 {
-                sys::write_all(self.spill, &self.buf[..self.len]);
+                sys::write_all(self.spill - 1, &self.buf[..self.len]);
                 self.len = 0;
                 continue;
             }
