@@ -4,7 +4,7 @@
 #   make uninstall     remove exactly what install installed
 #   make release       dist/: the static binary, a Debian package, SHA256SUMS; checks the size goal
 #   make check-size    the local-only build (FEATURES=) against the 64 KB goal; the full build's size
-#   make FEATURES=     build without --status, --replace and the etcd engine (the smallest binary, e.g. for an initramfs)
+#   make FEATURES=     build without --status, --replace, the etcd engine, --syslog and --jitter (the smallest binary, e.g. for an initramfs)
 #   make test          set up what the tests need, then run the whole suite
 #   make bench         per-run cost, hand-off latency and idle waiters, beside flock(1)
 #   make bench-etcd    etcd mode beside `etcdctl lock`: a locked run, failover after a kill or a cut
@@ -23,8 +23,9 @@ CARGO   ?= cargo
 DIST    ?= dist
 
 # Optional parts compiled in: `status` (--status, --json), `etcd` (locks in an
-# etcd cluster) and `replace` (--replace). `make FEATURES=` leaves them out.
-FEATURES ?= etcd status replace
+# etcd cluster), `replace` (--replace), `syslog` (--syslog) and `jitter`
+# (--jitter). `make FEATURES=` leaves them out.
+FEATURES ?= etcd status replace syslog jitter
 CARGO_FEATURES := --no-default-features --features '$(FEATURES)'
 
 # The size goal for the static binary without optional parts (FEATURES=), in bytes,

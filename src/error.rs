@@ -123,6 +123,17 @@ impl Failure<'_> {
     #[cold]
     #[inline(never)]
     pub fn report(&self, lock: &[u8], command: &[u8], resolved_path: &CStr, verbose: bool) {
+        self.tell(lock, command, resolved_path, verbose, true);
+    }
+
+    /// As [`Failure::report`], to stderr only if `to_stderr` (not for a
+    /// busy lock with `-q`), and to the system log with `--syslog`.
+    #[cold]
+    #[inline(never)]
+    pub fn tell(&self, lock: &[u8], command: &[u8], resolved_path: &CStr, verbose: bool, to_stderr: bool) {
+        if !to_stderr && !crate::syslog::enabled() {
+            return;
+        }
         let resolved = resolved_path.to_bytes();
         let mut buf = text::diagnostic();
         let line = buf.line();
@@ -233,7 +244,10 @@ impl Failure<'_> {
                 }
             }
         }
-        line.emit();
+        if to_stderr {
+            line.emit();
+        }
+        crate::syslog::failure(self, line);
     }
 }
 

@@ -41,6 +41,7 @@ use crate::etcd::watchdog::Watchdog;
 use crate::etcd::{self, Address, Endpoint, Error, Key};
 use crate::exec::Argv;
 use crate::supervise::{self, Ended, Guard, nanos, now_ns};
+use crate::syslog::{self, Severity};
 use crate::text::{self, Line, LineBuf};
 use crate::{exit, json, record};
 use core::ffi::c_int;
@@ -105,7 +106,7 @@ pub fn run(address: &[u8], options: &Options, argv: Argv) -> c_int {
               withlock(1), LOCKS IN ETCD) and lock etcd://127.0.0.1:PORT/NAME, or pass \
               --insecure on a trusted network",
         );
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
         return c_int::from(exit::REFUSED);
     }
     let session = Session { address: &address, timing, options, name: address.name };
@@ -131,7 +132,7 @@ fn say_unreachable(endpoint: &Endpoint, error: &Error) {
     let line = buf.line();
     line.push(b"cannot reach etcd at ").push_printable(endpoint.text).push(b": ");
     error.push_to(line);
-    line.emit();
+    syslog::emit(line, Severity::Warning, true);
 }
 
 struct Session<'a> {
@@ -283,7 +284,7 @@ impl Session<'_> {
             Ok(ended) => ended,
             Err(failure) => {
                 guard.revoke(self.timing.connect_timeout);
-                failure.report(b"", b"", c"", false);
+                failure.report(self.name, argv.iter().next().unwrap_or(b""), c"", false);
                 return c_int::from(failure.exit_code(exit::BUSY));
             }
         };
@@ -338,14 +339,14 @@ impl Session<'_> {
                 supervise::die_like(signal);
             }
             if now_ns() >= until {
-                if !self.options.quiet {
+                if !self.options.quiet || syslog::enabled() {
                     let mut buf = text::diagnostic();
                     let line = buf.line();
                     line.push(b"etcd lock ").push_quoted(self.name).push(b" is still busy after waiting ");
                     if let Wait::For(limit) = wait {
                         line.push_duration(limit);
                     }
-                    line.emit();
+                    syslog::emit(line, Severity::Warning, !self.options.quiet);
                 }
                 return Err(self.conflict());
             }
@@ -383,7 +384,7 @@ impl Session<'_> {
 
     /// Say who holds the lock (unless `-q`).
     fn busy(&self, guard: &mut Lease, attempt: &client::Attempt) {
-        if self.options.quiet {
+        if self.options.quiet && !syslog::enabled() {
             return;
         }
         let mut buf = text::diagnostic();
@@ -401,7 +402,7 @@ impl Session<'_> {
             line.push(b"; ").push_u64(attempt.count as u64 - 2).push(b" more waiting");
         }
         line.push(b" (use -w DURATION to wait for it, or -q to skip quietly)");
-        line.emit();
+        syslog::emit(line, Severity::Notice, !self.options.quiet);
     }
 
     /// "Cannot reach or trust the lock service" is never silenced by `-q`,
@@ -416,7 +417,7 @@ impl Session<'_> {
             line.push(b")");
         }
         line.push(b"; the job was not run (exit 69)");
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
         c_int::from(exit::UNAVAILABLE)
     }
 }
@@ -599,7 +600,7 @@ impl<'a> Lease<'a> {
         );
         line.push_duration(Duration::from_nanos(grace_ns));
         line.push(b")");
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
     }
 
     /// Say, even with `-q`, that the watchdog stopped the job (unless the

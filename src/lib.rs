@@ -41,6 +41,8 @@ pub mod holder;
 #[cfg(feature = "etcd")]
 #[allow(dead_code)]
 pub(crate) mod http;
+#[cfg(feature = "jitter")]
+pub mod jitter;
 #[cfg(feature = "status")]
 pub mod json;
 #[cfg(feature = "etcd")]
@@ -63,6 +65,7 @@ pub mod status;
 pub mod stdio;
 pub mod supervise;
 pub mod sys;
+pub mod syslog;
 #[cfg(test)]
 mod testing;
 pub mod text;
@@ -116,12 +119,17 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             help::print_version();
             return 0;
         }
-        Ok(cli::Request::Run { options, lock, command })
-            if options.name.is_none() && cli::is_etcd(args.get(lock).to_bytes()) =>
-        {
-            return run_etcd(&args, &options, lock, command);
+        Ok(cli::Request::Run { options, lock, command }) => {
+            // Before anything is looked at, let alone held.
+            #[cfg(feature = "jitter")]
+            if let Some(most) = options.jitter {
+                jitter::sleep(most, options.verbose);
+            }
+            if options.name.is_none() && cli::is_etcd(args.get(lock).to_bytes()) {
+                return run_etcd(&args, &options, lock, command);
+            }
+            (options, lock, command)
         }
-        Ok(cli::Request::Run { options, lock, command }) => (options, lock, command),
         #[cfg(feature = "status")]
         Ok(cli::Request::Status { options, first }) if options.name.is_some() => {
             return named_status(&args, &options, first);
@@ -193,9 +201,16 @@ fn name_of(args: &Args, options: &cli::Options) -> &'static [u8] {
 fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
     let mut dir = text::LineBuf::<{ locate::PATH_MAX }>::new();
     let mut path = text::LineBuf::<{ locate::PATH_MAX }>::new();
+    // --syslog logs a refused or unmakeable place too.
+    let fail = |failure: &Failure, dir: &text::Line, path: &text::Line| {
+        if syslog::asked(options) {
+            with_command(args, options, command, |argv| begin_log(options, path.as_bytes(), argv));
+        }
+        report_named(failure, dir, path, options.verbose)
+    };
     let mode = match named::lock_path(name_of(args, options), dir.line(), path.line()) {
         Ok(mode) => mode,
-        Err(failure) => return report_named(&failure, dir.line(), path.line(), options.verbose),
+        Err(failure) => return fail(&failure, dir.line(), path.line()),
     };
     let lock_path = path.line().as_bytes();
     let lock_path = &lock_path[..lock_path.len() - 1]; // Without its NUL.
@@ -211,7 +226,7 @@ fn run_named(args: &Args, options: &cli::Options, command: usize) -> c_int {
         _ => Ok(()), // There, or refused: the walk below says which.
     };
     if let Err(failure) = made {
-        return report_named(&failure, dir.line(), path.line(), options.verbose);
+        return fail(&failure, dir.line(), path.line());
     }
     walk_long_path(args, options, lock_path, command)
 }
@@ -251,7 +266,7 @@ pub struct Slot {
 /// option that needs someone to watch the job says so here, whatever took
 /// the lock (LOCK itself or a slot of it).
 fn stays_parent(options: &cli::Options) -> bool {
-    options.unlink || options.no_inherit || options.max_runtime.is_some()
+    options.unlink || options.no_inherit || options.max_runtime.is_some() || syslog::asked(options)
 }
 
 /// Run the job under the lock we hold on the file `path` (LOCK, or a slot's
@@ -284,7 +299,16 @@ pub(crate) fn run_job(
     Err(exec::become_command(locked.fd, argv, options.verbose))
 }
 
-/// `--unlink`, `--no-inherit`, `--max-runtime`: run the job as a child (see
+/// `--syslog`: log this run's outcomes, about `lock` and `argv`.
+#[cfg_attr(not(feature = "syslog"), allow(unused_variables))]
+fn begin_log(options: &cli::Options, lock: &[u8], argv: exec::Argv) {
+    #[cfg(feature = "syslog")]
+    if let Some(facility) = options.syslog {
+        syslog::begin(facility, lock.strip_suffix(b"\0").unwrap_or(lock), argv, options.verbose);
+    }
+}
+
+/// `--unlink`, `--no-inherit`, `--max-runtime`, `--syslog`: run the job as a child (see
 /// [`supervise`]) and return its exit status, or 124 if it was stopped for
 /// running too long. A job killed by a signal kills us the same way.
 fn stay_parent(
@@ -343,6 +367,7 @@ fn stay_parent(
 fn run_etcd(args: &Args, options: &cli::Options, lock: usize, command: usize) -> c_int {
     #[cfg(feature = "etcd")]
     return with_command(args, options, command, |argv| {
+        begin_log(options, args.get(lock).to_bytes(), argv);
         etcd_session::run(args.get(lock).to_bytes(), options, argv)
     });
     #[cfg(not(feature = "etcd"))]
@@ -403,6 +428,7 @@ fn lock_and_run_command(
     lock_path: &[u8],
     argv: exec::Argv,
 ) -> c_int {
+    begin_log(options, lock_path, argv);
     if options.slots > 0 {
         return slots::run(walked, resolved.as_cstr(), argv, options, lock_path);
     }
@@ -415,9 +441,10 @@ fn lock_and_run_command(
     };
 
     let conflict = options.conflict_code();
-    if !(options.quiet && failure.is_conflict()) {
+    let to_stderr = !(options.quiet && failure.is_conflict());
+    if to_stderr || syslog::enabled() {
         let command_name = argv.iter().next().unwrap_or(b"");
-        failure.report(lock_path, command_name, resolved.as_cstr(), options.verbose);
+        failure.tell(lock_path, command_name, resolved.as_cstr(), options.verbose, to_stderr);
     }
     c_int::from(failure.exit_code(conflict))
 }

@@ -142,7 +142,8 @@ pub fn run(
     };
 
     let conflict = options.conflict_code();
-    if !(options.quiet && failure.is_conflict()) {
+    let to_stderr = !(options.quiet && failure.is_conflict());
+    if to_stderr || crate::syslog::enabled() {
         // A failure on a slot's file names that file (the last one tried).
         let shown = match failure {
             Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. }
@@ -155,7 +156,7 @@ pub fn run(
         // Only the walk's failures name a place on the way to LOCK, and the
         // gate's (before any slot's name is made) its holder.
         let resolved = if walk_failed || names.len == 0 { resolved } else { c"" };
-        failure.report(shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose);
+        failure.tell(shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose, to_stderr);
     }
     c_int::from(failure.exit_code(conflict))
 }
