@@ -19,9 +19,8 @@ use crate::exit_codes::{assert_busy, assert_free};
 use crate::json::Json;
 use crate::support::{
     Out, Running, TEST_PATH, TempDir, as_user, bin, chown, exists, filter_syscall, hold, hold_until_killed,
-    mkfifo,
-    read_string, require_catchable, require_root, require_root_and_nobody, run, run_within, send_signal,
-    set_mode, start, start_holding, timing, unique_name, wait_until, withlock, without_proc,
+    mkfifo, read_string, require_catchable, require_root, require_root_and_nobody, run, run_within,
+    send_signal, set_mode, start, start_holding, timing, unique_name, wait_until, withlock, without_proc,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");

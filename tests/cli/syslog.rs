@@ -255,10 +255,11 @@ fn a_busy_run_is_logged_even_with_quiet() {
     let loud = run_ran(daemon.withlock().arg("--syslog").arg(&lock).arg("true"));
     loud.assert_code(75);
     let busy = format!(
-        "{} is held by pid {} ({}), user root, since *Z (* ago) (use -w DURATION to wait for it, or -q to skip quietly)",
+        "{} is held by pid {h}, user root; the record says: pid {h} ({}), user root, since *Z (* ago) \
+         (use -w DURATION to wait for it, or -q to skip quietly)",
         path_str(&lock),
-        holder.pid(),
-        holder_command(&t)
+        holder_command(&t),
+        h = holder.pid(),
     );
     // The log's line is the message stderr has, without its "withlock: ".
     assert!(matches(&format!("withlock: {busy}\n"), &loud.stderr_str()), "{}", loud.describe());
@@ -289,12 +290,12 @@ fn an_expired_wait_is_a_warning() {
         &[(
             "cron.warn",
             format!(
-                "withlock[{}]: {} is still busy after waiting 0.2s: held by pid {} ({}), user root, \
-                 since *Z (* ago); giving up (use a longer -w, or -w forever)",
+                "withlock[{}]: {} is still busy after waiting 0.2s: held by pid {h}, user root; the record \
+                 says: pid {h} ({}), user root, since *Z (* ago); giving up (use a longer -w, or -w forever)",
                 out.pid,
                 path_str(&lock),
-                holder.pid(),
-                holder_command(&t)
+                holder_command(&t),
+                h = holder.pid(),
             ),
         )],
     );
@@ -476,8 +477,9 @@ fn a_replaced_holder_is_named_in_the_log() {
             (
                 "cron.notice",
                 format!(
-                    "withlock[{pid}]: replacing the holder of {lock} (held by pid {holder_pid} ({command}), \
-                     user root, since *Z (* ago)): sending SIGTERM to pid {holder_pid}"
+                    "withlock[{pid}]: replacing the holder of {lock} (held by pid {holder_pid}, user root; the \
+                     record says: pid {holder_pid} ({command}), user root, since *Z (* ago)): sending SIGTERM \
+                     to pid {holder_pid}"
                 ),
             ),
             ("cron.info", format!("withlock[{pid}]: {lock}: started pid * (true)")),
