@@ -25,6 +25,10 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v ip >/dev/null || need+=(iproute2)
 command -v socat >/dev/null || need+=(socat)                # the README's TLS tunnel
+# --syslog (tests/cli/syslog.rs): busybox's syslogd, a real daemon each test starts on a
+# /dev/log of its own, in a mount namespace (unshare, from util-linux).
+command -v busybox >/dev/null || need+=(busybox)
+command -v unshare >/dev/null || need+=(util-linux)
 # The packaging and documentation checks: the three shells and bash-completion (the
 # completions are loaded for real), man-db and groff (the man page must render without
 # warnings), dpkg-deb and readelf (the release files).

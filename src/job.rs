@@ -14,16 +14,9 @@ pub struct Slot {
     pub of: u8,
 }
 
-/// Does withlock stay the job's parent rather than become the job? Every
-/// option that needs someone to watch the job says so here, whatever took
-/// the lock (LOCK itself or a slot of it).
-fn stays_parent(options: &Options) -> bool {
-    options.unlink || options.no_inherit || options.max_runtime.is_some()
-}
-
 /// Run the job under the lock we hold on the file `path` (LOCK, or a slot's
 /// file): become it, or stay its parent if an option needs one (see
-/// `stay_parent`). `Ok` is the exit status when withlock stayed the
+/// [`Options::stays_parent`]). `Ok` is the exit status when withlock stayed the
 /// parent; `Err` why the job could not be run.
 pub fn run(
     locked: lock::Locked,
@@ -44,14 +37,14 @@ pub fn run(
             record::store(path, locked.record_target(), &facts, argv.iter());
         }
     };
-    if stays_parent(options) {
+    if options.stays_parent() {
         return stay_parent(&locked, path, argv, options, store_record);
     }
     store_record(None);
     Err(exec::become_command(locked.fd, argv, options.verbose))
 }
 
-/// `--unlink`, `--no-inherit`, `--max-runtime`: run the job as a child (see
+/// `--unlink`, `--no-inherit`, `--max-runtime`, `--syslog`: run the job as a child (see
 /// [`supervise`]) and return its exit status, or 124 if it was stopped for
 /// running too long. A job killed by a signal kills us the same way.
 fn stay_parent(
@@ -94,7 +87,7 @@ fn stay_parent(
         }
     }
     Ok(match ended {
-        supervise::Ended::Exited(status) => signals::exit_like(status),
+        signals::Ended::Exited(status) => signals::exit_like(status),
         _ => exit::TIMED_OUT,
     })
 }

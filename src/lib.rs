@@ -28,12 +28,13 @@
 //!   [`proc`] (what /proc witnesses), [`passwd`] (user names), [`holder`]
 //!   (who holds a lock), [`replace`], [`exec`], [`supervise`] (staying the
 //!   job's parent), [`job`] (the tail after the lock), [`slots`].
-//! * Reports: [`report`] (a failure in words), [`json`], [`status`].
+//! * Reports: [`syslog`] (each outcome in the system log, with `--syslog`),
+//!   [`report`] (a failure in words), [`json`], [`status`].
 //! * etcd (optional): `etcd` and its folder: the wire, the client, the
 //!   watchdog, the session.
 //! * [`run`]: from the parsed command line to the job; and here, `main`:
 //!   the one dispatch (help, version, status, or run on an etcd address, a
-//!   `--name` or a LOCK path).
+//!   `--name` or a LOCK path, after `jitter`'s random sleep if asked).
 //!
 //! The default path, in order: [`stdio`], [`cli`], [`locate`], [`lock`],
 //! [`record`], [`exec`]. withlock's own outcomes are an [`error::Failure`]
@@ -53,6 +54,8 @@ pub mod exit;
 pub mod flock;
 pub mod help;
 pub mod holder;
+#[cfg(feature = "jitter")]
+pub mod jitter;
 pub mod job;
 #[cfg(feature = "status")]
 pub mod json;
@@ -74,6 +77,7 @@ pub mod status;
 pub mod stdio;
 pub mod supervise;
 pub mod sys;
+pub mod syslog;
 #[cfg(test)]
 mod testing;
 pub mod text;
@@ -99,6 +103,11 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         #[cfg(not(feature = "replace"))]
         Ok(cli::Request::Run { options, .. }) if options.replace => return run::not_built(b"--replace"),
         Ok(cli::Request::Run { options, lock, command }) => {
+            // Before anything is looked at, let alone held.
+            #[cfg(feature = "jitter")]
+            if let Some(most) = options.jitter {
+                jitter::sleep(most, options.verbose);
+            }
             return match run::Target::of(&args, &options, lock) {
                 run::Target::Etcd => run::etcd(&args, &options, lock, command),
                 run::Target::Name => run::named(&args, &options, command),

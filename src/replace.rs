@@ -81,7 +81,7 @@ pub fn replace_holder(
     };
     // SIGTERM to the locker only: a withlock that stayed its job's parent
     // passes it on, and a job should not see it twice.
-    signal(&locker, libc::SIGTERM, lock, options.verbose);
+    signal(&locker, libc::SIGTERM, lock, &holder, options.verbose);
     if wait(options.kill_after.unwrap_or(DEFAULT_KILL_AFTER))? {
         return Ok(fd);
     }
@@ -105,7 +105,7 @@ pub fn replace_holder(
             left.then_some(Target { pid: target.pid, group: true })
         });
         if let Some(now) = now {
-            signal(&now, libc::SIGKILL, lock, options.verbose);
+            signal(&now, libc::SIGKILL, lock, &holder, options.verbose);
             sent = true;
         }
     }
@@ -159,13 +159,14 @@ fn check(pid: u32, parent: Option<u32>, st: &libc::stat) -> Result<Target, Failu
     Ok(Target { pid, group: process.pgrp == pid })
 }
 
-/// Send `signal` to `target` (its group if it leads one).
-fn signal(target: &Target, signal: c_int, lock: &[u8], verbose: bool) {
+/// Send `signal` to `target` (its group if it leads one), the job of
+/// `holder` (said with `-v`, and logged with `--syslog`).
+fn signal(target: &Target, signal: c_int, lock: &[u8], holder: &Holder, verbose: bool) {
     if target.pid <= 1 {
         return; // Never: checked before, and kill(-1) is everyone.
     }
-    if verbose {
-        say_signalling(lock, signal, target.pid, target.group);
+    if verbose || crate::syslog::enabled() {
+        say_signalling(lock, signal, target.pid, target.group, holder, verbose);
     }
     let pid = target.pid as libc::pid_t;
     // The pid is above 1, checked.
@@ -174,11 +175,13 @@ fn signal(target: &Target, signal: c_int, lock: &[u8], verbose: bool) {
 
 #[cold]
 #[inline(never)]
-fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
+fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool, holder: &Holder, verbose: bool) {
     let mut buf = text::diagnostic();
     let line = buf.line();
-    line.push(b"replacing the holder of ").push_quoted(lock).push(b": sending ");
+    line.push(b"replacing the holder of ").push_quoted(lock).push(b" (");
+    holder::describe(line, holder, verbose);
+    line.push(b"): sending ");
     line.push(if signal == libc::SIGKILL { b"SIGKILL".as_slice() } else { b"SIGTERM" });
     line.push(if group { b" to process group ".as_slice() } else { b" to pid " }).push_u64(u64::from(pid));
-    line.emit();
+    crate::syslog::emit(line, crate::syslog::Severity::Notice, verbose);
 }

@@ -1,14 +1,16 @@
 //! How a failure is told to the user: one line that says what happened, to
-//! which path, and what to do about it.
+//! which path, and what to do about it; with `--syslog`, the same line in
+//! the system log (see [`crate::syslog`]).
 //!
 //! Above [`crate::error`] (the plain failure type) and [`crate::holder`]
 //! (who holds a lock), so that neither needs the other.
 
+use crate::cli::Options;
 use crate::error::{self, Failure, UNSEEN, Unsafe, UsageError};
 use crate::sys;
 use crate::text::{self, Line};
-use crate::{holder, record};
-use core::ffi::CStr;
+use crate::{holder, record, syslog};
+use core::ffi::{CStr, c_int};
 
 /// Write `failure`'s one-line explanation (plus the usage summary for usage
 /// errors) to stderr. `resolved` is where the walk to LOCK stopped.
@@ -18,6 +20,39 @@ use core::ffi::CStr;
 #[cold]
 #[inline(never)]
 pub fn failure(failure: &Failure, lock: &[u8], command: &[u8], resolved_path: &CStr, verbose: bool) {
+    tell(failure, lock, command, resolved_path, verbose, true);
+}
+
+/// Tell why a run with `options` did not run its command: on stderr unless
+/// the lock was busy and `-q` keeps that quiet, and in the system log with
+/// `--syslog` (even then). Returns the exit code.
+#[cold]
+#[inline(never)]
+pub fn run_failed(
+    failure: &Failure,
+    lock: &[u8],
+    command: &[u8],
+    resolved: &CStr,
+    options: &Options,
+) -> c_int {
+    let to_stderr = !(options.quiet && failure.is_conflict());
+    tell(failure, lock, command, resolved, options.verbose, to_stderr);
+    c_int::from(failure.exit_code(options.conflict_code()))
+}
+
+/// As [`failure`], to stderr only if `to_stderr`, and to the system log
+/// with `--syslog`.
+fn tell(
+    failure: &Failure,
+    lock: &[u8],
+    command: &[u8],
+    resolved_path: &CStr,
+    verbose: bool,
+    to_stderr: bool,
+) {
+    if !to_stderr && !syslog::enabled() {
+        return;
+    }
     let resolved = resolved_path.to_bytes();
     let mut buf = text::diagnostic();
     let line = buf.line();
@@ -121,7 +156,10 @@ pub fn failure(failure: &Failure, lock: &[u8], command: &[u8], resolved_path: &C
             }
         }
     }
-    line.emit();
+    if to_stderr {
+        line.emit();
+    }
+    syslog::failure(failure, line);
 }
 
 /// Add who holds the lock at `path` ("held by pid 4242 (...), ..."); false

@@ -8,7 +8,7 @@ use crate::error::Failure;
 use crate::etcd;
 #[cfg(feature = "status")]
 use crate::status;
-use crate::{cli, exec, exit, job, locate, lock, named, report, slots, text};
+use crate::{cli, exec, exit, job, locate, lock, named, report, slots, syslog, text};
 use core::ffi::{CStr, c_char, c_int};
 
 /// The process's arguments, as `main` received them.
@@ -126,9 +126,16 @@ fn name_of(args: &Args, options: &cli::Options) -> &'static [u8] {
 pub fn named(args: &Args, options: &cli::Options, command: usize) -> c_int {
     let mut dir = text::LineBuf::<{ locate::PATH_MAX }>::new();
     let mut path = text::LineBuf::<{ locate::PATH_MAX }>::new();
+    // --syslog logs a refused or unmakeable place too.
+    let fail = |failure: &Failure, dir: &text::Line, path: &text::Line| {
+        if options.logs() {
+            with_command(args, options, command, |argv| syslog::begin(options, path.as_bytes(), argv));
+        }
+        report_named(failure, dir, path, options.verbose)
+    };
     let mode = match named::lock_path(name_of(args, options), dir.line(), path.line()) {
         Ok(mode) => mode,
-        Err(failure) => return report_named(&failure, dir.line(), path.line(), options.verbose),
+        Err(failure) => return fail(&failure, dir.line(), path.line()),
     };
     let lock_path = path.line().as_bytes();
     let lock_path = &lock_path[..lock_path.len() - 1]; // Without its NUL.
@@ -144,7 +151,7 @@ pub fn named(args: &Args, options: &cli::Options, command: usize) -> c_int {
         _ => Ok(()), // There, or refused: the walk below says which.
     };
     if let Err(failure) = made {
-        return report_named(&failure, dir.line(), path.line(), options.verbose);
+        return fail(&failure, dir.line(), path.line());
     }
     walk_long_path(args, options, lock_path, command)
 }
@@ -180,6 +187,7 @@ fn named_status(args: &Args, options: &cli::Options, first: usize) -> c_int {
 pub fn etcd(args: &Args, options: &cli::Options, lock: usize, command: usize) -> c_int {
     #[cfg(feature = "etcd")]
     return with_command(args, options, command, |argv| {
+        syslog::begin(options, args.get(lock).to_bytes(), argv);
         etcd::session::run(args.get(lock).to_bytes(), options, argv)
     });
     #[cfg(not(feature = "etcd"))]
@@ -240,6 +248,7 @@ fn lock_and_run_command(
     lock_path: &[u8],
     argv: exec::Argv,
 ) -> c_int {
+    syslog::begin(options, lock_path, argv);
     if options.slots > 0 {
         return slots::run(walked, resolved.as_cstr(), argv, options, lock_path);
     }
@@ -250,11 +259,5 @@ fn lock_and_run_command(
         },
         Err(failure) => failure,
     };
-
-    let conflict = options.conflict_code();
-    if !(options.quiet && failure.is_conflict()) {
-        let command_name = argv.iter().next().unwrap_or(b"");
-        report::failure(&failure, lock_path, command_name, resolved.as_cstr(), options.verbose);
-    }
-    c_int::from(failure.exit_code(conflict))
+    report::run_failed(&failure, lock_path, argv.iter().next().unwrap_or(b""), resolved.as_cstr(), options)
 }

@@ -1,6 +1,7 @@
 //! Signals while withlock waits for something: the handler and its
 //! self-pipe, which signals are passed on to the job and which ask withlock
-//! to stop, and ending the way the job ended (the same signal, no core).
+//! to stop, how the job ended, and ending the same way (the same signal, no
+//! core).
 //!
 //! Every handled signal writes a byte to the self-pipe, so a loop waiting in
 //! [`pause_until`] wakes for it without a race between a check and the wait.
@@ -170,6 +171,17 @@ pub fn pause_until(until: u64, fd: c_int) -> bool {
         while sys::read(wake, &mut drain).is_ok_and(|n| n > 0) {}
     }
     ready > 0 && fds[1].revents != 0
+}
+
+/// How the job ended (see [`crate::supervise`], which watches it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// By itself: its wait status.
+    Exited(c_int),
+    /// Stopped by withlock after `--max-runtime`.
+    TimedOut,
+    /// Stopped by withlock because its guard (an etcd lease) lost the lock.
+    Lost,
 }
 
 /// Exit as the job did: its code, or its death by the same signal. A job

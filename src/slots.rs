@@ -142,23 +142,17 @@ pub fn run(
         Err(failure) => failure,
     };
 
-    let conflict = options.conflict_code();
-    if !(options.quiet && failure.is_conflict()) {
-        // A failure on a slot's file names that file (the last one tried).
-        let shown = match failure {
-            Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. }
-                if names.len > 0 =>
-            {
-                &names.buf[..names.len]
-            }
-            _ => lock,
-        };
-        // Only the walk's failures name a place on the way to LOCK, and the
-        // gate's (before any slot's name is made) its holder.
-        let resolved = if walk_failed || names.len == 0 { resolved } else { c"" };
-        crate::report::failure(&failure, shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose);
-    }
-    c_int::from(failure.exit_code(conflict))
+    // A failure on a slot's file names that file (the last one tried).
+    let shown = match failure {
+        Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. } if names.len > 0 => {
+            &names.buf[..names.len]
+        }
+        _ => lock,
+    };
+    // Only the walk's failures name a place on the way to LOCK, and the
+    // gate's (before any slot's name is made) its holder.
+    let resolved = if walk_failed || names.len == 0 { resolved } else { c"" };
+    crate::report::run_failed(&failure, shown, argv.iter().next().unwrap_or(b""), resolved, options)
 }
 
 /// Take a free slot of the lock at `gate` (LOCK), waiting for one as `-w`

@@ -1,9 +1,14 @@
 //! Staying the job's parent, for the modes that need someone to watch the
 //! job: `--unlink` (remove the lock file after the job, still holding the
 //! lock), `--no-inherit` (only withlock holds the lock, so a daemon the job
-//! leaves behind cannot pin it), `--max-runtime` (stop a hung job), and a
-//! lock in etcd (keep the lease alive; stop the job before it can lapse).
-//! A `--slots` job takes the same path when one of those asks for it.
+//! leaves behind cannot pin it), `--max-runtime` (stop a hung job),
+//! `--syslog` (log the job's start and end), and a lock in etcd (keep the
+//! lease alive; stop the job before it can lapse). A `--slots` job takes
+//! the same path when one of those asks for it.
+//!
+//! The child tells the parent whether its exec succeeded (see
+//! [`exec::ExecReport`]): only then has the job started, and a command that
+//! cannot run is reported by the parent as the plain path reports it.
 //!
 //! This is the one mode that forks; the plain path execs the job directly.
 //! The parent waits in one loop, woken by a self-pipe that every signal
@@ -43,7 +48,7 @@
 
 use crate::error::Failure;
 use crate::exec::{self, Argv};
-use crate::signals::{self, FORWARDED};
+use crate::signals::{self, Ended, FORWARDED};
 use crate::sys::{self, Errno};
 use crate::{clock, text};
 use core::ffi::c_int;
@@ -100,17 +105,6 @@ impl Guard for NoGuard {
     }
 }
 
-/// How the job ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// By itself: its wait status.
-    Exited(c_int),
-    /// Stopped by withlock after `--max-runtime`.
-    TimedOut,
-    /// Stopped by withlock because the [`Guard`] lost the lock.
-    Lost,
-}
-
 /// Start the job as a child, watch it as `watch` says, and return how it
 /// ended. `started` is told the job's pid (to record it) before the job
 /// can be signalled.
@@ -148,13 +142,24 @@ pub fn run(
     // anything it started still runs.
     let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
 
+    // Whether the exec succeeds: said by the child, heard in the wait.
+    // Only `--syslog` needs to hear it (its "started" line); without, the
+    // child reports its own failure to run the command.
+    #[cfg(feature = "syslog")]
+    let mut report = if crate::syslog::enabled() { Some(exec::ExecReport::new()?) } else { None };
     // The child only sets up its group, terminal, signals and mask, and
     // execs (or reports and exits).
     let job = match sys::fork() {
         Ok(sys::Forked::Parent(job)) => job,
-        Ok(sys::Forked::Child) => become_job(argv, watch, foreground, parent, &old_mask),
+        #[rustfmt::skip]
+        Ok(sys::Forked::Child) => become_job(argv, watch, foreground, parent, &old_mask,
+            #[cfg(feature = "syslog")] report.as_ref()),
         Err(errno) => return Err(Failure::System { call: "fork", errno }),
     };
+    #[cfg(feature = "syslog")]
+    if let Some(report) = &mut report {
+        report.parent_side();
+    }
     // Also here, so that the group exists before any signal is sent to it,
     // whichever of us runs first (EACCES: the job did it and execed).
     let _ = sys::setpgid(job, job);
@@ -187,9 +192,21 @@ pub fn run(
         // Only where waitpid can tell that the group is gone.
         wait_for_group: watch.wait_for_group && cfg!(any(target_os = "linux", target_os = "android")),
         said_leftovers: false,
+        #[cfg(feature = "syslog")]
+        report,
+        #[cfg(feature = "syslog")]
+        command: argv.iter().next().unwrap_or(b""),
+        #[cfg(feature = "syslog")]
+        not_run: false,
     };
     let limit = watch.max_runtime.map(|limit| clock::boot_ns().saturating_add(clock::nanos(limit)));
     let ended = watcher.wait(limit, guard);
+    #[cfg(feature = "syslog")]
+    if let Ok(how) = ended
+        && !watcher.not_run
+    {
+        crate::syslog::ended(how);
+    }
     if guardian > 0 {
         // We are not dying: the guardian must not act. Reaped now, so that
         // it is gone, with everything it inherited, when we are.
@@ -225,6 +242,7 @@ fn become_job(
     terminal: Option<c_int>,
     parent: libc::pid_t,
     old_mask: &libc::sigset_t,
+    #[cfg(feature = "syslog")] report: Option<&exec::ExecReport>,
 ) -> ! {
     // SIGTTOU is still blocked, so a group that is not yet the foreground
     // may take the terminal.
@@ -246,7 +264,13 @@ fn become_job(
     // SAFETY: the caller's saved mask.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, ptr::null_mut()) };
     let failure = exec::exec_command(argv);
-    crate::report::failure(&failure, b"", argv.iter().next().unwrap_or(b""), c"", false);
+    #[cfg(feature = "syslog")]
+    let told = report.is_some_and(|report| report.send(&failure));
+    #[cfg(not(feature = "syslog"))]
+    let told = false;
+    if !told {
+        crate::report::failure(&failure, b"", argv.iter().next().unwrap_or(b""), c"", false);
+    }
     sys::exit_now(c_int::from(failure.exit_code(0)))
 }
 
@@ -336,12 +360,24 @@ struct Watcher {
     wait_for_group: bool,
     /// `-v` told that the main process ended before its group.
     said_leftovers: bool,
+    /// Until the child has exec'd (or failed to): what it says about it.
+    #[cfg(feature = "syslog")]
+    report: Option<exec::ExecReport>,
+    /// The command could not be run (the child told why, and we said it):
+    /// there was no job to log the end of.
+    #[cfg(feature = "syslog")]
+    not_run: bool,
+    /// The command's name, for saying so.
+    #[cfg(feature = "syslog")]
+    command: &'static [u8],
 }
 
 impl Watcher {
     fn wait(&mut self, limit: Option<u64>, guard: &mut impl Guard) -> Result<Ended, Failure<'static>> {
         loop {
             self.reap()?;
+            #[cfg(feature = "syslog")]
+            self.hear_exec();
             if self.stopping.is_none() && signals::stop_requested() {
                 // SIGTERM or SIGINT came to withlock and went on to the job's
                 // group: make sure the group ends, as it would for a job that
@@ -500,6 +536,29 @@ impl Watcher {
     }
 
     fn sleep_until(&self, until: u64) {
-        signals::pause_until(until, -1);
+        #[cfg(feature = "syslog")]
+        let fd = self.report.as_ref().map_or(-1, exec::ExecReport::fd);
+        #[cfg(not(feature = "syslog"))]
+        let fd = -1;
+        signals::pause_until(until, fd);
+    }
+
+    /// Has the child exec'd the command, or failed to? Once it has, the job
+    /// has started (for `--syslog`). A child that has exited has said all
+    /// it will.
+    #[cfg(feature = "syslog")]
+    fn hear_exec(&mut self) {
+        let Some(report) = &mut self.report else { return };
+        match report.heard() {
+            exec::Heard::Nothing if self.status.is_none() => return,
+            exec::Heard::Nothing | exec::Heard::Ran => crate::syslog::started(self.job as u32),
+            exec::Heard::Failed(failure) => {
+                // Said here, where it is also logged; the child's exit
+                // status is its exit code, as on the plain path.
+                crate::report::failure(&failure, b"", self.command, c"", false);
+                self.not_run = true;
+            }
+        }
+        self.report = None;
     }
 }

@@ -6,7 +6,7 @@
 //! (read, waitpid, open), and handed to the caller where a caught signal is
 //! news (flock's deadline, poll). Not every call lives here yet: signal
 //! dispositions and masks are set in `signals.rs` and `timer.rs`, the
-//! sockets in `etcd/net.rs`, the watchdog's and the directory readers' raw
+//! sockets in `etcd/net.rs` and `syslog.rs`, the watchdog's and the directory readers' raw
 //! calls where they are used; each such `unsafe` block says why it is sound.
 
 use core::ffi::{CStr, c_int};
@@ -250,13 +250,9 @@ pub fn geteuid() -> libc::uid_t {
 /// better place to report that stderr itself is broken.
 pub fn write_all(fd: c_int, mut bytes: &[u8]) {
     while !bytes.is_empty() {
-        // SAFETY: `bytes` is valid for reads of its length.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        match usize::try_from(n) {
-            Ok(0) => return,
+        match write(fd, bytes) {
+            Ok(0) | Err(_) => return,
             Ok(written) => bytes = &bytes[written..],
-            Err(_) if errno() == Errno(libc::EINTR) => {}
-            Err(_) => return,
         }
     }
 }
@@ -277,6 +273,13 @@ fn retry_count(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
 pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: `buf` is valid for writes of its length.
     retry_count(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `write(2)` of `bytes`, retried if a signal interrupts it; the bytes
+/// written.
+pub fn write(fd: c_int, bytes: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `bytes` is valid for reads of its length.
+    retry_count(|| unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) })
 }
 
 /// `pread(2)` at `offset`, retried if a signal interrupts it.
@@ -420,6 +423,38 @@ pub fn tcgetpgrp(fd: c_int) -> Result<libc::pid_t, Errno> {
 pub fn tcsetpgrp(fd: c_int, pgrp: libc::pid_t) -> Result<(), Errno> {
     // SAFETY: tcsetpgrp takes plain integers.
     check(unsafe { libc::tcsetpgrp(fd, pgrp) }).map(drop)
+}
+
+/// Sleep for `time`, on through signals that interrupt the sleep (one
+/// that stops and continues us: Ctrl-Z, `fg`) for what is left of it.
+pub fn sleep(time: core::time::Duration) {
+    let mut left = libc::timespec {
+        // A 32-bit time_t holds 68 years of the 100 a duration may have.
+        tv_sec: time.as_secs().try_into().unwrap_or(i32::MAX.into()),
+        tv_nsec: time.subsec_nanos().into(),
+    };
+    // SAFETY: two valid timespecs; nanosleep writes what is left on EINTR.
+    while unsafe { libc::nanosleep(&left, &mut left) } == -1 && errno() == Errno(libc::EINTR) {}
+}
+
+/// Fill `bytes` from the kernel's random pool without waiting for it to
+/// be initialized (`getrandom(2)` with `GRND_NONBLOCK`); false if it
+/// cannot (a kernel older than 3.17, a pool not ready early at boot).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn getrandom(bytes: &mut [u8]) -> bool {
+    // SAFETY: the raw system call fills at most `bytes.len()` bytes of a
+    // valid buffer.
+    let got =
+        unsafe { libc::syscall(libc::SYS_getrandom, bytes.as_mut_ptr(), bytes.len(), libc::GRND_NONBLOCK) };
+    got == bytes.len() as libc::c_long
+}
+
+/// Fill `bytes` (at most 256) from the kernel's random pool
+/// (`getentropy`); false if it cannot.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn getrandom(bytes: &mut [u8]) -> bool {
+    // SAFETY: getentropy fills all of a valid buffer of at most 256 bytes.
+    unsafe { libc::getentropy(bytes.as_mut_ptr().cast(), bytes.len()) == 0 }
 }
 
 /// `uname(2)` into `buf`.

@@ -23,6 +23,8 @@ set -g __withlock_options \
     '- unlink|Remove the lock file when the command ends' \
     '- fcntl|An OFD fcntl lock instead of flock (NFS; excludes lckdo and with-lock-ex)' \
     '- no-inherit|Only withlock holds the lock, not the command (jobs that start daemons)' \
+    '- syslog|Log each outcome to the system log (--syslog=FACILITY; cron unless given)' \
+    '- jitter DURATION|First sleep a random time up to DURATION, holding nothing' \
     '- slots N|Up to N jobs at once, each in its own slot file LOCK.i (1-64)' \
     '- name NAME|Lock NAME in withlock''s own directory instead of a LOCK path' \
     '- status|Say who holds each LOCK or DIRECTORY of locks' \

@@ -41,8 +41,9 @@ use crate::etcd::client::{self, Client};
 use crate::etcd::watchdog::Watchdog;
 use crate::etcd::{self, Address, Endpoint, Error, Key};
 use crate::exec::Argv;
-use crate::signals;
-use crate::supervise::{self, Ended, Guard};
+use crate::signals::{self, Ended};
+use crate::supervise::{self, Guard};
+use crate::syslog::{self, Severity};
 use crate::text::{self, Line, LineBuf};
 use crate::{exit, json, record};
 use core::ffi::c_int;
@@ -107,7 +108,7 @@ pub fn run(address: &[u8], options: &Options, argv: Argv) -> c_int {
               withlock(1), LOCKS IN ETCD) and lock etcd://127.0.0.1:PORT/NAME, or pass \
               --insecure on a trusted network",
         );
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
         return c_int::from(exit::REFUSED);
     }
     let session = Session { address: &address, timing, options, name: address.name };
@@ -133,7 +134,7 @@ fn say_unreachable(endpoint: &Endpoint, error: &Error) {
     let line = buf.line();
     line.push(b"cannot reach etcd at ").push_printable(endpoint.text).push(b": ");
     error.push_to(line);
-    line.emit();
+    syslog::emit(line, Severity::Warning, true);
 }
 
 struct Session<'a> {
@@ -285,7 +286,7 @@ impl Session<'_> {
             Ok(ended) => ended,
             Err(failure) => {
                 guard.revoke(self.timing.connect_timeout);
-                crate::report::failure(&failure, b"", b"", c"", false);
+                crate::report::failure(&failure, self.name, argv.iter().next().unwrap_or(b""), c"", false);
                 return c_int::from(failure.exit_code(exit::BUSY));
             }
         };
@@ -340,14 +341,14 @@ impl Session<'_> {
                 signals::die_like(signal);
             }
             if now_ns() >= until {
-                if !self.options.quiet {
+                if !self.options.quiet || syslog::enabled() {
                     let mut buf = text::diagnostic();
                     let line = buf.line();
                     line.push(b"etcd lock ").push_quoted(self.name).push(b" is still busy after waiting ");
                     if let Wait::For(limit) = wait {
                         line.push_duration(limit);
                     }
-                    line.emit();
+                    syslog::emit(line, Severity::Warning, !self.options.quiet);
                 }
                 return Err(self.conflict());
             }
@@ -385,7 +386,7 @@ impl Session<'_> {
 
     /// Say who holds the lock (unless `-q`).
     fn busy(&self, guard: &mut Lease, attempt: &client::Attempt) {
-        if self.options.quiet {
+        if self.options.quiet && !syslog::enabled() {
             return;
         }
         let mut buf = text::diagnostic();
@@ -403,7 +404,7 @@ impl Session<'_> {
             line.push(b"; ").push_u64(attempt.count as u64 - 2).push(b" more waiting");
         }
         line.push(b" (use -w DURATION to wait for it, or -q to skip quietly)");
-        line.emit();
+        syslog::emit(line, Severity::Notice, !self.options.quiet);
     }
 
     /// "Cannot reach or trust the lock service" is never silenced by `-q`,
@@ -418,7 +419,7 @@ impl Session<'_> {
             line.push(b")");
         }
         line.push(b"; the job was not run (exit 69)");
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
         c_int::from(exit::UNAVAILABLE)
     }
 }
@@ -607,7 +608,7 @@ impl<'a> Lease<'a> {
         );
         line.push_duration(Duration::from_nanos(grace_ns));
         line.push(b")");
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
     }
 
     /// Say, even with `-q`, that the watchdog stopped the job (unless the

@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::exit_codes::{assert_busy, assert_free};
 use crate::json::Json;
 use crate::support::{
-    Out, Running, TEST_PATH, TempDir, as_user, bin, chown, exists, hold, hold_until_killed, mkfifo,
-    read_string, require_catchable, require_root, require_root_and_nobody, run, run_within, send_signal,
-    set_mode, start, start_holding, timing, unique_name, wait_until, withlock, without_proc,
+    Out, Running, TEST_PATH, TempDir, as_user, bin, chown, exists, filter_syscall, hold, hold_until_killed,
+    mkfifo, read_string, require_catchable, require_root, require_root_and_nobody, run, run_within,
+    send_signal, set_mode, start, start_holding, timing, unique_name, wait_until, withlock, without_proc,
 };
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -1342,26 +1342,7 @@ fn status_never_takes_or_keeps_the_lock() {
 /// fork and exec. (The filter looks at the system call number alone: the binary under test
 /// is native, so it uses this architecture's numbers.)
 fn forbid_flock(cmd: &mut Command) {
-    // SAFETY: between fork and exec the closure only builds the filter on its own stack
-    // and makes two system calls (prctl, seccomp), both async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
-            let mut filter = [
-                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // seccomp_data.nr
-                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, libc::SYS_flock as u32),
-                op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
-                op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-            ];
-            let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_mut_ptr() };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    filter_syscall(cmd, libc::SYS_flock, libc::SECCOMP_RET_KILL_PROCESS);
 }
 
 /// Where /proc/locks tells who holds a lock, --status does not even try the lock for an
