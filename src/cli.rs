@@ -569,7 +569,7 @@ fn facility(name: &[u8]) -> Option<u8> {
     if let [b'l', b'o', b'c', b'a', b'l', digit @ b'0'..=b'7'] = name {
         return Some(16 + digit - b'0');
     }
-    let at = FACILITIES.split(' ').position(|known| known.as_bytes() == name)?;
+    let at = FACILITIES.as_bytes().split(|&b| b == b' ').position(|known| known == name)?;
     Some(at as u8 + 1)
 }
 

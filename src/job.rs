@@ -52,7 +52,7 @@ fn stay_parent(
     path: &CStr,
     argv: exec::Argv,
     options: &Options,
-    store_record: impl FnOnce(Option<u32>),
+    mut store_record: impl FnMut(Option<u32>),
 ) -> Result<u8, Failure<'static>> {
     let watch = supervise::Watch {
         max_runtime: options.max_runtime,
@@ -65,7 +65,7 @@ fn stay_parent(
         wait_for_group: !options.no_inherit,
         verbose: options.verbose,
     };
-    let ended = supervise::run(argv, &watch, &mut supervise::NoGuard, |job| store_record(Some(job)))?;
+    let ended = supervise::run(argv, &watch, &mut supervise::NoGuard, &mut |job| store_record(Some(job)))?;
     // Remove the file while we still hold its lock, only if it is still the
     // file we locked, and only if nothing the job started (which inherited
     // the lock) runs on outside its group, which is gone: the next job would

@@ -111,8 +111,8 @@ impl Guard for NoGuard {
 pub fn run(
     argv: Argv,
     watch: &Watch,
-    guard: &mut impl Guard,
-    started: impl FnOnce(u32),
+    guard: &mut dyn Guard,
+    started: &mut dyn FnMut(u32),
 ) -> Result<Ended, Failure<'static>> {
     signals::wake_pipe()?;
     let parent = sys::getpid();
@@ -373,7 +373,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn wait(&mut self, limit: Option<u64>, guard: &mut impl Guard) -> Result<Ended, Failure<'static>> {
+    fn wait(&mut self, limit: Option<u64>, guard: &mut dyn Guard) -> Result<Ended, Failure<'static>> {
         loop {
             self.reap()?;
             #[cfg(feature = "syslog")]

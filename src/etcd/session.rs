@@ -280,7 +280,7 @@ impl Session<'_> {
             verbose: self.options.verbose,
         };
         let started = now_ns();
-        let ended = supervise::run(argv, &watch, &mut guard, |_| {});
+        let ended = supervise::run(argv, &watch, &mut guard, &mut |_| {});
         let fired = guard.disarm();
         let ended = match ended {
             Ok(ended) => ended,
