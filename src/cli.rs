@@ -803,6 +803,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "syslog")]
     fn facilities_by_name() {
         assert_eq!(facility(b"cron"), Some(9));
         assert_eq!(facility(b"daemon"), Some(3));
@@ -828,6 +829,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(feature = "syslog", feature = "jitter"))]
     fn syslog_and_jitter() {
         let cron = Options { syslog: Some(9), ..Options::DEFAULT };
         assert_eq!(parse_strs(&["withlock", "--syslog", "L", "c"]), run(cron, 2));

@@ -375,9 +375,24 @@ pub enum Forked {
 /// the parent could; children here only set themselves up and exec, or do
 /// one small job and [`exit_now`].
 pub fn fork() -> Result<Forked, Errno> {
+    // Against musl, the raw system call: `clone` with SIGCHLD and nothing
+    // else, which is what fork(2) is (aarch64 has no `fork` call of its
+    // own; s390x takes clone's arguments in another order). musl's fork()
+    // also takes and resets the locks and thread records a multi-threaded
+    // program needs sane in the child, which links 2 KB of thread
+    // machinery (rwlocks, timed waits, a vDSO lookup) into the binary.
+    // withlock has one thread, and neither process uses what those records
+    // serve (raise, pthread_*, stdio, malloc).
+    #[cfg(all(target_os = "linux", target_env = "musl", not(target_arch = "s390x")))]
     // SAFETY: withlock has one thread: nothing in the child can be left
-    // locked by another thread at the fork.
-    match check(unsafe { libc::fork() })? {
+    // locked by another thread. No new stack: the child goes on with a
+    // copy of ours, as after fork.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::c_long::from(libc::SIGCHLD), 0, 0, 0, 0) }
+        as libc::pid_t;
+    #[cfg(not(all(target_os = "linux", target_env = "musl", not(target_arch = "s390x"))))]
+    // SAFETY: as above (one thread).
+    let pid = unsafe { libc::fork() };
+    match check(pid)? {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid)),
     }
