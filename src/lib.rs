@@ -20,7 +20,8 @@
 //!   codes), [`once`], [`duration`]; [`error`] (why withlock did not run
 //!   the command, as a plain type); [`text`] (messages without an
 //!   allocator), [`clock`], [`timer`] (a deadline for a blocking lock),
-//!   [`signals`] (handlers, self-pipe, stop requests, dying like the job).
+//!   [`signals`] (handlers, self-pipe, stop requests, how the job ended,
+//!   dying like it).
 //! * The command line: [`cli`] (what was typed), [`help`].
 //! * The local lock: [`stdio`], [`locate`] (the walk, judging each
 //!   directory), [`named`] (`--name`'s directory), [`flock`] and [`lock`]
