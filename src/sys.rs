@@ -375,21 +375,20 @@ pub enum Forked {
 /// the parent could; children here only set themselves up and exec, or do
 /// one small job and [`exit_now`].
 pub fn fork() -> Result<Forked, Errno> {
-    // Against musl, the raw system call: `clone` with SIGCHLD and nothing
-    // else, which is what fork(2) is (aarch64 has no `fork` call of its
-    // own; s390x takes clone's arguments in another order). musl's fork()
-    // also takes and resets the locks and thread records a multi-threaded
-    // program needs sane in the child, which links 2 KB of thread
-    // machinery (rwlocks, timed waits, a vDSO lookup) into the binary.
-    // withlock has one thread, and neither process uses what those records
-    // serve (raise, pthread_*, stdio, malloc).
-    #[cfg(all(target_os = "linux", target_env = "musl", not(target_arch = "s390x")))]
+    // With musl, its `_Fork` (musl 1.2.2 and later): `fork` also runs
+    // pthread_atfork handlers and takes the library's internal locks for
+    // them, which a one-thread withlock without malloc or stdio has no use
+    // for, and that machinery (rwlocks, timed waits, the vDSO clock) is
+    // 2 KB of every static binary.
+    #[cfg(target_env = "musl")]
+    unsafe extern "C" {
+        fn _Fork() -> libc::pid_t;
+    }
+    #[cfg(target_env = "musl")]
     // SAFETY: withlock has one thread: nothing in the child can be left
-    // locked by another thread. No new stack: the child goes on with a
-    // copy of ours, as after fork.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::c_long::from(libc::SIGCHLD), 0, 0, 0, 0) }
-        as libc::pid_t;
-    #[cfg(not(all(target_os = "linux", target_env = "musl", not(target_arch = "s390x"))))]
+    // locked by another thread. _Fork takes no arguments.
+    let pid = unsafe { _Fork() };
+    #[cfg(not(target_env = "musl"))]
     // SAFETY: as above (one thread).
     let pid = unsafe { libc::fork() };
     match check(pid)? {
