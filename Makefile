@@ -7,7 +7,7 @@
 #   make release       dist/: a static binary and a Debian package for each of the four
 #                      targets, SHA256SUMS; checks each one's size
 #   make check-size    the local-only build (FEATURES=) against the 64 KB goal; the full build's size
-#   make FEATURES=     build without --status, --replace and the etcd engine (the smallest binary, e.g. for an initramfs)
+#   make FEATURES=     build without --status, --replace, the etcd engine, --syslog and --jitter (the smallest binary, e.g. for an initramfs)
 #   make test          set up what the tests need, then run the whole suite (every target's binary)
 #   make bench         per-run cost, hand-off latency and idle waiters, beside flock(1)
 #   make bench-etcd    etcd mode beside `etcdctl lock`: a locked run, failover after a kill or a cut
@@ -32,8 +32,9 @@ CARGO   ?= cargo
 DIST    ?= dist
 
 # Optional parts compiled in: `status` (--status, --json), `etcd` (locks in an
-# etcd cluster) and `replace` (--replace). `make FEATURES=` leaves them out.
-FEATURES ?= etcd status replace
+# etcd cluster), `replace` (--replace), `syslog` (--syslog) and `jitter`
+# (--jitter). `make FEATURES=` leaves them out.
+FEATURES ?= etcd status replace syslog jitter
 CARGO_FEATURES := --no-default-features --features '$(FEATURES)'
 
 # rustup serves no standard library for armv7: its `core` is built from source by the
@@ -45,7 +46,8 @@ endif
 CARGO_BUILD = $(CARGO) $(TOOLCHAIN) build --release --locked --target $(TARGET) $(BUILD_STD)
 
 # The size goal for the static binary without optional parts (FEATURES=), in bytes,
-# and a bound for the full build (the etcd engine is ~45 KB of HTTP, JSON and etcd).
+# and a bound for the full build (the etcd engine is ~45 KB of HTTP, JSON and etcd;
+# --replace's checks 3 KB; --syslog 5 KB and --jitter 1 KB).
 SIZE_GOAL := 65536
 FULL_SIZE_BOUND := 131072
 # That build, beside the usual one (its own target directory, so neither rebuilds the other).

@@ -285,6 +285,47 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 echo "  withlock / floor, round by round (medians), to judge the noise: $spread"
 
+# --syslog: the same loop, withlock with and without it. It stays the job's
+# parent (a fork and a wait) and sends two datagrams. As root, with busybox,
+# a real syslogd serves /dev/log (a private mount namespace where /dev is a
+# directory of ours); otherwise whatever /dev/log this machine has, if any.
+echo
+echo "--syslog: withlock L $TRUE_BIN beside withlock --syslog L $TRUE_BIN, interleaved, $ROUNDS round(s) x $RUNS runs each."
+SL_OUT=$WORK/spawnloop-syslog.out
+SL_CANDS=(:: "$WL" "$LOCKS/run-plain" "$TRUE_BIN" :: "$WL" --syslog "$LOCKS/run-syslog" "$TRUE_BIN")
+BUSYBOX=$(command -v busybox || true)
+if [[ $(id -u) == 0 && -n $BUSYBOX ]] && command -v unshare >/dev/null; then
+    SL_WHERE="a busybox syslogd on /dev/log (private mount namespace)"
+    mkdir -m 0755 "$WORK/dev"
+    : >"$WORK/dev/null"
+    unshare --mount --propagation private sh -c '
+        dev=$1 messages=$2 busybox=$3; shift 3
+        mount --bind /dev/null "$dev/null" && mount --rbind "$dev" /dev || exit 97
+        "$busybox" syslogd -n -O "$messages" & daemon=$!
+        i=0; while [ ! -S /dev/log ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+        rc=0; "$@" || rc=$?
+        kill $daemon; wait $daemon 2>/dev/null
+        exit $rc' sh "$WORK/dev" "$WORK/messages" "$BUSYBOX" \
+        "$SPAWNLOOP" "$ROUNDS" "$RUNS" "$TRUE_BIN" "${SL_CANDS[@]}" >"$SL_OUT" ||
+        die "the --syslog spawn loop failed (see above)"
+    SL_LINES=$(grep -c ' withlock\[' "$WORK/messages" || true)
+    SL_WHERE+="; it logged $SL_LINES lines"
+elif [[ -S /dev/log ]]; then
+    SL_WHERE="this machine's /dev/log"
+    "$SPAWNLOOP" "$ROUNDS" "$RUNS" "$TRUE_BIN" "${SL_CANDS[@]}" >"$SL_OUT" || die "the --syslog spawn loop failed"
+else
+    SL_WHERE="no /dev/log here: each line fails at once (ENOENT) and is dropped"
+    "$SPAWNLOOP" "$ROUNDS" "$RUNS" "$TRUE_BIN" "${SL_CANDS[@]}" >"$SL_OUT" || die "the --syslog spawn loop failed"
+fi
+declare -A SL_MED
+while read -r kind c a _; do
+    [[ $kind == stats ]] && SL_MED[$c]=$a
+done <"$SL_OUT"
+OV_PLAIN=$((SL_MED[1] - SL_MED[0]))
+OV_SYSLOG=$((SL_MED[2] - SL_MED[0]))
+echo "log: $SL_WHERE"
+echo "overhead over the bare exec (medians): withlock $(us $OV_PLAIN) µs, withlock --syslog $(us $OV_SYSLOG) µs: --syslog costs $(us $((OV_SYSLOG - OV_PLAIN))) µs per run"
+
 # Sizes.
 cp -- "$WL" "$WORK/withlock.stripped"
 STRIP_NOTE=stripped
@@ -481,6 +522,7 @@ SUMMARY=$BUILD/summary.md
     echo "|---|---|---|---|---|"
     echo "| cost per run over a bare exec (median of $((ROUNDS * RUNS))) | $(us $OV_WL) µs | $(us $OV_FLOOR) µs | $(us $OV_FLOCK) µs | ≤ 1.25 × floor, ≤ 1/8 × flock(1) |"
     echo "| … as a ratio | — | withlock/floor = $R_FLOOR | withlock/flock = $R_FLOCK | $V_FLOOR / $V_FLOCK |"
+    echo "| … with \`--syslog\` (stays the job's parent, two lines to $SL_WHERE) | $(us $OV_SYSLOG) µs (without: $(us $OV_PLAIN) µs in the same loop) | — | — | paid only with \`--syslog\` |"
     echo "| binary size | $(bytes_kib "$SZ_WL") KiB ($WL_LINK) | $(bytes_kib "$SZ_FLOOR") KiB (static) | $(bytes_kib "$SZ_FLOCK") KiB ($FLOCK_LINK) | ≤ 64 KiB: $V_SIZE |"
     echo "| hand-off, holder exits → waiter's job starts (median / max of $HANDOFF_REPS) | $(ms "${HO_MED[withlock]}") / $(ms "${HO_MAX[withlock]}") ms | — | $(ms "${HO_MED[flock]}") / $(ms "${HO_MAX[flock]}") ms | median < 2 ms: $V_HO |"
     echo "| CPU used by $WAITERS waiters while blocked ~$BLOCKED_SECS s | $(us "${CPU_BLOCKED[withlock]}") µs | — | $(us "${CPU_BLOCKED[flock]}") µs | ≈ 0: $V_CPU |"

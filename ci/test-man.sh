@@ -30,7 +30,7 @@ whatis=$(lexgrog "$page") || fail "lexgrog cannot parse the NAME section of $pag
 grep -q '"withlock - run a command' <<<"$whatis" || fail "lexgrog reads: $whatis"
 
 # The sections a reader expects, in this order.
-expected="NAME SYNOPSIS DESCRIPTION OPTIONS EXIT STATUS ENVIRONMENT FILES SECURITY LOCKS IN ETCD NOTES EXAMPLES SEE ALSO"
+expected="NAME SYNOPSIS DESCRIPTION OPTIONS EXIT STATUS ENVIRONMENT FILES SECURITY LOGGING LOCKS IN ETCD NOTES EXAMPLES SEE ALSO"
 got=$(sed -n 's/^\.SH "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$page" | grep -v -e '^AUTHORS$' -e '^BUGS$' | tr '\n' ' ')
 [ "$got" = "$expected " ] || fail "$page has the sections: $got
 instead of: $expected"

@@ -33,6 +33,10 @@ command -v socat >/dev/null || need+=(socat)                # the README's TLS t
 # The other architectures' binaries run under qemu-user (aarch64, armv7).
 command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v qemu-arm >/dev/null || need+=(qemu-user)
+# --syslog (tests/cli/syslog.rs): busybox's syslogd, a real daemon each test starts on a
+# /dev/log of its own, in a mount namespace (unshare, from util-linux).
+command -v busybox >/dev/null || need+=(busybox)
+command -v unshare >/dev/null || need+=(util-linux)
 # The packaging and documentation checks: the three shells and bash-completion (the
 # completions are loaded for real), man-db and groff (the man page must render without
 # warnings), dpkg-deb and readelf (the release files), lintian (the .debs).
@@ -60,6 +64,7 @@ make --no-print-directory build
 bin=$PWD/target/$target/release/withlock
 file "$bin" 2>/dev/null || true
 make --no-print-directory check-size
+sh ci/check-startup.sh "$bin"
 
 step "unit and integration tests (against $bin)"
 # The etcd tests (tests/cli/etcd*.rs) mostly wait, for servers to start and leases to
@@ -100,6 +105,7 @@ for other in "${TARGETS[@]}"; do
     step "$other: the static binary, and the end-to-end suite against it${runner:+ under $runner}"
     make --no-print-directory build TARGET="$other"
     make --no-print-directory check-size TARGET="$other"
+    [ -n "$runner" ] || sh ci/check-startup.sh "$other_bin"
     skips=(--skip etcd)
     [ -z "$runner" ] || for name in "${qemu_skips[@]}"; do skips+=(--skip "$name"); done
     start=$SECONDS

@@ -16,6 +16,8 @@
 //! COMMAND.
 
 use crate::duration::{self, Wait};
+use crate::error::UsageError;
+use core::time::Duration;
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +78,12 @@ pub struct Options {
     pub name: Option<ValueAt>,
     /// `--slots N`: up to N jobs at once, each in its own slot (0: not used).
     pub slots: u8,
+    /// `--syslog[=FACILITY]`: log each outcome under this facility.
+    #[cfg(feature = "syslog")]
+    pub syslog: Option<u8>,
+    /// `--jitter DURATION`: first sleep a random time up to this long.
+    #[cfg(feature = "jitter")]
+    pub jitter: Option<core::time::Duration>,
 }
 
 impl Options {
@@ -83,6 +91,23 @@ impl Options {
     /// with `-q`, else 75.
     pub fn conflict_code(&self) -> u8 {
         self.conflict_exit_code.unwrap_or(if self.quiet { 0 } else { crate::exit::BUSY })
+    }
+
+    /// Does withlock stay the job's parent rather than become the job?
+    /// Every option that needs someone to watch the job says so here,
+    /// whatever takes the lock (LOCK itself or a slot of it); an etcd lock
+    /// always does (see `etcd::session`).
+    pub fn stays_parent(&self) -> bool {
+        self.unlink || self.no_inherit || self.max_runtime.is_some() || self.logs()
+    }
+
+    /// `--syslog`: are this run's outcomes logged? (Never, in a build
+    /// without it: then the code that depends on it is left out.)
+    pub fn logs(&self) -> bool {
+        #[cfg(feature = "syslog")]
+        return self.syslog.is_some();
+        #[cfg(not(feature = "syslog"))]
+        false
     }
 }
 
@@ -117,14 +142,37 @@ impl Options {
         shell: None,
         name: None,
         slots: 0,
+        #[cfg(feature = "syslog")]
+        syslog: None,
+        #[cfg(feature = "jitter")]
+        jitter: None,
     };
 }
 
-/// A usage error: what is wrong, and the argument at fault if there is one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UsageError<'a> {
-    pub problem: &'static str,
-    pub culprit: Option<&'a [u8]>,
+/// From SIGTERM to SIGKILL (`--replace`, `--max-runtime`), unless `--kill-after` says.
+pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(10);
+
+/// The most slots a LOCK may have (`--slots N`).
+pub const MAX_SLOTS: u8 = 64;
+
+/// The longest NAME accepted.
+pub const MAX_NAME: usize = 200;
+
+/// Is `name` a valid NAME? `Err` says why not. A NAME is 1 to 200 bytes, has
+/// no `/`, and does not start with `.` (so it is never `.` or `..`, nor a
+/// hidden file).
+pub fn validate_name(name: &[u8]) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("--name needs a name")
+    } else if name.len() > MAX_NAME {
+        Err("--name NAME must be at most 200 bytes")
+    } else if name.contains(&b'/') {
+        Err("--name NAME must not contain '/' (give a path as LOCK instead)")
+    } else if name[0] == b'.' {
+        Err("--name NAME must not start with '.'")
+    } else {
+        Ok(())
+    }
 }
 
 fn usage<'a, T>(problem: &'static str, culprit: Option<&'a [u8]>) -> Result<T, UsageError<'a>> {
@@ -144,6 +192,8 @@ enum Valued {
     MinHold,
     Name,
     Slots,
+    #[cfg(feature = "jitter")]
+    Jitter,
 }
 
 enum Flag {
@@ -157,6 +207,9 @@ enum Flag {
     Shared,
     NoInherit,
     Fcntl,
+    /// Takes a value only inline: `--syslog=FACILITY`.
+    #[cfg(feature = "syslog")]
+    Syslog,
     Help,
     Version,
 }
@@ -188,6 +241,11 @@ fn long_option(name: &[u8]) -> Option<Opt> {
         b"fcntl" => Opt::Flag(Flag::Fcntl),
         b"name" => Opt::Valued(Valued::Name),
         b"slots" => Opt::Valued(Valued::Slots),
+        // A build without them does not know them (see help.rs).
+        #[cfg(feature = "syslog")]
+        b"syslog" => Opt::Flag(Flag::Syslog),
+        #[cfg(feature = "jitter")]
+        b"jitter" => Opt::Valued(Valued::Jitter),
         b"help" => Opt::Flag(Flag::Help),
         b"version" => Opt::Flag(Flag::Version),
         _ => return None,
@@ -225,6 +283,19 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
             };
             match long_option(name) {
                 None => return usage("unknown option", Some(arg)),
+                #[cfg(feature = "syslog")]
+                Some(Opt::Flag(Flag::Syslog)) => {
+                    // Its value is optional, so only inline: `--syslog daemon`
+                    // would make "daemon" the LOCK, as getopt's `::` does.
+                    let facility = match inline {
+                        None => DEFAULT_FACILITY,
+                        Some(name) => match facility(name) {
+                            Some(code) => code,
+                            None => return usage(BAD_FACILITY, Some(name)),
+                        },
+                    };
+                    options.syslog = Some(facility);
+                }
                 Some(Opt::Flag(_)) if inline.is_some() => {
                     return usage("option takes no value", Some(arg));
                 }
@@ -283,12 +354,9 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     }
     // --kill-after: whenever withlock stops a job (--replace), or stays its
     // parent and so may be asked to stop it.
-    let stays_parent = options.max_runtime.is_some() || options.unlink || options.no_inherit;
+    let stays_parent = options.stays_parent();
     if options.kill_after.is_some() && !options.replace && !stays_parent && !etcd {
-        return usage(
-            "--kill-after goes with --replace, --max-runtime, --unlink, --no-inherit or an etcd:// LOCK",
-            None,
-        );
+        return usage(KILL_AFTER_ALONE, None);
     }
     if !etcd && (options.lease.is_some() || options.connect_timeout.is_some() || options.min_hold.is_some()) {
         return usage("--lease, --connect-timeout and --min-hold go with an etcd:// LOCK", None);
@@ -341,11 +409,9 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
             || options.conflict_exit_code.is_some()
             || options.shared
             || options.fcntl
+            || jitter_given(&options)
         {
-            return usage(
-                "--status only looks: it does not go with -w, -c, -q, -E, --shared, --fcntl, --replace, --unlink, --no-inherit, --max-runtime or --slots",
-                None,
-            );
+            return usage(ONLY_LOOKS, None);
         }
         if lock >= count && options.name.is_none() {
             return usage("missing LOCK for --status", None);
@@ -396,6 +462,9 @@ fn set_flag(options: &mut Options, flag: Flag) {
         Flag::Shared => options.shared = true,
         Flag::NoInherit => options.no_inherit = true,
         Flag::Fcntl => options.fcntl = true,
+        // --syslog is taken with its value, where the long option is read.
+        #[cfg(feature = "syslog")]
+        Flag::Syslog => {}
         Flag::Help | Flag::Version => {}
     }
 }
@@ -409,7 +478,7 @@ fn set_value<'a>(
     match which {
         Valued::Shell if value.is_empty() => return usage("-c needs a command line to run", None),
         Valued::Shell => options.shell = Some(at),
-        Valued::Name => match crate::named::validate(value) {
+        Valued::Name => match validate_name(value) {
             Ok(()) => options.name = Some(at),
             Err(problem) => return usage(problem, Some(value)),
         },
@@ -443,12 +512,65 @@ fn set_value<'a>(
             Some(code) => options.conflict_exit_code = Some(code),
             None => return usage("bad exit code for -E (a number from 0 to 255)", Some(value)),
         },
+        #[cfg(feature = "jitter")]
+        Valued::Jitter => match duration::parse(value) {
+            Some(most) => options.jitter = Some(most),
+            None => return usage("bad duration for --jitter (examples: 30, 90s, 5m, 250ms)", Some(value)),
+        },
         Valued::Slots => match parse_exit_code(value) {
-            Some(n @ 1..=crate::slots::MAX) => options.slots = n,
+            Some(n @ 1..=MAX_SLOTS) => options.slots = n,
             _ => return usage("bad number for --slots (from 1 to 64)", Some(value)),
         },
     }
     Ok(())
+}
+
+#[cfg(feature = "jitter")]
+fn jitter_given(options: &Options) -> bool {
+    options.jitter.is_some()
+}
+#[cfg(not(feature = "jitter"))]
+fn jitter_given(_: &Options) -> bool {
+    false
+}
+
+// The options a build without --syslog and --jitter lacks are not named.
+#[cfg(any(feature = "syslog", feature = "jitter"))]
+const ONLY_LOOKS: &str = "--status only looks: it does not go with -w, -c, -q, -E, --shared, --fcntl, --replace, \
+                          --unlink, --no-inherit, --max-runtime, --slots, --syslog or --jitter";
+#[cfg(not(any(feature = "syslog", feature = "jitter")))]
+const ONLY_LOOKS: &str = "--status only looks: it does not go with -w, -c, -q, -E, --shared, --fcntl, --replace, \
+                          --unlink, --no-inherit, --max-runtime or --slots";
+#[cfg(feature = "syslog")]
+const KILL_AFTER_ALONE: &str = "--kill-after goes with --replace, --max-runtime, --unlink, --no-inherit, --syslog \
+                                or an etcd:// LOCK";
+#[cfg(not(feature = "syslog"))]
+const KILL_AFTER_ALONE: &str = "--kill-after goes with --replace, --max-runtime, --unlink, --no-inherit or an \
+                                etcd:// LOCK";
+
+#[cfg(feature = "syslog")]
+const BAD_FACILITY: &str = "bad facility for --syslog (user, mail, daemon, auth, syslog, lpr, news, uucp, \
+                            cron, authpriv, ftp, local0 to local7)";
+
+/// The facilities `--syslog=FACILITY` takes, in the order of syslog(3)'s
+/// numbers from 1, then `local0` to `local7` (16 to 23). (`kern`, 0, is
+/// not among them: only the kernel logs as kern.)
+#[cfg(feature = "syslog")]
+const FACILITIES: &str = "user mail daemon auth syslog lpr news uucp cron authpriv ftp";
+
+/// `--syslog` without a facility: cron, where cron's own lines go.
+#[cfg(feature = "syslog")]
+const DEFAULT_FACILITY: u8 = 9;
+
+/// The facility called `name`: one of [`FACILITIES`], or `local0` to
+/// `local7`.
+#[cfg(feature = "syslog")]
+fn facility(name: &[u8]) -> Option<u8> {
+    if let [b'l', b'o', b'c', b'a', b'l', digit @ b'0'..=b'7'] = name {
+        return Some(16 + digit - b'0');
+    }
+    let at = FACILITIES.as_bytes().split(|&b| b == b' ').position(|known| known == name)?;
+    Some(at as u8 + 1)
 }
 
 /// Is LOCK an address in etcd rather than a file? A URL's scheme is
@@ -582,7 +704,7 @@ mod tests {
         assert_eq!(parse_strs(&["withlock", "--replace", "--kill-after=3", "L", "c"]), run(replace, 3));
         assert_eq!(
             problem(&["withlock", "--kill-after", "3", "L", "c"]),
-            "--kill-after goes with --replace, --max-runtime, --unlink, --no-inherit or an etcd:// LOCK"
+            "--kill-after goes with --replace, --max-runtime, --unlink, --no-inherit, --syslog or an etcd:// LOCK"
         );
         assert!(
             problem(&["withlock", "--replace", "--kill-after", "x", "L", "c"]).starts_with("bad duration")
@@ -678,6 +800,66 @@ mod tests {
             problem(&["withlock", "--slots", "2", "etcd://127.0.0.1:2379/x", "c"]).starts_with("--slots")
         );
         assert_eq!(problem(&["withlock", "--slots"]), "option needs a value");
+    }
+
+    #[test]
+    #[cfg(feature = "syslog")]
+    fn facilities_by_name() {
+        assert_eq!(facility(b"cron"), Some(9));
+        assert_eq!(facility(b"daemon"), Some(3));
+        assert_eq!(facility(b"local7"), Some(23));
+        assert_eq!(facility(b"user"), Some(1));
+        assert_eq!(facility(b"ftp"), Some(11));
+        assert_eq!(facility(b"local0"), Some(16));
+        for bad in [
+            &b""[..],
+            b"kern",
+            b"CRON",
+            b"local8",
+            b"local",
+            b"local00",
+            b"9",
+            b"cron ",
+            b"cron\0",
+            b"user mail",
+        ] {
+            assert_eq!(facility(bad), None, "{bad:?}");
+        }
+        assert_eq!(facility(b"cron"), Some(DEFAULT_FACILITY));
+    }
+
+    #[test]
+    #[cfg(all(feature = "syslog", feature = "jitter"))]
+    fn syslog_and_jitter() {
+        let cron = Options { syslog: Some(9), ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "--syslog", "L", "c"]), run(cron, 2));
+        let daemon = Options { syslog: Some(3), ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "--syslog=daemon", "L", "c"]), run(daemon, 2));
+        // The value is only ever inline: here "daemon" is LOCK.
+        assert_eq!(parse_strs(&["withlock", "--syslog", "daemon", "c"]), run(cron, 2));
+        for bad in ["--syslog=", "--syslog=kern", "--syslog=Cron", "--syslog=local8", "--syslog=3"] {
+            assert!(problem(&["withlock", bad, "L", "c"]).starts_with("bad facility for --syslog"), "{bad}");
+        }
+        let jitter = Options { jitter: Some(Duration::from_secs(300)), ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "--jitter", "5m", "L", "c"]), run(jitter, 3));
+        assert_eq!(parse_strs(&["withlock", "--jitter=5m", "L", "c"]), run(jitter, 2));
+        let zero = Options { jitter: Some(Duration::ZERO), ..Options::DEFAULT };
+        assert_eq!(parse_strs(&["withlock", "--jitter", "0", "L", "c"]), run(zero, 3));
+        for bad in ["forever", "-1", "", "soon", "1d"] {
+            assert!(
+                problem(&["withlock", "--jitter", bad, "L", "c"]).starts_with("bad duration for --jitter")
+            );
+        }
+        for only_looks in [&["--syslog"][..], &["--jitter", "1"]] {
+            let mut argv = std::vec!["withlock", "--status"];
+            argv.extend_from_slice(only_looks);
+            argv.push("L");
+            assert!(problem(&argv).starts_with("--status only looks"), "{argv:?}");
+        }
+        // Every facility the message offers is one.
+        for name in FACILITIES.split(' ') {
+            assert!(BAD_FACILITY.contains(name), "{name}");
+        }
     }
 
     #[test]

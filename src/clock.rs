@@ -5,73 +5,28 @@
 //! that was: a process that had the recorded pid at the recorded boot time,
 //! and that started no later, is the writer (two live processes never share
 //! a pid), whereas one that reused the pid afterwards started later. Both are
-//! read by system call, with 64-bit seconds on every target.
+//! read with the raw system call ([`sys::clock_now`]), not through the
+//! vDSO (mapping the vDSO's data costs a process two page faults, more
+//! than the one system call), with 64-bit seconds on every target.
 
+use crate::sys;
 use crate::text::Line;
 #[cfg(test)]
 use crate::text::LineBuf;
-
-/// A clock's reading: seconds and nanoseconds, 64-bit on every target.
-struct Reading {
-    secs: i64,
-    nanos: i64,
-}
-
-/// Read `clock` by system call (the vDSO would cost two page faults).
-/// The call and the layout are the 64-bit-time ones everywhere: on 32-bit
-/// Linux the plain `clock_gettime` fills 32-bit seconds, which end in 2038
-/// (and wrap after 68 years of uptime), so it is `clock_gettime64` there
-/// (Linux 5.1), with the old call kept for older kernels.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn now(clock: libc::clockid_t) -> Reading {
-    // The kernel's `struct __kernel_timespec`, the same on every architecture.
-    let mut ts = [0i64; 2];
-    // SAFETY: the raw system call takes a clock id and a valid, writable
-    // __kernel_timespec (two 64-bit integers), which `ts` is.
-    let ret = unsafe { libc::syscall(CLOCK_GETTIME64, clock, ts.as_mut_ptr()) };
-    if cfg!(target_pointer_width = "32")
-        && ret == -1
-        && crate::sys::errno() == crate::sys::Errno(libc::ENOSYS)
-    {
-        // Linux before 5.1: the old call, and 32-bit seconds.
-        let mut old: [libc::c_long; 2] = [0; 2];
-        // SAFETY: as above, with the layout the old call fills.
-        unsafe { libc::syscall(libc::SYS_clock_gettime, clock, old.as_mut_ptr()) };
-        #[allow(clippy::useless_conversion)] // c_long is i64 on 64-bit targets
-        let widened = old.map(i64::from);
-        ts = widened;
-    }
-    Reading { secs: ts[0], nanos: ts[1] }
-}
-
-/// `clock_gettime` with 64-bit seconds: the plain call on 64-bit targets,
-/// `clock_gettime64` (the same number on every 32-bit one) on 32-bit targets.
-#[cfg(all(any(target_os = "linux", target_os = "android"), target_pointer_width = "64"))]
-const CLOCK_GETTIME64: libc::c_long = libc::SYS_clock_gettime;
-#[cfg(all(any(target_os = "linux", target_os = "android"), target_pointer_width = "32"))]
-const CLOCK_GETTIME64: libc::c_long = 403;
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn now(clock: libc::clockid_t) -> Reading {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; these clocks always exist.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    #[allow(clippy::useless_conversion)] // time_t and c_long are 32-bit on some systems
-    Reading { secs: i64::from(ts.tv_sec), nanos: i64::from(ts.tv_nsec) }
-}
+use core::time::Duration;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    u64::try_from(now(libc::CLOCK_REALTIME).secs).unwrap_or(0)
+    u64::try_from(sys::clock_now(libc::CLOCK_REALTIME).secs).unwrap_or(0)
 }
 
 /// Nanoseconds since boot, counting suspended time, the clock of
 /// `/proc/PID/stat`'s start times.
 pub fn boot_ns() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let ts = now(libc::CLOCK_BOOTTIME);
+    let ts = sys::clock_now(libc::CLOCK_BOOTTIME);
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let ts = now(libc::CLOCK_MONOTONIC);
+    let ts = sys::clock_now(libc::CLOCK_MONOTONIC);
     let secs = u64::try_from(ts.secs).unwrap_or(0);
     secs * 1_000_000_000 + u64::try_from(ts.nanos).unwrap_or(0)
 }
@@ -89,6 +44,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// `d` in nanoseconds, the longest durations capped at `u64::MAX`.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Append `secs` since the epoch as RFC 3339 UTC: `2026-11-26T02:00:01Z`.

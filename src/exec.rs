@@ -7,7 +7,7 @@
 use crate::error::Failure;
 use crate::sys::{self, Errno, Fd};
 use crate::text;
-use core::ffi::{CStr, c_char};
+use core::ffi::{CStr, c_char, c_int};
 
 /// A command line as `execvp` takes it: a null-terminated array of C
 /// strings with at least the command's name.
@@ -80,15 +80,8 @@ pub fn exec_command(command: Argv) -> Failure<'static> {
 #[cold]
 #[inline(never)]
 fn exists_in_path(name: &CStr) -> bool {
-    // SAFETY: getenv returns null or a pointer to a NUL-terminated string in
-    // the environment, which nothing in this process changes.
-    let path = unsafe { libc::getenv(c"PATH".as_ptr()) };
-    let path = if path.is_null() {
-        &b"/usr/local/bin:/bin:/usr/bin"[..] // musl's default, as execvp used
-    } else {
-        // SAFETY: non-null, so a valid C string (see above).
-        unsafe { CStr::from_ptr(path) }.to_bytes()
-    };
+    // musl's default, as execvp used.
+    let path = sys::getenv(c"PATH").map_or(&b"/usr/local/bin:/bin:/usr/bin"[..], CStr::to_bytes);
     let name = name.to_bytes();
     let mut candidate = [0u8; 4096];
     path.split(|&b| b == b':').any(|dir| {
@@ -178,4 +171,93 @@ pub fn set_environment(vars: &[&[u8]]) -> bool {
     // exec (the environment's own strings, and `vars`), in memory never freed.
     unsafe { environ = new.as_ptr() };
     true
+}
+
+/// Whether a child's exec succeeded, told to its parent (which stays the
+/// job's parent, see [`crate::supervise`]): a close-on-exec pipe. A
+/// successful exec closes the child's end, and the parent reads end of
+/// file; a failed one writes why first, and the parent reports it as the
+/// plain path would (same message, same exit code), having never started
+/// a job. Only `--syslog` asks (to log "started" once it is true); without
+/// it the child reports its failure itself.
+pub struct ExecReport {
+    read: c_int,
+    write: c_int,
+}
+
+/// What the parent has heard from the child so far.
+pub enum Heard {
+    /// Nothing yet: the child has not exec'd.
+    Nothing,
+    /// The command runs (or the child ended without a word).
+    Ran,
+    /// The command could not be run.
+    Failed(Failure<'static>),
+}
+
+impl ExecReport {
+    pub fn new() -> Result<ExecReport, Failure<'static>> {
+        // Non-blocking: the parent never waits to hear (and the child's
+        // one small write into an empty pipe never waits either).
+        let [read, write] = sys::pipe(true).map_err(|errno| Failure::System { call: "pipe", errno })?;
+        Ok(ExecReport { read, write })
+    }
+
+    /// The end the parent reads (for `poll`), or -1 once it has heard.
+    pub fn fd(&self) -> c_int {
+        self.read
+    }
+
+    /// In the child, after `failure` to exec: tell the parent. False if
+    /// that failed too (then the child must say it itself).
+    pub fn send(&self, failure: &Failure) -> bool {
+        let (kind, errno) = match failure {
+            Failure::CannotRun { errno } => (0u8, errno.0),
+            Failure::NotInPath => (1, 0),
+            _ => (2, 0),
+        };
+        let mut message = [0u8; 5];
+        message[0] = kind;
+        message[1..].copy_from_slice(&errno.to_ne_bytes());
+        // A write this small is atomic.
+        sys::write(self.write, &message) == Ok(message.len())
+    }
+
+    /// In the parent, after the fork: only the child writes.
+    pub fn parent_side(&mut self) {
+        sys::close(core::mem::replace(&mut self.write, -1));
+    }
+
+    /// In the parent: what the child has said (never waits).
+    pub fn heard(&mut self) -> Heard {
+        if self.read < 0 {
+            return Heard::Ran;
+        }
+        let mut message = [0u8; 5];
+        // The read end is non-blocking: nothing yet is EAGAIN.
+        let heard = match sys::read(self.read, &mut message) {
+            Err(Errno(libc::EAGAIN)) => return Heard::Nothing,
+            Ok(5) => {
+                let errno = Errno(c_int::from_ne_bytes([message[1], message[2], message[3], message[4]]));
+                Heard::Failed(match message[0] {
+                    0 => Failure::CannotRun { errno },
+                    1 => Failure::NotInPath,
+                    _ => Failure::System { call: "exec", errno },
+                })
+            }
+            _ => Heard::Ran,
+        };
+        sys::close(core::mem::replace(&mut self.read, -1));
+        heard
+    }
+}
+
+impl Drop for ExecReport {
+    fn drop(&mut self) {
+        for fd in [self.read, self.write] {
+            if fd >= 0 {
+                sys::close(fd);
+            }
+        }
+    }
 }

@@ -2,6 +2,50 @@
 
 use crate::sys;
 
+// The options of an optional part that this build leaves out (`make
+// FEATURES=`) are not listed, and cost it nothing: each part's lines come
+// from a macro that is empty without it.
+#[cfg(feature = "syslog")]
+macro_rules! syslog_help {
+    () => {
+        concat!(
+            "      --syslog[=FACILITY]   log each outcome to the system log (/dev/log,\n",
+            "                            facility cron), also with -q; withlock stays\n",
+            "                            COMMAND's parent\n",
+        )
+    };
+}
+#[cfg(not(feature = "syslog"))]
+macro_rules! syslog_help {
+    () => {
+        ""
+    };
+}
+#[cfg(feature = "jitter")]
+macro_rules! jitter_help {
+    () => {
+        "      --jitter DURATION     first sleep a random time up to DURATION\n"
+    };
+}
+#[cfg(not(feature = "jitter"))]
+macro_rules! jitter_help {
+    () => {
+        ""
+    };
+}
+#[cfg(all(feature = "syslog", feature = "jitter"))]
+macro_rules! cron_example {
+    () => {
+        "  withlock -q --syslog --jitter 5m --name report make-report\n"
+    };
+}
+#[cfg(not(all(feature = "syslog", feature = "jitter")))]
+macro_rules! cron_example {
+    () => {
+        ""
+    };
+}
+
 pub const HELP: &str = concat!(
     "withlock ",
     env!("CARGO_PKG_VERSION"),
@@ -31,8 +75,9 @@ pub const HELP: &str = concat!(
     "  -v, --verbose             say what withlock does, on stderr\n",
     "  -E, --conflict-exit-code N\n",
     "                            exit with N (0-255) when the lock is busy\n",
-    "      --insecure            skip the checks on who may write LOCK's directory\n",
-    "                            and own the file (symlinks are still refused)\n",
+    "      --insecure            trust who could tamper: skip the checks on who may\n",
+    "                            write LOCK's directory and own the file (symlinks\n",
+    "                            are still refused); etcd: plain HTTP off this host\n",
     "      --replace             stop the holder's job (TERM, then KILL) and run\n",
     "                            COMMAND in its place\n",
     "      --max-runtime DURATION\n",
@@ -50,6 +95,8 @@ pub const HELP: &str = concat!(
     "      --unlink              remove LOCK when COMMAND ends, still holding it\n",
     "      --no-inherit          only withlock holds the lock, not COMMAND (for jobs\n",
     "                            that start daemons); COMMAND's group dies with it\n",
+    syslog_help!(),
+    jitter_help!(),
     "      --slots N             up to N (1-64) jobs at once, each in its own slot:\n",
     "                            LOCK.0 to LOCK.N-1, and WITHLOCK_SLOT=0 to N-1\n",
     "      --name NAME           lock NAME in withlock's directory instead of LOCK:\n",
@@ -74,6 +121,7 @@ pub const HELP: &str = concat!(
     "Examples:\n",
     "  withlock -q /run/lock/jobs/backup.lock rsync -a /srv/ /backup/\n",
     "  withlock -q --name backup rsync -a /srv/ /backup/\n",
+    cron_example!(),
     "  withlock -w 30 -c 'cd /srv/db && ./vacuum' /run/lock/jobs/db.lock\n",
     "\n",
     "See withlock(1) for more.\n",

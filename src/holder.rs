@@ -74,9 +74,8 @@ pub struct Holder<'a> {
 
 /// Read the start of the lock file (at most a record's worth).
 pub fn read_contents(fd: c_int, buf: &mut [u8; record::CAPACITY]) -> &[u8] {
-    // SAFETY: `buf` is valid for writes of its length.
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    &buf[..usize::try_from(n).unwrap_or(0)]
+    let n = sys::pread(fd, buf, 0).unwrap_or(0);
+    &buf[..n]
 }
 
 /// Find out who holds the lock on the open file `fd` (status `st`).
@@ -148,31 +147,9 @@ fn judge(record: &Record, locker: &Locker) -> Trust {
     }
 }
 
-/// Call `found` with the user name for `uid` from /etc/passwd; false if it
-/// has no entry there. Read by hand: the C library's getpwuid would double
-/// the size of withlock for this one lookup.
-pub fn user_name(uid: u32, found: impl FnOnce(&[u8])) -> bool {
-    let mut found = Some(found);
-    if let Ok(file) = sys::open(c"/etc/passwd", libc::O_RDONLY | libc::O_CLOEXEC, 0) {
-        proc::for_each_line(file.raw(), &mut |line| {
-            // name:password:uid:...
-            let mut fields = line.split(|&b| b == b':');
-            let (name, uid_field) = (fields.next(), fields.nth(1));
-            if let (Some(name), Some(field)) = (name, uid_field)
-                && !name.is_empty()
-                && proc::parse_u32(field) == Some(uid)
-                && let Some(found) = found.take()
-            {
-                found(name);
-            }
-        });
-    }
-    found.is_none()
-}
-
 /// Append the user name for `uid` (or "uid N" if it has none).
 pub fn push_user(out: &mut Line, uid: u32) {
-    if !user_name(uid, |name| {
+    if !crate::passwd::user_name(uid, |name| {
         out.push_quoted(name);
     }) {
         out.push(b"uid ").push_u64(u64::from(uid));

@@ -1,7 +1,8 @@
 //! Just enough JSON output for `--status --json`: strings escaped per
 //! RFC 8259, numbers, and null.
 
-use crate::text::Line;
+use crate::record::{self, Record};
+use crate::text::{Line, LineBuf};
 
 /// Append `bytes` as a JSON string. Valid UTF-8 passes through; `"`, `\`
 /// and control characters (C0, DEL and C1: U+0080..U+009F, which a
@@ -51,6 +52,63 @@ pub fn push_opt_str(out: &mut Line, value: Option<&[u8]>) {
             out.push(b"null");
         }
     }
+}
+
+/// A holder record's fields, each after a comma (`,"pid":...`), for a lock
+/// file's report and an etcd lock's alike: what the record says.
+pub fn push_record_fields(out: &mut Line, r: &Record) {
+    push_key(out, "pid", false);
+    push_opt_u64(out, r.pid.map(u64::from));
+    push_key(out, "pgid", false);
+    push_opt_u64(out, r.pgid.map(u64::from));
+    push_key(out, "uid", false);
+    push_opt_u64(out, r.uid.map(u64::from));
+    push_key(out, "user", false);
+    push_user_name(out, r.uid);
+    push_key(out, "host", false);
+    push_opt_str(out, r.host);
+    push_key(out, "since", false);
+    push_opt_str(out, r.since);
+    push_key(out, "since_unix", false);
+    push_opt_u64(out, r.since_unix);
+    push_key(out, "age_s", false);
+    // null for a date ahead of our clock: it has no age.
+    push_opt_u64(out, r.since_unix.and_then(|then| crate::clock::unix_now().checked_sub(then)));
+    push_key(out, "version", false);
+    push_opt_str(out, r.version);
+    push_key(out, "command", false);
+    push_opt_str(out, r.command);
+    push_key(out, "argv", false);
+    out.push(b"[");
+    if let Some(command) = r.command {
+        let mut args = record::Args::new(command);
+        let mut arg = [0u8; record::CAPACITY];
+        let mut first = true;
+        while let Some(len) = args.next_into(&mut arg) {
+            if !first {
+                out.push(b",");
+            }
+            first = false;
+            push_str(out, &arg[..len]);
+        }
+    }
+    out.push(b"]");
+    push_key(out, "command_cut", false);
+    out.push(if r.command_cut { b"true".as_slice() } else { b"false" });
+    push_key(out, "complete", false);
+    out.push(if r.complete { b"true".as_slice() } else { b"false" });
+}
+
+/// The user name for `uid` as a JSON string, or null.
+pub fn push_user_name(out: &mut Line, uid: Option<u32>) {
+    let mut name = LineBuf::<256>::new();
+    let name = name.line();
+    let found = uid.is_some_and(|uid| {
+        crate::passwd::user_name(uid, |n| {
+            name.push(n);
+        })
+    });
+    push_opt_str(out, found.then_some(name.as_bytes()));
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl Resolved<'_> {
     pub fn as_cstr(&self) -> &CStr {
         // Components come from C strings (no NUL inside), and every change
         // below writes the terminating NUL.
-        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"")
+        crate::text::c_str(&self.buf[..=self.len])
     }
 
     fn set(&mut self, path: &[u8]) -> Result<(), Errno> {

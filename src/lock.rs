@@ -18,12 +18,11 @@
 use crate::cli::Options;
 use crate::duration::Wait;
 use crate::error::{Failure, Unsafe};
-use crate::locate;
 use crate::sys::{self, Errno, Fd, Kind};
 use crate::text;
 use crate::timer::{Deadline, Missed};
-use core::ffi::{CStr, c_int};
-use core::time::Duration;
+use crate::{flock, locate};
+use core::ffi::CStr;
 
 /// How the lock file is opened: read-write, so that the holder record can
 /// be written through the lock's own descriptor (a second one costs a tenth
@@ -51,6 +50,13 @@ pub struct Locked {
     pub writable: bool,
 }
 
+impl Locked {
+    /// Where the holder record goes.
+    pub fn record_target(&self) -> crate::record::Target<'_> {
+        crate::record::Target { fd: &self.fd, stat: &self.stat, writable: self.writable }
+    }
+}
+
 /// Take the lock on the file at `path` (resolved by `locate`) as `options`
 /// say.
 pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Failure<'static>> {
@@ -64,7 +70,7 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
         let Some((fd, opened, writable)) = open_lock_file(path, options)? else {
             continue; // Removed as we opened it: open the name afresh.
         };
-        let fd = match take(options, fd.raw(), false) {
+        let fd = match flock::take(options, fd.raw(), false) {
             Ok(()) => fd,
             #[cfg(feature = "replace")]
             Err(Errno(libc::EWOULDBLOCK)) if options.replace && !replaced => {
@@ -87,20 +93,24 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
                                     .map_err(|errno| Failure::System { call: "setitimer", errno })?,
                             ),
                         };
-                        armed.lock(fd, |fd| take(options, fd, true)).map_err(|missed| match missed {
-                            Missed::Expired => Failure::TimedOut(limit),
-                            Missed::Failed(errno) => Failure::System { call: lock_call(options), errno },
-                        })?
+                        armed.lock(fd, |fd| flock::take(options, fd, true)).map_err(
+                            |missed| match missed {
+                                Missed::Expired => Failure::TimedOut(limit),
+                                Missed::Failed(errno) => {
+                                    Failure::System { call: flock::lock_call(options), errno }
+                                }
+                            },
+                        )?
                     }
                 }
             }
             Err(errno) => {
-                return Err(Failure::System { call: lock_call(options), errno });
+                return Err(Failure::System { call: flock::lock_call(options), errno });
             }
         };
 
         match sys::lstat(path) {
-            Ok(now) if now.st_dev == opened.st_dev && now.st_ino == opened.st_ino => {
+            Ok(now) if sys::same_file(&now, &opened) => {
                 return Ok(Locked { fd, stat: now, writable });
             }
             Ok(_) | Err(Errno(libc::ENOENT)) => {
@@ -114,9 +124,6 @@ pub fn acquire(path: &CStr, options: &Options, lock: &[u8]) -> Result<Locked, Fa
         }
     }
 }
-
-/// From SIGTERM to SIGKILL (`--replace`, `--max-runtime`), unless `--kill-after` says.
-pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(10);
 
 /// Open or create the lock file and refuse it if it is unsafe. `None` if
 /// the name changed under us (the file was removed, replaced or created
@@ -208,31 +215,14 @@ pub fn judge_kind(seen: &libc::stat) -> Result<(), Failure<'static>> {
 /// (no handlers are installed), so just wait again.
 fn block(fd: Fd, options: &Options) -> Result<Fd, Failure<'static>> {
     loop {
-        match take(options, fd.raw(), true) {
+        match flock::take(options, fd.raw(), true) {
             Ok(()) => return Ok(fd),
             Err(Errno(libc::EINTR)) => {}
             Err(errno) => {
-                return Err(Failure::System { call: lock_call(options), errno });
+                return Err(Failure::System { call: flock::lock_call(options), errno });
             }
         }
     }
-}
-
-/// The system call `take` makes, for messages.
-pub(crate) fn lock_call(options: &Options) -> &'static str {
-    if options.fcntl { "fcntl" } else { "flock" }
-}
-
-/// Take the lock on `fd` as `options` say (flock, or with `--fcntl` an OFD
-/// lock; exclusive, or shared with `--shared`), waiting if `wait`. A busy
-/// lock is `EWOULDBLOCK` either way.
-pub(crate) fn take(options: &Options, fd: c_int, wait: bool) -> Result<(), Errno> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if options.fcntl {
-        return sys::ofd_lock(fd, options.shared, wait);
-    }
-    let kind = if options.shared { libc::LOCK_SH } else { libc::LOCK_EX };
-    sys::flock(fd, if wait { kind } else { kind | libc::LOCK_NB })
 }
 
 // Messages are out of line, so their buffers stay off the fast path's stack.

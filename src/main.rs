@@ -12,8 +12,7 @@ use core::ffi::{c_char, c_int};
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     withlock::sys::write_all(2, b"withlock: internal error (a bug; please report it)\n");
-    // SAFETY: _exit takes a plain integer and never returns.
-    unsafe { libc::_exit(c_int::from(withlock::exit::INTERNAL)) }
+    withlock::sys::exit_now(c_int::from(withlock::exit::INTERNAL))
 }
 
 /// `core` is shipped built with unwinding tables that name this symbol;

@@ -22,26 +22,6 @@ use crate::sys::{self, Errno, Kind};
 use crate::text::Line;
 use core::ffi::CStr;
 
-/// The longest NAME accepted.
-pub const MAX_NAME: usize = 200;
-
-/// Is `name` a valid NAME? `Err` says why not. A NAME is 1 to 200 bytes, has
-/// no `/`, and does not start with `.` (so it is never `.` or `..`, nor a
-/// hidden file).
-pub fn validate(name: &[u8]) -> Result<(), &'static str> {
-    if name.is_empty() {
-        Err("--name needs a name")
-    } else if name.len() > MAX_NAME {
-        Err("--name NAME must be at most 200 bytes")
-    } else if name.contains(&b'/') {
-        Err("--name NAME must not contain '/' (give a path as LOCK instead)")
-    } else if name[0] == b'.' {
-        Err("--name NAME must not start with '.'")
-    } else {
-        Ok(())
-    }
-}
-
 /// Write the lock's path, `DIR/NAME` and a NUL, into `path` (which must be
 /// empty), and DIR and a NUL into `dir`; returns the mode DIR is made with
 /// if it is missing (see [`make_dir`]). Creates nothing. On failure `path`
@@ -55,7 +35,7 @@ pub fn lock_path(name: &[u8], dir: &mut Line, path: &mut Line) -> Result<libc::m
         match sys::getenv(c"XDG_RUNTIME_DIR").map(CStr::to_bytes) {
             Some(runtime)
                 if runtime.first() == Some(&b'/')
-                    && sys::stat(c_str(dir.push(runtime).push(b"\0")))
+                    && sys::stat(dir.push(runtime).push(b"\0").as_cstr())
                         .is_ok_and(|st| Kind::of(&st) == Kind::Directory) =>
             {
                 dir.truncate_to(runtime.len());
@@ -98,9 +78,4 @@ pub fn make_dir(path: &CStr, mode: libc::mode_t) -> Result<(), Failure<'static>>
         Ok(()) | Err(Errno(libc::EEXIST)) => Ok(()),
         Err(errno) => Err(Failure::CannotOpen { errno, on_path: true }),
     }
-}
-
-/// The text of `line`, which ends with a NUL, as a C string.
-pub fn c_str(line: &Line) -> &CStr {
-    CStr::from_bytes_with_nul(line.as_bytes()).unwrap_or(c"")
 }

@@ -70,9 +70,9 @@ pub fn lockers(fd: c_int, st: &libc::stat) -> Lockers {
     // "MAJOR:MINOR:INODE" as /proc/locks writes it (hex, hex, decimal).
     let mut id_buf = LineBuf::<64>::new();
     let id = id_buf.line();
-    push_hex2(id, libc::major(st.st_dev));
+    id.push_hex(u64::from(libc::major(st.st_dev)), 2);
     id.push(b":");
-    push_hex2(id, libc::minor(st.st_dev));
+    id.push_hex(u64::from(libc::minor(st.st_dev)), 2);
     let ino_at = id.as_bytes().len();
     id.push(b":").push_u64(st.st_ino);
     let id = id.as_bytes();
@@ -152,21 +152,6 @@ fn in_first_pid_namespace() -> bool {
     sys::readlink(c"/proc/self/ns/pid", &mut buf).is_ok_and(|len| &buf[..len] == b"pid:[4026531836]")
 }
 
-/// Lower-case hex, at least two digits, as the kernel's `%02x`.
-#[cfg(any(target_os = "linux", target_os = "android", test))]
-fn push_hex2(out: &mut crate::text::Line, n: u32) {
-    let hex = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut at = digits.len();
-    let mut n = n;
-    while n != 0 || at > digits.len() - 2 {
-        at -= 1;
-        digits[at] = hex[(n & 15) as usize];
-        n >>= 4;
-    }
-    out.push(&digits[at..]);
-}
-
 /// Does process `pid` hold a lock on the file `st` describes, now?
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Holds {
@@ -203,9 +188,8 @@ pub fn holds(pid: u32, st: &libc::stat) -> Holds {
         // "/proc/PID/fd/N": stat follows it to the open file.
         path.clear();
         path.push(b"/proc/").push_u64(u64::from(pid)).push(b"/fd/").push_u64(u64::from(fd)).push(b"\0");
-        let Ok(name) = CStr::from_bytes_with_nul(path.as_bytes()) else { break };
-        match sys::stat(name) {
-            Ok(open) if open.st_dev == st.st_dev && open.st_ino == st.st_ino => {}
+        match sys::stat(path.as_cstr()) {
+            Ok(open) if sys::same_file(&open, st) => {}
             Ok(_) | Err(Errno(libc::ENOENT)) => continue,
             Err(_) => return Holds::Unseen,
         }
@@ -232,7 +216,7 @@ fn proc_open(pid: u32, tail: &[u8], flags: c_int) -> Result<Fd, Errno> {
     let mut path = LineBuf::<48>::new();
     let path = path.line();
     path.push(b"/proc/").push_u64(u64::from(pid)).push(tail);
-    sys::open(CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno(libc::EINVAL))?, flags, 0)
+    sys::open(path.as_cstr(), flags, 0)
 }
 
 /// What `/proc/PID/stat` says of a process.
@@ -267,9 +251,8 @@ impl Process {
 pub fn process(pid: u32) -> Option<Process> {
     let file = proc_open(pid, b"/stat\0", libc::O_RDONLY | libc::O_CLOEXEC).ok()?;
     let mut buf = [0u8; 512];
-    // SAFETY: `buf` is valid for writes of its length.
-    let n = unsafe { libc::read(file.raw(), buf.as_mut_ptr().cast(), buf.len()) };
-    let text = &buf[..usize::try_from(n).ok()?];
+    let n = sys::read(file.raw(), &mut buf).ok()?;
+    let text = &buf[..n];
     let uid = sys::fstat(file.raw()).ok()?.st_uid;
     // "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses,
     // so count fields after the last ')'.
@@ -307,8 +290,7 @@ pub fn parse_u32(text: &[u8]) -> Option<u32> {
 /// Call `each` with every line of the file at `path` (NUL-terminated);
 /// `None` if it cannot be opened.
 pub fn each_line_of(path: &[u8], each: &mut dyn FnMut(&[u8])) -> Option<()> {
-    let path = CStr::from_bytes_with_nul(path).ok()?;
-    let file = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let file = sys::open(crate::text::c_str(path), libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
     for_each_line(file.raw(), each);
     Some(())
 }
@@ -319,9 +301,7 @@ pub fn for_each_line(fd: c_int, each: &mut dyn FnMut(&[u8])) {
     let mut buf = [0u8; 4096];
     let mut kept = 0;
     loop {
-        // SAFETY: the destination is the free tail of `buf`.
-        let n = unsafe { libc::read(fd, buf[kept..].as_mut_ptr().cast(), buf.len() - kept) };
-        let Ok(n) = usize::try_from(n) else { return };
+        let Ok(n) = sys::read(fd, &mut buf[kept..]) else { return };
         let end = kept + n;
         let mut start = 0;
         while let Some(nl) = buf[start..end].iter().position(|&b| b == b'\n') {
@@ -406,7 +386,7 @@ mod tests {
         let hex = |n| {
             let mut buf = LineBuf::<32>::new();
             let l = buf.line();
-            push_hex2(l, n);
+            l.push_hex(n, 2);
             std::string::String::from_utf8(l.as_bytes().to_vec()).unwrap()
         };
         assert_eq!(hex(0), "00");
@@ -419,8 +399,7 @@ mod tests {
     fn our_own_process_is_found_in_proc() {
         let me = std::process::id();
         let p = process(me).expect("/proc/self/stat");
-        // SAFETY: getpgrp and getppid cannot fail.
-        let (pgrp, ppid) = unsafe { (libc::getpgrp(), libc::getppid()) };
+        let (pgrp, ppid) = (sys::getpgrp(), sys::getppid());
         assert_eq!((p.pgrp, p.ppid), (pgrp as u32, ppid as u32));
         assert!(p.alive() && p.started_ns() <= crate::clock::boot_ns());
         assert_eq!(p.uid, crate::sys::geteuid());

@@ -48,7 +48,6 @@
 //! (a full disk, a file size limit) is removed (the file truncated to
 //! nothing), so that no half of a new record lies over half of an old one.
 
-use crate::lock::Locked;
 use crate::once::TakeOnce;
 use crate::sys;
 use crate::text::{Line, LineBuf};
@@ -79,10 +78,10 @@ impl Facts<'_> {
     /// The facts for the job, taking the lock now: `job` is its process id
     /// when withlock stays its parent, `None` when the job is this process.
     pub fn now(job: Option<u32>, host: &[u8]) -> Facts<'_> {
-        let (locker, uid) = (sys::getpid(), sys::getuid());
+        let (locker, uid) = (u32::try_from(sys::getpid()).unwrap_or(0), sys::getuid());
         let job = job.unwrap_or(locker);
-        // SAFETY: getpgid takes a plain pid; an error (-1) is recorded as 0.
-        let pgid = unsafe { libc::getpgid(job as libc::pid_t) };
+        // An error is recorded as 0.
+        let pgid = sys::getpgid(job as libc::pid_t).unwrap_or(0);
         Facts {
             pid: job,
             locker,
@@ -100,8 +99,7 @@ impl Facts<'_> {
 
 /// This machine's node name, into `buf`.
 pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
-    // SAFETY: `buf` is a valid utsname to fill.
-    if unsafe { libc::uname(buf) } != 0 {
+    if sys::uname(buf).is_err() {
         return b"";
     }
     // SAFETY: uname NUL-terminates nodename within the array.
@@ -117,7 +115,7 @@ pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
 /// close-on-exec descriptor. Errors are ignored: the record explains, it
 /// never decides; but a record cut short (a full disk, a file size limit)
 /// is removed rather than left half over an old one.
-pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
+pub fn store<'a>(path: &CStr, locked: Target<'_>, facts: &Facts, argv: impl Iterator<Item = &'a [u8]>) {
     if let Some(buf) = RECORD.take() {
         store_in(buf.line(), path, locked, facts, argv);
     }
@@ -128,7 +126,7 @@ pub fn store<'a>(path: &CStr, locked: &Locked, facts: &Facts, argv: impl Iterato
 pub fn store_in<'a>(
     out: &mut Line,
     path: &CStr,
-    locked: &Locked,
+    locked: Target<'_>,
     facts: &Facts,
     argv: impl Iterator<Item = &'a [u8]>,
 ) {
@@ -140,8 +138,7 @@ pub fn store_in<'a>(
         // Not ours to write (root's file, a read-only file system): no record.
         let Ok(file) = sys::open(path, flags, 0) else { return };
         // The name must still be the file we locked.
-        let same = |st: libc::stat| st.st_dev == locked.stat.st_dev && st.st_ino == locked.stat.st_ino;
-        if !sys::fstat(file.raw()).is_ok_and(same) {
+        if !sys::fstat(file.raw()).is_ok_and(|st| sys::same_file(&st, locked.stat)) {
             return;
         }
         second = file;
@@ -152,23 +149,27 @@ pub fn store_in<'a>(
     let mut held = 0;
     if locked.stat.st_size != 0 {
         let mut old = [0u8; MAGIC.len()];
-        // SAFETY: `old` is valid for writes of its length.
-        let read = unsafe { libc::pread(locked.fd.raw(), old.as_mut_ptr().cast(), old.len(), 0) };
-        if usize::try_from(read).ok() != Some(MAGIC.len()) || old != *MAGIC {
+        if sys::pread(locked.fd.raw(), &mut old, 0) != Ok(MAGIC.len()) || old != *MAGIC {
             return; // Not ours to overwrite (or shorter than any record).
         }
         held = usize::try_from(locked.stat.st_size).unwrap_or(CAPACITY);
     }
     compose(out, facts, argv, held);
     let bytes = out.as_bytes();
-    // SAFETY: `bytes` is valid for reads of its length.
-    let written = unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
-    if usize::try_from(written).is_ok_and(|n| n < bytes.len()) {
+    if sys::pwrite(fd, bytes, 0).is_ok_and(|n| n < bytes.len()) {
         // Part of ours over part of the old one would be a record that lies.
-        // SAFETY: ftruncate takes plain integers; we hold the lock, and the
-        // file held only a record.
-        unsafe { libc::ftruncate(fd, 0) };
+        // We hold the lock, and the file held only a record.
+        let _ = sys::ftruncate(fd, 0);
     }
+}
+
+/// The locked file a record goes into: its descriptor (open read-write if
+/// `writable`) and its status when it was checked.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub fd: &'a sys::Fd,
+    pub stat: &'a libc::stat,
+    pub writable: bool,
 }
 
 /// The record is composed in static memory, off the start-up stack (see
@@ -429,12 +430,7 @@ impl<'a> Args<'a> {
 }
 
 fn hex(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
+    char::from(digit).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]

@@ -24,10 +24,11 @@
 //! not reused that fast. A pidfd would close even that gap, at a price in
 //! size the 64 KB goal cannot pay.)
 
+use crate::cli::DEFAULT_KILL_AFTER;
 use crate::cli::Options;
 use crate::error::Failure;
+use crate::flock;
 use crate::holder::{self, Holder, State, Trust};
-use crate::lock::{self, DEFAULT_KILL_AFTER};
 use crate::proc::{self, Holds};
 use crate::record::{self, Contents};
 use crate::sys::{self, Fd};
@@ -72,15 +73,15 @@ pub fn replace_holder(
         let dup = sys::dup_cloexec(fd.raw()).map_err(|errno| Failure::System { call: "dup", errno })?;
         let deadline =
             Deadline::start(limit).map_err(|errno| Failure::System { call: "setitimer", errno })?;
-        match deadline.lock(dup, |fd| lock::take(options, fd, true)) {
+        match deadline.lock(dup, |fd| flock::take(options, fd, true)) {
             Ok(_dup) => Ok(true),
             Err(Missed::Expired) => Ok(false),
-            Err(Missed::Failed(errno)) => Err(Failure::System { call: lock::lock_call(options), errno }),
+            Err(Missed::Failed(errno)) => Err(Failure::System { call: flock::lock_call(options), errno }),
         }
     };
     // SIGTERM to the locker only: a withlock that stayed its job's parent
     // passes it on, and a job should not see it twice.
-    signal(&locker, libc::SIGTERM, lock, options.verbose);
+    signal(&locker, libc::SIGTERM, lock, &holder, options.verbose);
     if wait(options.kill_after.unwrap_or(DEFAULT_KILL_AFTER))? {
         return Ok(fd);
     }
@@ -99,12 +100,12 @@ pub fn replace_holder(
         let Some(target) = target else { continue };
         let now = check(target.pid, parent, st).ok().or_else(|| {
             let ended = !proc::process(target.pid).is_some_and(|p| p.alive());
-            // SAFETY: signal 0 only asks whether the group has members.
-            let left = target.group && ended && unsafe { libc::kill(-(target.pid as libc::pid_t), 0) } == 0;
+            // Signal 0 only asks whether the group has members.
+            let left = target.group && ended && sys::kill(-(target.pid as libc::pid_t), 0).is_ok();
             left.then_some(Target { pid: target.pid, group: true })
         });
         if let Some(now) = now {
-            signal(&now, libc::SIGKILL, lock, options.verbose);
+            signal(&now, libc::SIGKILL, lock, &holder, options.verbose);
             sent = true;
         }
     }
@@ -158,26 +159,29 @@ fn check(pid: u32, parent: Option<u32>, st: &libc::stat) -> Result<Target, Failu
     Ok(Target { pid, group: process.pgrp == pid })
 }
 
-/// Send `signal` to `target` (its group if it leads one).
-fn signal(target: &Target, signal: c_int, lock: &[u8], verbose: bool) {
+/// Send `signal` to `target` (its group if it leads one), the job of
+/// `holder` (said with `-v`, and logged with `--syslog`).
+fn signal(target: &Target, signal: c_int, lock: &[u8], holder: &Holder, verbose: bool) {
     if target.pid <= 1 {
         return; // Never: checked before, and kill(-1) is everyone.
     }
-    if verbose {
-        say_signalling(lock, signal, target.pid, target.group);
+    if verbose || crate::syslog::enabled() {
+        say_signalling(lock, signal, target.pid, target.group, holder, verbose);
     }
     let pid = target.pid as libc::pid_t;
-    // SAFETY: kill takes plain integers; the pid is above 1, checked.
-    unsafe { libc::kill(if target.group { -pid } else { pid }, signal) };
+    // The pid is above 1, checked.
+    let _ = sys::kill(if target.group { -pid } else { pid }, signal);
 }
 
 #[cold]
 #[inline(never)]
-fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool) {
+fn say_signalling(lock: &[u8], signal: c_int, pid: u32, group: bool, holder: &Holder, verbose: bool) {
     let mut buf = text::diagnostic();
     let line = buf.line();
-    line.push(b"replacing the holder of ").push_quoted(lock).push(b": sending ");
+    line.push(b"replacing the holder of ").push_quoted(lock).push(b" (");
+    holder::describe(line, holder, verbose);
+    line.push(b"): sending ");
     line.push(if signal == libc::SIGKILL { b"SIGKILL".as_slice() } else { b"SIGTERM" });
     line.push(if group { b" to process group ".as_slice() } else { b" to pid " }).push_u64(u64::from(pid));
-    line.emit();
+    crate::syslog::emit(line, crate::syslog::Severity::Notice, verbose);
 }

@@ -53,11 +53,9 @@ use crate::{clock, record};
 use core::ffi::{CStr, c_int};
 
 /// The most slots a LOCK may have.
-pub const MAX: u8 = 64;
+const MAX: u8 = crate::cli::MAX_SLOTS;
 
-/// For `Failure::SlotsMixed`: `LOCK.N` may be held where /proc/locks
-/// cannot show it, by a job whose N is not known.
-pub const UNSEEN: u32 = u32::MAX;
+use crate::error::UNSEEN;
 
 /// The slots' file names, `LOCK.i`, made one at a time after `LOCK.`.
 struct Names {
@@ -78,13 +76,15 @@ impl Names {
         self.buf[at] = b'0' + slot % 10;
         self.buf[at + 1] = 0;
         self.len = at + 1;
-        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"")
+        crate::text::c_str(&self.buf[..=self.len])
     }
 }
 
 /// The descriptors of the slots opened so far (-1: none). Those not taken
-/// are closed before the job starts (on failure, exit closes them).
-struct Opened([c_int; MAX as usize]);
+/// are closed before the job starts (on failure, exit closes them). The
+/// bit `1 << slot` is set if that slot's descriptor is read-only (see
+/// `lock::open_lock_file`).
+struct Opened([c_int; MAX as usize], u64);
 
 /// Take a slot of LOCK (`resolved` by the walk, if `walked`) and become the
 /// command; returns the exit code if it did not run.
@@ -101,7 +101,7 @@ pub fn run(
     let mut names = Names { buf: [0; crate::locate::PATH_MAX + 4], base: base.len() + 1, len: 0 };
     names.buf[..base.len()].copy_from_slice(base);
     names.buf[base.len()] = b'.';
-    let mut opened = Opened([-1; MAX as usize]);
+    let mut opened = Opened([-1; MAX as usize], 0);
     let walk_failed = walked.is_err();
     let failure = match walked.and_then(|()| take(resolved, options, lock, argv, &mut names, &mut opened)) {
         Ok(slot) => {
@@ -115,9 +115,10 @@ pub fn run(
             }
             match sys::fstat(fd.raw()) {
                 Ok(stat) => {
-                    // The record goes through the slot's own descriptor
-                    // (nowhere, if it is read-only).
-                    let locked = Locked { fd, stat, writable: true };
+                    // The record goes through the slot's own descriptor, or
+                    // a second one if that is read-only, as for a LOCK.
+                    let writable = opened.1 & (1 << (slot & 63)) == 0;
+                    let locked = Locked { fd, stat, writable };
                     let path = names.of(slot);
                     if options.verbose {
                         say_slot(path.to_bytes(), slot, options.slots);
@@ -126,8 +127,8 @@ pub fn run(
                     var[14] = b'0' + slot / 10;
                     var[14 + usize::from(slot >= 10)] = b'0' + slot % 10;
                     if exec::set_environment(&[&var]) {
-                        let taken = crate::Slot { index: slot, of: options.slots };
-                        match crate::run_job(locked, path, Some(taken), argv, options) {
+                        let taken = crate::job::Slot { index: slot, of: options.slots };
+                        match crate::job::run(locked, path, Some(taken), argv, options) {
                             Ok(status) => return c_int::from(status),
                             Err(failure) => failure,
                         }
@@ -141,23 +142,17 @@ pub fn run(
         Err(failure) => failure,
     };
 
-    let conflict = options.conflict_code();
-    if !(options.quiet && failure.is_conflict()) {
-        // A failure on a slot's file names that file (the last one tried).
-        let shown = match failure {
-            Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. }
-                if names.len > 0 =>
-            {
-                &names.buf[..names.len]
-            }
-            _ => lock,
-        };
-        // Only the walk's failures name a place on the way to LOCK, and the
-        // gate's (before any slot's name is made) its holder.
-        let resolved = if walk_failed || names.len == 0 { resolved } else { c"" };
-        failure.report(shown, argv.iter().next().unwrap_or(b""), resolved, options.verbose);
-    }
-    c_int::from(failure.exit_code(conflict))
+    // A failure on a slot's file names that file (the last one tried).
+    let shown = match failure {
+        Failure::Refused { .. } | Failure::CannotOpen { .. } | Failure::System { .. } if names.len > 0 => {
+            &names.buf[..names.len]
+        }
+        _ => lock,
+    };
+    // Only the walk's failures name a place on the way to LOCK, and the
+    // gate's (before any slot's name is made) its holder.
+    let resolved = if walk_failed || names.len == 0 { resolved } else { c"" };
+    crate::report::run_failed(&failure, shown, argv.iter().next().unwrap_or(b""), resolved, options)
 }
 
 /// Take a free slot of the lock at `gate` (LOCK), waiting for one as `-w`
@@ -202,9 +197,11 @@ fn take(
         // Every slot in order, without waiting: the first free one is ours.
         // The descriptors of the busy ones are kept, to wait on.
         while slot < slots {
-            let Some((fd, _, _)) = lock::open_lock_file(names.of(slot), options)? else {
+            let Some((fd, _, writable)) = lock::open_lock_file(names.of(slot), options)? else {
                 continue 'again; // Removed as we opened it.
             };
+            let bit = 1u64 << (slot & 63);
+            opened.1 = if writable { opened.1 & !bit } else { opened.1 | bit };
             let fd = fd.into_raw();
             let old = core::mem::replace(&mut opened.0[usize::from(slot & 63)], fd);
             if old >= 0 {
@@ -236,9 +233,7 @@ fn take(
         // The name must still be the file we locked: one removed or
         // replaced meanwhile guards nothing. Then look again.
         let fd = opened.0[usize::from(slot & 63)];
-        let same = |now: libc::stat| {
-            sys::fstat(fd).is_ok_and(|st| now.st_dev == st.st_dev && now.st_ino == st.st_ino)
-        };
+        let same = |now: libc::stat| sys::fstat(fd).is_ok_and(|st| sys::same_file(&now, &st));
         if sys::lstat(names.of(slot)).is_ok_and(same) {
             // Every other slot, whichever this one is: a job with another N
             // on any of them is refused.
@@ -253,9 +248,6 @@ fn take(
     // Returning lets go of the gate before the job starts.
 }
 
-/// How slot files are opened only to look at them: never created.
-const LOOK: c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-
 /// Without `-w`, LOCK itself is not opened; what stands there must still be
 /// what `-w` would accept as the gate: nothing yet, or a regular file.
 fn judge_gate(gate: &CStr) -> Result<(), Failure<'static>> {
@@ -266,7 +258,7 @@ fn judge_gate(gate: &CStr) -> Result<(), Failure<'static>> {
 /// Is the slot file `name` (slot `slot`, or LOCK.N) held by a job with
 /// another N? It is only looked at, never created.
 fn held_by_other_n(name: &CStr, slot: u8, ours: u8) -> Option<u32> {
-    let file = sys::open(name, LOOK, 0).ok()?;
+    let file = sys::open_to_look(name).ok()?;
     mixed(file.raw(), slot, ours, false)
 }
 
@@ -311,12 +303,9 @@ impl Watcher {
     /// Kill (if still there) and collect the watcher; close its pipe.
     fn end(&mut self) {
         if self.pid > 0 {
-            // SAFETY: kill and waitpid on our own child, not reaped yet.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-            // SAFETY: as above; no status is wanted.
-            while unsafe { libc::waitpid(self.pid, core::ptr::null_mut(), 0) } == -1
-                && sys::errno() == Errno(libc::EINTR)
-            {}
+            // Our own child, not reaped yet.
+            let _ = sys::kill(self.pid, libc::SIGKILL);
+            let _ = sys::waitpid(self.pid, 0);
         }
         if self.pipe >= 0 {
             sys::close(self.pipe);
@@ -388,13 +377,10 @@ fn wait_for_any(
         for (pollfd, watcher) in fds.iter_mut().zip(&watchers).take(usize::from(slots)) {
             pollfd.fd = watcher.pipe; // -1 (no watcher) is ignored by poll.
         }
-        // SAFETY: `fds` holds `slots` valid pollfds.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), libc::nfds_t::from(slots), timeout) };
-        if ready == -1 {
-            match sys::errno() {
-                Errno(libc::EINTR) => continue,
-                errno => break 'wait Err(Failure::System { call: "poll", errno }),
-            }
+        match sys::poll(&mut fds[..usize::from(slots)], timeout) {
+            Ok(_) => {}
+            Err(Errno(libc::EINTR)) => continue,
+            Err(errno) => break 'wait Err(Failure::System { call: "poll", errno }),
         }
         for (pollfd, watcher) in fds.iter().zip(watchers.iter_mut()).take(usize::from(slots)) {
             if pollfd.revents != 0 {
@@ -416,35 +402,27 @@ fn wait_for_any(
 fn start_watcher(name: &CStr, ours: c_int) -> Result<Option<Watcher>, Errno> {
     // Its own open file description: the lock it takes is not ours, and
     // leaves with it.
-    let theirs = match sys::open(name, LOOK, 0) {
+    let theirs = match sys::open_to_look(name) {
         Ok(fd) => fd,
         Err(Errno(libc::ENOENT | libc::ELOOP)) => return Ok(None),
         Err(errno) => return Err(errno),
     };
-    let same = |a: libc::stat, b: libc::stat| a.st_dev == b.st_dev && a.st_ino == b.st_ino;
     match (sys::fstat(theirs.raw()), sys::fstat(ours)) {
-        (Ok(a), Ok(b)) if same(a, b) => {}
+        (Ok(a), Ok(b)) if sys::same_file(&a, &b) => {}
         (Ok(_), Ok(_)) => return Ok(None),
         (Err(errno), _) | (_, Err(errno)) => return Err(errno),
     }
-    let mut ends = [-1; 2];
-    // SAFETY: pipe fills the two descriptors of `ends`.
-    if unsafe { libc::pipe(ends.as_mut_ptr()) } == -1 {
-        return Err(sys::errno());
-    }
-    // SAFETY: getpid cannot fail.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: withlock is single-threaded; the child only locks, writes and
-    // exits.
-    match unsafe { crate::sys::fork() } {
-        -1 => {
-            let errno = sys::errno();
+    let ends = sys::pipe(false)?;
+    let parent = sys::getpid();
+    // The child only locks, writes and exits.
+    match sys::fork() {
+        Err(errno) => {
             sys::close(ends[0]);
             sys::close(ends[1]);
             Err(errno)
         }
-        0 => watch(theirs.raw(), ends[1], parent),
-        pid => {
+        Ok(sys::Forked::Child) => watch(theirs.raw(), ends[1], parent),
+        Ok(sys::Forked::Parent(pid)) => {
             // Only the watcher may write: when it ends, the pipe says so.
             sys::close(ends[1]);
             Ok(Some(Watcher { pid, pipe: ends[0] }))
@@ -457,25 +435,19 @@ fn start_watcher(name: &CStr, ours: c_int) -> Result<Option<Watcher>, Errno> {
 /// parent.
 fn watch(fd: c_int, to: c_int, parent: libc::pid_t) -> ! {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
-    // SAFETY: getppid cannot fail. A parent gone already is not waiting.
-    while unsafe { libc::getppid() } == parent {
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    // A parent gone already is not waiting.
+    while sys::getppid() == parent {
         match sys::flock(fd, libc::LOCK_EX) {
             Ok(()) => {
-                let byte = 1u8;
-                // SAFETY: `byte` is valid for a read of one byte.
-                unsafe { libc::write(to, (&raw const byte).cast(), 1) };
+                sys::write_all(to, &[1]);
                 break;
             }
             Err(Errno(libc::EINTR)) => {}
             Err(_) => break,
         }
     }
-    // SAFETY: _exit takes a plain integer and never returns.
-    unsafe { libc::_exit(0) }
+    sys::exit_now(0)
 }
 
 /// Write the record of a waiter into the gate it holds (see [`record`]).
@@ -487,7 +459,7 @@ fn say_waiting(gate: &CStr, locked: &Locked, slots: u8, argv: Argv) {
     let mut facts = record::Facts::now(None, record::host_name(&mut uts));
     (facts.slots, facts.waiting) = (slots, true);
     let mut buf = crate::text::LineBuf::<{ record::CAPACITY }>::new();
-    record::store_in(buf.line(), gate, locked, &facts, argv.iter());
+    record::store_in(buf.line(), gate, locked.record_target(), &facts, argv.iter());
 }
 
 #[cold]

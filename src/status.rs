@@ -53,9 +53,6 @@ pub fn run<'a>(named: Option<&CStr>, locks: impl Iterator<Item = &'a CStr>, json
     }
 }
 
-const OPEN_FLAGS: i32 =
-    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-
 fn report_path(path: &CStr, json: bool) -> Outcome {
     if crate::cli::is_etcd(path.to_bytes()) {
         return report_remote(path, json);
@@ -70,7 +67,7 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
     {
         return say_error(path, json, exit::REFUSED, kind.described());
     }
-    let file = match sys::open(path, OPEN_FLAGS, 0) {
+    let file = match sys::open_to_look(path) {
         Ok(file) => file,
         // No file is a free lock, if the directory is there: a typo in the
         // directory must not look like a healthy lock.
@@ -98,12 +95,12 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
     }
 }
 
-/// A lock in etcd (see `etcd_session::status`).
+/// A lock in etcd (see `etcd::session::status`).
 #[cold]
 #[inline(never)]
 fn report_remote(path: &CStr, json: bool) -> Outcome {
     #[cfg(feature = "etcd")]
-    return match crate::etcd_session::status(path.to_bytes(), json) {
+    return match crate::etcd::session::status(path.to_bytes(), json) {
         0 => Outcome::Free,
         exit::BUSY => Outcome::Held,
         code => Outcome::Error(code),
@@ -128,7 +125,7 @@ fn report_directory(dir: &CStr, json: bool) -> Outcome {
             path.push(b"/");
         }
         path.push(name).push(b"\0");
-        let Ok(entry_path) = CStr::from_bytes_with_nul(path.as_bytes()) else { return };
+        let entry_path = path.as_cstr();
         // Only regular files are lock files; skip the rest silently.
         if sys::lstat(entry_path).is_ok_and(|st| Kind::of(&st) == Kind::Regular) {
             worst = worst.max(report_path(entry_path, json));
@@ -153,13 +150,13 @@ fn has_directory(path: &CStr) -> bool {
         None => dir.push(b"."),
     };
     dir.push(b"\0");
-    CStr::from_bytes_with_nul(dir.as_bytes())
-        .is_ok_and(|dir| sys::stat(dir).is_ok_and(|st| Kind::of(&st) == Kind::Directory))
+    sys::stat(dir.as_cstr()).is_ok_and(|st| Kind::of(&st) == Kind::Directory)
 }
 
 fn say_free_missing(path: &CStr, json: bool) -> Outcome {
     let mut buf = LineBuf::<{ 3 * 4096 }>::new();
     let out = buf.line();
+    out.spill_to(1);
     if json {
         json::push_key(out.push(b"{"), "lock", true);
         json::push_str(out, path.to_bytes());
@@ -179,6 +176,7 @@ fn say_free_missing(path: &CStr, json: bool) -> Outcome {
 fn say_error(path: &CStr, json: bool, code: u8, why: &[u8]) -> Outcome {
     let mut buf = LineBuf::<{ 3 * 4096 }>::new();
     let out = buf.line();
+    out.spill_to(if json { 1 } else { 2 });
     if json {
         json::push_key(out.push(b"{"), "lock", true);
         json::push_str(out, path.to_bytes());
@@ -200,6 +198,7 @@ fn say_error(path: &CStr, json: bool, code: u8, why: &[u8]) -> Outcome {
 fn say(path: &CStr, json: bool, holder: &Holder) -> Outcome {
     let mut buf = LineBuf::<{ 3 * 4096 }>::new();
     let out = buf.line();
+    out.spill_to(1);
     if json {
         push_json(out, path, holder);
     } else {
@@ -241,7 +240,7 @@ fn push_json(out: &mut Line, path: &CStr, holder: &Holder) {
     json::push_key(out, "locker_uid", false);
     json::push_opt_u64(out, uid.map(u64::from));
     json::push_key(out, "locker_user", false);
-    push_user_name(out, uid);
+    json::push_user_name(out, uid);
     json::push_key(out, "locker_holds", false);
     out.push(match facts.map(|l| l.holds) {
         Some(Holds::Yes) => b"true".as_slice(),
@@ -285,64 +284,7 @@ fn push_json(out: &mut Line, path: &CStr, holder: &Holder) {
         }
     };
     if let Some(r) = record {
-        push_record_fields(out, r);
+        json::push_record_fields(out, r);
     }
     out.push(b"}");
-}
-
-/// A holder record's fields, each after a comma (`,"pid":...`), for a lock
-/// file's report and an etcd lock's alike: what the record says.
-pub fn push_record_fields(out: &mut Line, r: &record::Record) {
-    json::push_key(out, "pid", false);
-    json::push_opt_u64(out, r.pid.map(u64::from));
-    json::push_key(out, "pgid", false);
-    json::push_opt_u64(out, r.pgid.map(u64::from));
-    json::push_key(out, "uid", false);
-    json::push_opt_u64(out, r.uid.map(u64::from));
-    json::push_key(out, "user", false);
-    push_user_name(out, r.uid);
-    json::push_key(out, "host", false);
-    json::push_opt_str(out, r.host);
-    json::push_key(out, "since", false);
-    json::push_opt_str(out, r.since);
-    json::push_key(out, "since_unix", false);
-    json::push_opt_u64(out, r.since_unix);
-    json::push_key(out, "age_s", false);
-    // null for a date ahead of our clock: it has no age.
-    json::push_opt_u64(out, r.since_unix.and_then(|then| crate::clock::unix_now().checked_sub(then)));
-    json::push_key(out, "version", false);
-    json::push_opt_str(out, r.version);
-    json::push_key(out, "command", false);
-    json::push_opt_str(out, r.command);
-    json::push_key(out, "argv", false);
-    out.push(b"[");
-    if let Some(command) = r.command {
-        let mut args = record::Args::new(command);
-        let mut arg = [0u8; record::CAPACITY];
-        let mut first = true;
-        while let Some(len) = args.next_into(&mut arg) {
-            if !first {
-                out.push(b",");
-            }
-            first = false;
-            json::push_str(out, &arg[..len]);
-        }
-    }
-    out.push(b"]");
-    json::push_key(out, "command_cut", false);
-    out.push(if r.command_cut { b"true".as_slice() } else { b"false" });
-    json::push_key(out, "complete", false);
-    out.push(if r.complete { b"true".as_slice() } else { b"false" });
-}
-
-/// The user name for `uid` as a JSON string, or null.
-fn push_user_name(out: &mut Line, uid: Option<u32>) {
-    let mut name = LineBuf::<256>::new();
-    let name = name.line();
-    let found = uid.is_some_and(|uid| {
-        holder::user_name(uid, |n| {
-            name.push(n);
-        })
-    });
-    json::push_opt_str(out, found.then_some(name.as_bytes()));
 }

@@ -20,9 +20,8 @@ use core::ffi::c_int;
 /// opened then.
 pub fn ensure_open() -> Result<(), (c_int, Errno)> {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
-    // SAFETY: `fds` is a valid array of three pollfd structs; a timeout of 0
-    // never blocks.
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    // A timeout of 0 never blocks; a failure (-1) asks each one alone.
+    let ready = sys::poll(&mut fds, 0).map_or(-1, |n| n as i32);
     if ready == 0 {
         return Ok(()); // The usual case: all three are open, nothing to report.
     }
@@ -50,8 +49,7 @@ pub fn ensure_open() -> Result<(), (c_int, Errno)> {
 /// three entries?).
 #[cold]
 fn is_closed(fd: c_int) -> bool {
-    // SAFETY: F_GETFD takes plain integers and changes nothing.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) == -1 && sys::errno() == Errno(libc::EBADF) }
+    sys::fstat(fd).err() == Some(Errno(libc::EBADF))
 }
 
 /// Say that descriptor `fd` was closed and could not be filled (on stderr,

@@ -1,9 +1,14 @@
 //! Staying the job's parent, for the modes that need someone to watch the
 //! job: `--unlink` (remove the lock file after the job, still holding the
 //! lock), `--no-inherit` (only withlock holds the lock, so a daemon the job
-//! leaves behind cannot pin it), `--max-runtime` (stop a hung job), and a
-//! lock in etcd (keep the lease alive; stop the job before it can lapse).
-//! A `--slots` job takes the same path when one of those asks for it.
+//! leaves behind cannot pin it), `--max-runtime` (stop a hung job),
+//! `--syslog` (log the job's start and end), and a lock in etcd (keep the
+//! lease alive; stop the job before it can lapse). A `--slots` job takes
+//! the same path when one of those asks for it.
+//!
+//! The child tells the parent whether its exec succeeded (see
+//! [`exec::ExecReport`]): only then has the job started, and a command that
+//! cannot run is reported by the parent as the plain path reports it.
 //!
 //! This is the one mode that forks; the plain path execs the job directly.
 //! The parent waits in one loop, woken by a self-pipe that every signal
@@ -43,73 +48,17 @@
 
 use crate::error::Failure;
 use crate::exec::{self, Argv};
+use crate::signals::{self, Ended, FORWARDED};
 use crate::sys::{self, Errno};
-use crate::text;
+use crate::{clock, text};
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use core::time::Duration;
 
 /// How often withlock looks whether the rest of the job's group is gone,
 /// once the main process has ended.
 const GROUP_POLL_NS: u64 = 200_000_000;
-
-/// The signals passed on to the job.
-const FORWARDED: [c_int; 6] =
-    [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
-/// The signals withlock handles while the job runs: those, and SIGCHLD.
-const HANDLED: [c_int; 7] =
-    [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGCHLD];
-
-/// The job's pid, which is also its process group's id (for the handler).
-static JOB: AtomicI32 = AtomicI32::new(0);
-/// The self-pipe: every handled signal writes to it, to wake a waiting loop.
-static WAKE: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
-/// The last signal that would have ended withlock had it not caught it
-/// (SIGTERM, SIGINT, SIGHUP, SIGQUIT), or 0: while there is no job (an etcd
-/// lock's wait, `--min-hold`), it ends withlock.
-static ASKED: AtomicI32 = AtomicI32::new(0);
-/// The last stop request (SIGTERM or SIGINT), or 0: while the job runs, it
-/// makes withlock see the job's group end (SIGKILL after `--kill-after`).
-static STOP: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
-    let job = JOB.load(SeqCst);
-    if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT) {
-        ASKED.store(signal, SeqCst);
-    }
-    if matches!(signal, libc::SIGTERM | libc::SIGINT) {
-        STOP.store(signal, SeqCst);
-    }
-    // A signal a process of the job's group sent us is not bounced back.
-    // SAFETY: getpgid is async-signal-safe and takes a plain integer.
-    let from_job = code <= 0 && sender > 0 && unsafe { libc::getpgid(sender) } == job;
-    if signal != libc::SIGCHLD && job > 0 && !from_job {
-        // The job's group is not ours: whatever reached us, from the
-        // terminal or a process, has not reached it.
-        // SAFETY: kill is async-signal-safe and takes plain integers.
-        unsafe { libc::kill(-job, signal) };
-    }
-    let byte = [0u8];
-    // SAFETY: write is async-signal-safe; the pipe is non-blocking, so a
-    // full pipe (the loop is awake anyway) cannot block the handler.
-    unsafe { libc::write(WAKE[1].load(SeqCst), byte.as_ptr().cast(), 1) };
-}
-
-fn signal_set(signals: &[c_int]) -> libc::sigset_t {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initializes the set; sigaddset takes valid signals.
-    unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        for &signal in signals {
-            libc::sigaddset(set.as_mut_ptr(), signal);
-        }
-        set.assume_init()
-    }
-}
 
 /// How the parent watches the job.
 pub struct Watch {
@@ -156,37 +105,24 @@ impl Guard for NoGuard {
     }
 }
 
-/// How the job ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// By itself: its wait status.
-    Exited(c_int),
-    /// Stopped by withlock after `--max-runtime`.
-    TimedOut,
-    /// Stopped by withlock because the [`Guard`] lost the lock.
-    Lost,
-}
-
 /// Start the job as a child, watch it as `watch` says, and return how it
 /// ended. `started` is told the job's pid (to record it) before the job
 /// can be signalled.
 pub fn run(
     argv: Argv,
     watch: &Watch,
-    guard: &mut impl Guard,
-    started: impl FnOnce(u32),
+    guard: &mut dyn Guard,
+    started: &mut dyn FnMut(u32),
 ) -> Result<Ended, Failure<'static>> {
-    wake_pipe()?;
-    // SAFETY: getpid cannot fail.
-    let parent = unsafe { libc::getpid() };
+    signals::wake_pipe()?;
+    let parent = sys::getpid();
     let terminal = controlling_terminal();
-    // SAFETY: plain integers.
-    let foreground = terminal.filter(|&tty| unsafe { sys::tcgetpgrp(tty) == libc::getpgrp() });
+    let foreground = terminal.filter(|&tty| sys::tcgetpgrp(tty) == Ok(sys::getpgrp()));
 
     // Hold the forwarded signals back until the job's pid is known; keep
     // SIGTTOU blocked for good, so that handing the terminal over and
     // writing a message while the job has it never stops withlock.
-    let mut held = signal_set(&FORWARDED);
+    let mut held = signals::set(&FORWARDED);
     // SAFETY: a valid set and signal.
     unsafe {
         libc::sigaddset(&mut held, libc::SIGTTOU);
@@ -197,32 +133,37 @@ pub fn run(
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &held, old_mask.as_mut_ptr()) };
     // SAFETY: sigprocmask filled it.
     let old_mask = unsafe { old_mask.assume_init() };
-    for signal in HANDLED {
-        handle(signal, &held);
+    for signal in signals::HANDLED {
+        signals::handle(signal, &held);
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     // Orphans of the job come to us, so that we can tell when its whole
     // group is gone (waitpid on the group says ECHILD), and whether
     // anything it started still runs.
-    // SAFETY: prctl with plain integer arguments.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-    }
+    let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
 
-    // SAFETY: withlock is single-threaded; the child only sets up its group,
-    // terminal, signals and mask, and execs (or reports and exits).
-    let job = unsafe { crate::sys::fork() };
-    if job == -1 {
-        return Err(Failure::System { call: "fork", errno: sys::errno() });
-    }
-    if job == 0 {
-        become_job(argv, watch, foreground, parent, &old_mask);
+    // Whether the exec succeeds: said by the child, heard in the wait.
+    // Only `--syslog` needs to hear it (its "started" line); without, the
+    // child reports its own failure to run the command.
+    #[cfg(feature = "syslog")]
+    let mut report = if crate::syslog::enabled() { Some(exec::ExecReport::new()?) } else { None };
+    // The child only sets up its group, terminal, signals and mask, and
+    // execs (or reports and exits).
+    let job = match sys::fork() {
+        Ok(sys::Forked::Parent(job)) => job,
+        #[rustfmt::skip]
+        Ok(sys::Forked::Child) => become_job(argv, watch, foreground, parent, &old_mask,
+            #[cfg(feature = "syslog")] report.as_ref()),
+        Err(errno) => return Err(Failure::System { call: "fork", errno }),
+    };
+    #[cfg(feature = "syslog")]
+    if let Some(report) = &mut report {
+        report.parent_side();
     }
     // Also here, so that the group exists before any signal is sent to it,
     // whichever of us runs first (EACCES: the job did it and execed).
-    // SAFETY: plain integers.
-    unsafe { libc::setpgid(job, job) };
-    JOB.store(job, SeqCst);
+    let _ = sys::setpgid(job, job);
+    signals::set_job(job);
     // The parent-death signal reaches only the job itself; a guardian
     // takes its whole group down with withlock.
     let watched = guard.job_started(job);
@@ -230,9 +171,9 @@ pub fn run(
         if watch.die_with_parent && !watched { guard_group(job, parent, watch.withhold) } else { 0 };
     started(job as u32);
     if watch.verbose {
-        say(b"started the job as pid ", Some(job as u32), b", staying its parent");
+        text::say(b"started the job as pid ", Some(job as u32), b", staying its parent");
     }
-    let mut unblock = signal_set(&FORWARDED);
+    let mut unblock = signals::set(&FORWARDED);
     // SAFETY: valid sets; held-back signals are delivered now. SIGTTOU
     // stays blocked.
     unsafe {
@@ -251,15 +192,27 @@ pub fn run(
         // Only where waitpid can tell that the group is gone.
         wait_for_group: watch.wait_for_group && cfg!(any(target_os = "linux", target_os = "android")),
         said_leftovers: false,
+        #[cfg(feature = "syslog")]
+        report,
+        #[cfg(feature = "syslog")]
+        command: argv.iter().next().unwrap_or(b""),
+        #[cfg(feature = "syslog")]
+        not_run: false,
     };
-    let limit = watch.max_runtime.map(|limit| now_ns().saturating_add(nanos(limit)));
+    let limit = watch.max_runtime.map(|limit| clock::boot_ns().saturating_add(clock::nanos(limit)));
     let ended = watcher.wait(limit, guard);
+    #[cfg(feature = "syslog")]
+    if let Ok(how) = ended
+        && !watcher.not_run
+    {
+        crate::syslog::ended(how);
+    }
     if guardian > 0 {
         // We are not dying: the guardian must not act. Reaped now, so that
         // it is gone, with everything it inherited, when we are.
-        // SAFETY: plain integers; the guardian is our unreaped child.
-        unsafe { libc::kill(guardian, libc::SIGKILL) };
-        reap_one(guardian);
+        // The guardian is our unreaped child.
+        let _ = sys::kill(guardian, libc::SIGKILL);
+        let _ = sys::waitpid(guardian, 0);
     }
     if let Some(tty) = terminal {
         take_back(tty, job);
@@ -267,23 +220,15 @@ pub fn run(
     ended
 }
 
-/// Wait for our child `pid` to end, and collect it.
-fn reap_one(pid: libc::pid_t) {
-    // SAFETY: waitpid on our own child; no status is wanted.
-    while unsafe { libc::waitpid(pid, ptr::null_mut(), 0) } == -1 && sys::errno() == Errno(libc::EINTR) {}
-}
-
 /// After [`run`]: does anything the job started still run? (On Linux its
 /// orphans are our children, whatever group they are in; elsewhere this
 /// cannot be told, and the answer is no.)
 pub fn descendants_remain() -> bool {
     loop {
-        // SAFETY: WNOHANG never blocks; no status is wanted.
-        match unsafe { libc::waitpid(-1, ptr::null_mut(), libc::WNOHANG) } {
-            0 => return true,
-            -1 if sys::errno() == Errno(libc::EINTR) => {}
-            -1 => return false,
-            _ => {} // One that had ended, collected; look again.
+        match sys::waitpid(-1, libc::WNOHANG) {
+            Ok(None) => return true,
+            Err(_) => return false,
+            Ok(Some(_)) => {} // One that had ended, collected; look again.
         }
     }
 }
@@ -297,18 +242,16 @@ fn become_job(
     terminal: Option<c_int>,
     parent: libc::pid_t,
     old_mask: &libc::sigset_t,
+    #[cfg(feature = "syslog")] report: Option<&exec::ExecReport>,
 ) -> ! {
-    // SAFETY: plain integers; SIGTTOU is still blocked, so a group that is
-    // not yet the foreground may take the terminal.
-    unsafe {
-        libc::setpgid(0, 0);
-        if let Some(tty) = terminal {
-            sys::tcsetpgrp(tty, libc::getpid());
-        }
+    // SIGTTOU is still blocked, so a group that is not yet the foreground
+    // may take the terminal.
+    let _ = sys::setpgid(0, 0);
+    if let Some(tty) = terminal {
+        let _ = sys::tcsetpgrp(tty, sys::getpid());
     }
     if let Some(fd) = watch.withhold {
-        // SAFETY: fcntl on our own descriptor with plain integer arguments.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let _ = sys::set_cloexec(fd);
     }
     if watch.die_with_parent {
         die_with(parent);
@@ -317,22 +260,18 @@ fn become_job(
     // act on the job as it would once the job runs, not run our handler
     // (which would only wake a loop that is not ours). Ignored signals were
     // never handled, and stay ignored.
-    for signal in HANDLED {
-        // SAFETY: a zeroed sigaction is valid; sigaction reads and fills it.
-        unsafe {
-            let mut action: libc::sigaction = core::mem::zeroed();
-            libc::sigaction(signal, ptr::null(), &mut action);
-            if action.sa_sigaction != libc::SIG_IGN {
-                libc::signal(signal, libc::SIG_DFL);
-            }
-        }
-    }
+    signals::reset_handled();
     // SAFETY: the caller's saved mask.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, ptr::null_mut()) };
     let failure = exec::exec_command(argv);
-    failure.report(b"", argv.iter().next().unwrap_or(b""), c"", false);
-    // SAFETY: _exit takes a plain integer and never returns.
-    unsafe { libc::_exit(c_int::from(failure.exit_code(0))) }
+    #[cfg(feature = "syslog")]
+    let told = report.is_some_and(|report| report.send(&failure));
+    #[cfg(not(feature = "syslog"))]
+    let told = false;
+    if !told {
+        crate::report::failure(&failure, b"", argv.iter().next().unwrap_or(b""), c"", false);
+    }
+    sys::exit_now(c_int::from(failure.exit_code(0)))
 }
 
 /// A second child, outside the job's group, that SIGKILLs the whole group
@@ -344,16 +283,16 @@ fn guard_group(job: libc::pid_t, parent: libc::pid_t, withhold: Option<c_int>) -
     if !cfg!(any(target_os = "linux", target_os = "android")) {
         return 0;
     }
-    // SAFETY: single-threaded; the child only waits for one signal, kills
-    // and exits.
-    let guardian = unsafe { crate::sys::fork() };
-    if guardian != 0 {
-        return guardian.max(0);
+    // The child only waits for one signal, kills and exits.
+    match sys::fork() {
+        Ok(sys::Forked::Child) => {}
+        Ok(sys::Forked::Parent(guardian)) => return guardian,
+        Err(_) => return 0,
     }
     if let Some(fd) = withhold {
         sys::close(fd);
     }
-    let death = signal_set(&[libc::SIGUSR2]);
+    let death = signals::set(&[libc::SIGUSR2]);
     // SAFETY: plain calls with valid arguments. SIGUSR2 stays blocked, to
     // be taken by sigwait; the signals a terminal or `kill` might send our
     // group are ignored, so that only withlock's death (or SIGKILL) ends us.
@@ -362,50 +301,29 @@ fn guard_group(job: libc::pid_t, parent: libc::pid_t, withhold: Option<c_int>) -
         for signal in FORWARDED {
             libc::signal(signal, libc::SIG_IGN);
         }
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2);
-        let mut got = 0;
-        if libc::getppid() == parent {
-            libc::sigwait(&death, &mut got);
-        }
-        libc::kill(-job, libc::SIGKILL);
-        libc::_exit(0)
     }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2 as libc::c_ulong);
+    if sys::getppid() == parent {
+        let mut got = 0;
+        // SAFETY: a valid set, and an int for the signal taken.
+        unsafe { libc::sigwait(&death, &mut got) };
+    }
+    let _ = sys::kill(-job, libc::SIGKILL);
+    sys::exit_now(0)
 }
 
 /// In the child: die when the parent, which alone holds the lock, dies.
 #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(unused_variables))]
 fn die_with(parent: libc::pid_t) {
+    // If the parent died before the signal was armed, the lock is gone
+    // already: run nothing (exit as for a busy lock).
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; getppid and
-    // _exit cannot fail. If the parent died before the signal was armed, the
-    // lock is gone already: run nothing (exit as for a busy lock).
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != parent {
-            libc::_exit(c_int::from(crate::exit::BUSY));
+    {
+        let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        if sys::getppid() != parent {
+            sys::exit_now(c_int::from(crate::exit::BUSY));
         }
-    }
-}
-
-/// Catch `signal` with [`on_signal`], unless it is ignored: an ignored
-/// signal stays ignored, for us and for the job (a job started in the
-/// background by a script ignores SIGINT, and so must its copy here).
-fn handle(signal: c_int, mask: &libc::sigset_t) {
-    // SAFETY: a zeroed sigaction is valid; sigaction fills or reads it. The
-    // handler only reads its arguments and atomics, and calls kill and
-    // write, all async-signal-safe.
-    unsafe {
-        let mut action: libc::sigaction = core::mem::zeroed();
-        libc::sigaction(signal, ptr::null(), &mut action);
-        if action.sa_sigaction == libc::SIG_IGN && signal != libc::SIGCHLD {
-            return;
-        }
-        action.sa_sigaction =
-            on_signal as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        action.sa_mask = *mask;
-        libc::sigaction(signal, &action, ptr::null_mut());
     }
 }
 
@@ -414,60 +332,17 @@ fn handle(signal: c_int, mask: &libc::sigset_t) {
 /// are in the background (after `bg`), and take the terminal from the
 /// shell, which then cannot read its commands.
 fn take_back(tty: c_int, job: libc::pid_t) {
-    // SAFETY: plain integers; SIGTTOU is blocked.
-    unsafe {
-        if sys::tcgetpgrp(tty) == job {
-            sys::tcsetpgrp(tty, libc::getpgrp());
-        }
+    // SIGTTOU is blocked.
+    if sys::tcgetpgrp(tty) == Ok(job) {
+        let _ = sys::tcsetpgrp(tty, sys::getpgrp());
     }
-}
-
-/// Catch the signals that ask withlock to stop, before there is a job (an
-/// etcd lock's wait): [`asked_to_stop`] then tells, and [`pause_until`]
-/// wakes. Ignored signals stay ignored.
-pub fn catch_stop_signals() -> Result<c_int, Failure<'static>> {
-    let wake = wake_pipe()?;
-    let all = signal_set(&FORWARDED);
-    for signal in FORWARDED {
-        handle(signal, &all);
-    }
-    Ok(wake)
-}
-
-/// The last signal that asked withlock to stop, if any.
-pub fn asked_to_stop() -> Option<c_int> {
-    Some(ASKED.load(SeqCst)).filter(|&signal| signal != 0)
-}
-
-/// The self-pipe's read end (made once), which a caught signal makes readable.
-fn wake_pipe() -> Result<c_int, Failure<'static>> {
-    let made = WAKE[0].load(SeqCst);
-    if made >= 0 {
-        return Ok(made);
-    }
-    let fds = sys::pipe().map_err(|errno| Failure::System { call: "pipe", errno })?;
-    for fd in fds {
-        // SAFETY: fcntl on our own descriptor with plain integer arguments.
-        unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
-    }
-    WAKE[1].store(fds[1], SeqCst);
-    WAKE[0].store(fds[0], SeqCst);
-    Ok(fds[0])
 }
 
 /// withlock's controlling terminal, if one of its standard descriptors is
 /// that terminal: the job's group takes it whenever withlock's group has it.
 fn controlling_terminal() -> Option<c_int> {
     // tcgetpgrp fails on a descriptor that is not our controlling terminal.
-    (0..3).find(|&fd| sys::tcgetpgrp(fd) > 0)
-}
-
-pub fn now_ns() -> u64 {
-    crate::clock::boot_ns()
-}
-
-pub fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    (0..3).find(|&fd| sys::tcgetpgrp(fd).is_ok_and(|pgrp| pgrp > 0))
 }
 
 struct Watcher {
@@ -485,17 +360,29 @@ struct Watcher {
     wait_for_group: bool,
     /// `-v` told that the main process ended before its group.
     said_leftovers: bool,
+    /// Until the child has exec'd (or failed to): what it says about it.
+    #[cfg(feature = "syslog")]
+    report: Option<exec::ExecReport>,
+    /// The command could not be run (the child told why, and we said it):
+    /// there was no job to log the end of.
+    #[cfg(feature = "syslog")]
+    not_run: bool,
+    /// The command's name, for saying so.
+    #[cfg(feature = "syslog")]
+    command: &'static [u8],
 }
 
 impl Watcher {
-    fn wait(&mut self, limit: Option<u64>, guard: &mut impl Guard) -> Result<Ended, Failure<'static>> {
+    fn wait(&mut self, limit: Option<u64>, guard: &mut dyn Guard) -> Result<Ended, Failure<'static>> {
         loop {
             self.reap()?;
-            if self.stopping.is_none() && STOP.load(SeqCst) != 0 {
+            #[cfg(feature = "syslog")]
+            self.hear_exec();
+            if self.stopping.is_none() && signals::stop_requested() {
                 // SIGTERM or SIGINT came to withlock and went on to the job's
                 // group: make sure the group ends, as it would for a job that
                 // is its own process.
-                self.stopping = Some((None, now_ns().saturating_add(nanos(self.kill_after))));
+                self.stopping = Some((None, clock::boot_ns().saturating_add(clock::nanos(self.kill_after))));
             }
             if let Some(status) = self.status {
                 match self.stopping {
@@ -505,12 +392,12 @@ impl Watcher {
                     Some(_) => {}
                 }
             }
-            let now = now_ns();
+            let now = clock::boot_ns();
             if self.stopping.is_none()
                 && let Some(limit) = limit
                 && now >= limit
             {
-                self.stop(Ended::TimedOut, nanos(self.kill_after));
+                self.stop(Ended::TimedOut, clock::nanos(self.kill_after));
             }
             // Once the job is being stopped, the guard has said all it can.
             if self.status.is_none()
@@ -518,16 +405,16 @@ impl Watcher {
                 && guard.wake_at().is_some_and(|at| now >= at)
                 && let Err(deadline) = guard.tick(now)
             {
-                self.stop(Ended::Lost, deadline.saturating_sub(now_ns()));
+                self.stop(Ended::Lost, deadline.saturating_sub(clock::boot_ns()));
             }
             if let Some((_, kill_at)) = self.stopping
                 && !self.killed
-                && now_ns() >= kill_at
+                && clock::boot_ns() >= kill_at
             {
                 self.kill(libc::SIGKILL);
                 self.killed = true;
                 if self.verbose {
-                    say(b"sent SIGKILL to the job's process group after --kill-after", None, b"");
+                    text::say(b"sent SIGKILL to the job's process group after --kill-after", None, b"");
                 }
                 continue;
             }
@@ -551,7 +438,7 @@ impl Watcher {
             if self.status.is_some() {
                 // Waiting for the rest of the group: a process that leaves it
                 // (setsid) sends no signal, so look again now and then.
-                next = next.min(now_ns().saturating_add(GROUP_POLL_NS));
+                next = next.min(clock::boot_ns().saturating_add(GROUP_POLL_NS));
             }
             self.sleep_until(next);
         }
@@ -562,7 +449,7 @@ impl Watcher {
     fn say_leftovers(&mut self) {
         if self.verbose && !self.said_leftovers {
             self.said_leftovers = true;
-            say(
+            text::say(
                 b"the job's main process ended; waiting for the rest of its group, which holds the lock",
                 None,
                 b"",
@@ -574,19 +461,11 @@ impl Watcher {
     /// follow it when the terminal stopped it (Ctrl-Z).
     fn reap(&mut self) -> Result<(), Failure<'static>> {
         loop {
-            let mut status = 0;
-            // SAFETY: `status` is a valid int to fill.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) };
-            if pid == 0 {
-                return Ok(());
-            }
-            if pid == -1 {
-                return match sys::errno() {
-                    Errno(libc::EINTR) => continue,
-                    Errno(libc::ECHILD) => Ok(()),
-                    errno => Err(Failure::System { call: "waitpid", errno }),
-                };
-            }
+            let (pid, status) = match sys::waitpid(-1, libc::WNOHANG | libc::WUNTRACED) {
+                Ok(Some(changed)) => changed,
+                Ok(None) | Err(Errno(libc::ECHILD)) => return Ok(()),
+                Err(errno) => return Err(Failure::System { call: "waitpid", errno }),
+            };
             if pid != self.job {
                 continue; // An orphan of the job, reaped.
             }
@@ -604,10 +483,7 @@ impl Watcher {
     /// Elsewhere we cannot tell, and count the SIGKILL as the end.)
     fn group_gone(&self) -> bool {
         if cfg!(any(target_os = "linux", target_os = "android")) {
-            let mut status = 0;
-            // SAFETY: as in `reap`; WNOHANG never blocks.
-            let pid = unsafe { libc::waitpid(-self.job, &mut status, libc::WNOHANG) };
-            pid == -1 && sys::errno() == Errno(libc::ECHILD)
+            sys::waitpid(-self.job, libc::WNOHANG) == Err(Errno(libc::ECHILD))
         } else {
             self.killed
         }
@@ -616,7 +492,7 @@ impl Watcher {
     /// Stop the job's group: SIGTERM now, SIGKILL after `grace` ns. (A
     /// lost lock is told by the guard, which knows what was lost.)
     fn stop(&mut self, why: Ended, grace: u64) {
-        self.stopping = Some((Some(why), now_ns().saturating_add(grace)));
+        self.stopping = Some((Some(why), clock::boot_ns().saturating_add(grace)));
         self.kill(libc::SIGCONT);
         self.kill(libc::SIGTERM);
         if self.verbose && why == Ended::TimedOut {
@@ -630,10 +506,10 @@ impl Watcher {
     }
 
     fn kill(&self, signal: c_int) {
-        // SAFETY: plain integers. The group's id (the job's pid) is not
-        // reused while the group has a member, and once it has none (on
-        // Linux, waitpid says so) we signal it no more.
-        unsafe { libc::kill(-self.job, signal) };
+        // The group's id (the job's pid) is not reused while the group has
+        // a member, and once it has none (on Linux, waitpid says so) we
+        // signal it no more.
+        let _ = sys::kill(-self.job, signal);
     }
 
     /// Ctrl-Z stopped the job: give the terminal back to our group and stop
@@ -647,99 +523,42 @@ impl Watcher {
         let Some(tty) = self.terminal else {
             return;
         };
-        // SAFETY: plain integers; SIGTTOU is blocked.
-        unsafe {
-            let ours = sys::tcgetpgrp(tty) == libc::getpgrp();
-            if !(ours && matches!(signal, libc::SIGTTIN | libc::SIGTTOU)) {
-                take_back(tty, self.job);
-                libc::kill(libc::getpid(), libc::SIGSTOP);
-            }
-            if sys::tcgetpgrp(tty) == libc::getpgrp() {
-                sys::tcsetpgrp(tty, self.job);
-            }
+        // SIGTTOU is blocked.
+        let ours = sys::tcgetpgrp(tty) == Ok(sys::getpgrp());
+        if !(ours && matches!(signal, libc::SIGTTIN | libc::SIGTTOU)) {
+            take_back(tty, self.job);
+            let _ = sys::kill(sys::getpid(), libc::SIGSTOP);
+        }
+        if sys::tcgetpgrp(tty) == Ok(sys::getpgrp()) {
+            let _ = sys::tcsetpgrp(tty, self.job);
         }
         self.kill(libc::SIGCONT);
     }
 
     fn sleep_until(&self, until: u64) {
-        pause_until(until, -1);
+        #[cfg(feature = "syslog")]
+        let fd = self.report.as_ref().map_or(-1, exec::ExecReport::fd);
+        #[cfg(not(feature = "syslog"))]
+        let fd = -1;
+        signals::pause_until(until, fd);
     }
-}
 
-/// Sleep until a caught signal arrives, `fd` (if not -1) is readable, or
-/// the boot clock reaches `until`; whether `fd` is readable.
-pub fn pause_until(until: u64, fd: c_int) -> bool {
-    let now = now_ns();
-    let timeout = if until == u64::MAX {
-        -1
-    } else {
-        // Round up: waking a little early would only spin.
-        c_int::try_from(until.saturating_sub(now).div_ceil(1_000_000)).unwrap_or(c_int::MAX)
-    };
-    let wake = WAKE[0].load(SeqCst);
-    let mut fds = [
-        libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
-    ];
-    // SAFETY: two valid pollfds (a negative fd is ignored by poll).
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-    if ready > 0 && fds[0].revents != 0 {
-        let mut drain = [0u8; 64];
-        // SAFETY: a valid buffer; the pipe is non-blocking.
-        while unsafe { libc::read(wake, drain.as_mut_ptr().cast(), drain.len()) } > 0 {}
-    }
-    ready > 0 && fds[1].revents != 0
-}
-
-/// Exit as the job did: its code, or its death by the same signal. A job
-/// that dumped core is said to have (the shell, seeing withlock die of the
-/// signal without a core of its own, cannot show it), as timeout(1) does.
-pub fn exit_like(status: c_int) -> u8 {
-    if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        if libc::WCOREDUMP(status) {
-            say(b"the job was killed by signal ", Some(signal as u32), b" (core dumped)");
+    /// Has the child exec'd the command, or failed to? Once it has, the job
+    /// has started (for `--syslog`). A child that has exited has said all
+    /// it will.
+    #[cfg(feature = "syslog")]
+    fn hear_exec(&mut self) {
+        let Some(report) = &mut self.report else { return };
+        match report.heard() {
+            exec::Heard::Nothing if self.status.is_none() => return,
+            exec::Heard::Nothing | exec::Heard::Ran => crate::syslog::started(self.job as u32),
+            exec::Heard::Failed(failure) => {
+                // Said here, where it is also logged; the child's exit
+                // status is its exit code, as on the plain path.
+                crate::report::failure(&failure, b"", self.command, c"", false);
+                self.not_run = true;
+            }
         }
-        die_like(signal);
+        self.report = None;
     }
-    libc::WEXITSTATUS(status) as u8
-}
-
-/// End this process with `signal`, as the job ended, without a core dump
-/// of our own.
-pub fn die_like(signal: c_int) -> ! {
-    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    let only = signal_set(&[signal]);
-    // SAFETY: plain calls with valid arguments; if the signal does not kill
-    // us (it was ignored where we cannot undo it), exit as a shell would.
-    unsafe {
-        // The raw system call: musl's setrlimit applies the limit to every
-        // thread (we have one), which pulls in 2 KB of thread machinery.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            libc::syscall(libc::SYS_setrlimit, libc::RLIMIT_CORE, &no_core as *const libc::rlimit);
-            // A core_pattern that pipes to a program (systemd-coredump,
-            // apport) ignores RLIMIT_CORE: only this stops the dump.
-            libc::prctl(libc::PR_SET_DUMPABLE, 0);
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-        libc::signal(signal, libc::SIG_DFL);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &only, ptr::null_mut());
-        libc::kill(libc::getpid(), signal);
-        libc::_exit(128 + signal)
-    }
-}
-
-#[cold]
-#[inline(never)]
-pub fn say(before: &[u8], pid: Option<u32>, after: &[u8]) {
-    let mut buf = text::diagnostic();
-    let line = buf.line();
-    line.push(before);
-    if let Some(pid) = pid {
-        line.push_u64(u64::from(pid));
-    }
-    line.push(after);
-    line.emit();
 }

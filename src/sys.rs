@@ -1,9 +1,13 @@
-//! Thin, checked wrappers over the handful of system calls withlock makes.
+//! Thin, checked wrappers over the system calls withlock makes.
 //!
-//! Every `unsafe` block in the crate that talks to the kernel lives here or in
-//! `timer.rs`, so the rest of the code reads as plain Rust: results instead of
-//! `-1` and `errno`, borrowed C strings instead of raw pointers. Nothing here
-//! allocates; nothing here retries except where `EINTR` has only one meaning.
+//! The rest of the code reads as plain Rust: results instead of `-1` and
+//! `errno`, borrowed C strings instead of raw pointers. Nothing here
+//! allocates; `EINTR` is retried here wherever it has only one meaning
+//! (read, waitpid, open), and handed to the caller where a caught signal is
+//! news (flock's deadline, poll). Not every call lives here yet: signal
+//! dispositions and masks are set in `signals.rs` and `timer.rs`, the
+//! sockets in `etcd/net.rs` and `syslog.rs`, the watchdog's and the directory readers' raw
+//! calls where they are used; each such `unsafe` block says why it is sound.
 
 use core::ffi::{CStr, c_int};
 use core::mem::MaybeUninit;
@@ -103,18 +107,30 @@ pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<Fd, Errno> 
     }
 }
 
-/// A pipe, both ends close-on-exec: read end, write end (raw: they are
-/// handed around, and closed by whoever keeps them).
-pub fn pipe() -> Result<[c_int; 2], Errno> {
+/// A pipe, both ends close-on-exec, and non-blocking if `nonblocking`
+/// (a self-pipe that a signal handler writes to): read end, write end (raw:
+/// they are handed around, and closed by whoever keeps them).
+pub fn pipe(nonblocking: bool) -> Result<[c_int; 2], Errno> {
     let mut fds = [-1; 2];
-    // SAFETY: pipe fills two descriptors; fcntl takes plain integers.
-    unsafe {
-        check(libc::pipe(fds.as_mut_ptr()))?;
-        for fd in fds {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
+    let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
+    // SAFETY: pipe2 fills two descriptors.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) })?;
     Ok(fds)
+}
+
+/// How a file is opened only to look at it (its status, its record, its
+/// locks): never created, never through a symlink, never blocking on a
+/// FIFO, never taking a terminal.
+const LOOK: c_int = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+
+/// Open `path` only to look at it (see `LOOK`).
+pub fn open_to_look(path: &CStr) -> Result<Fd, Errno> {
+    open(path, LOOK, 0)
+}
+
+/// Do two statuses describe the same file (the same device and inode)?
+pub fn same_file(a: &libc::stat, b: &libc::stat) -> bool {
+    a.st_dev == b.st_dev && a.st_ino == b.st_ino
 }
 
 /// A close-on-exec duplicate of `fd`.
@@ -254,80 +270,296 @@ fn aux_id(entry: libc::c_ulong, ask: impl FnOnce() -> libc::uid_t) -> libc::uid_
     }
 }
 
-/// This process's id, without a system call where the C library keeps it
-/// (musl: the thread id it was given at start-up, which in the only thread
-/// is the process id; refreshed by `fork`).
-pub fn getpid() -> u32 {
-    // SAFETY: gettid cannot fail and takes no arguments; withlock has one thread.
-    u32::try_from(unsafe { libc::gettid() }).unwrap_or(0)
-}
-
 /// Write all of `bytes` to `fd`, giving up silently on errors: there is no
 /// better place to report that stderr itself is broken.
 pub fn write_all(fd: c_int, mut bytes: &[u8]) {
     while !bytes.is_empty() {
-        // SAFETY: `bytes` is valid for reads of its length.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        match usize::try_from(n) {
-            Ok(0) => return,
+        match write(fd, bytes) {
+            Ok(0) | Err(_) => return,
             Ok(written) => bytes = &bytes[written..],
+        }
+    }
+}
+
+/// Call `f` (a system call that returns a count, or -1 and errno) again
+/// while a signal interrupts it.
+fn retry_count(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
+    loop {
+        match usize::try_from(f()) {
+            Ok(n) => return Ok(n),
             Err(_) if errno() == Errno(libc::EINTR) => {}
-            Err(_) => return,
+            Err(_) => return Err(errno()),
         }
     }
 }
 
-/// `fork(2)`; with musl, its `_Fork` (musl 1.2.2 and later): `fork` also
-/// runs pthread_atfork handlers and takes the library's internal locks for
-/// them, which a single-threaded withlock without malloc or stdio has no
-/// use for, and that machinery (rwlocks, timed waits, the vDSO clock) is
-/// 2 KB of every static binary. Returns as fork does.
-///
-/// # Safety
-/// As `fork`: in the child, only async-signal-safe calls until exec.
-pub unsafe fn fork() -> libc::pid_t {
+/// `read(2)` into `buf`, retried if a signal interrupts it; 0 at the end.
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for writes of its length.
+    retry_count(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `write(2)` of `bytes`, retried if a signal interrupts it; the bytes
+/// written.
+pub fn write(fd: c_int, bytes: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `bytes` is valid for reads of its length.
+    retry_count(|| unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) })
+}
+
+/// `pread(2)` at `offset`, retried if a signal interrupts it.
+pub fn pread(fd: c_int, buf: &mut [u8], offset: i64) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for writes of its length.
+    retry_count(|| unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) })
+}
+
+/// `pwrite(2)` at `offset`, retried if a signal interrupts it; the bytes
+/// written (perhaps fewer than `bytes.len()`: a full disk, a size limit).
+pub fn pwrite(fd: c_int, bytes: &[u8], offset: i64) -> Result<usize, Errno> {
+    // SAFETY: `bytes` is valid for reads of its length.
+    retry_count(|| unsafe { libc::pwrite(fd, bytes.as_ptr().cast(), bytes.len(), offset) })
+}
+
+/// `ftruncate(2)`.
+pub fn ftruncate(fd: c_int, len: i64) -> Result<(), Errno> {
+    // SAFETY: ftruncate takes plain integers.
+    check(unsafe { libc::ftruncate(fd, len) }).map(drop)
+}
+
+/// `unlink(2)`.
+pub fn unlink(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    check(unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+}
+
+/// Mark `fd` close-on-exec.
+pub fn set_cloexec(fd: c_int) -> Result<(), Errno> {
+    // SAFETY: fcntl with F_SETFD takes plain integers.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+}
+
+/// `poll(2)`: how many of `fds` are ready (0: the timeout, in ms, passed;
+/// -1 waits without one). `EINTR` is the caller's to judge: a caught
+/// signal is often the very thing it waits for.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize, Errno> {
+    // SAFETY: `fds` is a valid array of pollfds of its length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    usize::try_from(n).map_err(|_| errno())
+}
+
+/// This process's id, without a system call where the C library keeps it
+/// (musl: the thread id it was given at start-up, which in the only thread
+/// is the process id; refreshed by `_Fork` in a child).
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: gettid cannot fail and takes no arguments; withlock has one thread.
+    unsafe { libc::gettid() }
+}
+
+/// The parent's process id (1, or a subreaper's, once the parent is gone).
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: getppid cannot fail and takes no arguments.
+    unsafe { libc::getppid() }
+}
+
+/// This process's group id.
+pub fn getpgrp() -> libc::pid_t {
+    // SAFETY: getpgrp cannot fail and takes no arguments.
+    unsafe { libc::getpgrp() }
+}
+
+/// The process group of process `pid` (async-signal-safe).
+pub fn getpgid(pid: libc::pid_t) -> Result<libc::pid_t, Errno> {
+    // SAFETY: getpgid takes a plain integer.
+    check(unsafe { libc::getpgid(pid) })
+}
+
+/// `setpgid(2)`.
+pub fn setpgid(pid: libc::pid_t, pgid: libc::pid_t) -> Result<(), Errno> {
+    // SAFETY: setpgid takes plain integers.
+    check(unsafe { libc::setpgid(pid, pgid) }).map(drop)
+}
+
+/// `kill(2)`: `signal` to `pid` (a negative pid: its whole group; signal
+/// 0: only whether it exists). Async-signal-safe.
+pub fn kill(pid: libc::pid_t, signal: c_int) -> Result<(), Errno> {
+    // SAFETY: kill takes plain integers.
+    check(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+/// Which side of a [`fork`] this is.
+pub enum Forked {
+    Child,
+    Parent(libc::pid_t),
+}
+
+/// `fork(2)`. withlock is single-threaded, so the child may do anything
+/// the parent could; children here only set themselves up and exec, or do
+/// one small job and [`exit_now`].
+pub fn fork() -> Result<Forked, Errno> {
+    // With musl, its `_Fork` (musl 1.2.2 and later): `fork` also runs
+    // pthread_atfork handlers and takes the library's internal locks for
+    // them, which a one-thread withlock without malloc or stdio has no use
+    // for, and that machinery (rwlocks, timed waits, the vDSO clock) is
+    // 2 KB of every static binary.
     #[cfg(target_env = "musl")]
-    {
-        unsafe extern "C" {
-            fn _Fork() -> libc::pid_t;
-        }
-        // SAFETY: the caller keeps fork's contract; _Fork takes no arguments.
-        unsafe { _Fork() }
+    unsafe extern "C" {
+        fn _Fork() -> libc::pid_t;
     }
+    #[cfg(target_env = "musl")]
+    // SAFETY: withlock has one thread: nothing in the child can be left
+    // locked by another thread. _Fork takes no arguments.
+    let pid = unsafe { _Fork() };
     #[cfg(not(target_env = "musl"))]
-    // SAFETY: the caller keeps fork's contract.
-    unsafe {
-        libc::fork()
+    // SAFETY: as above (one thread).
+    let pid = unsafe { libc::fork() };
+    match check(pid)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
     }
 }
 
-/// The foreground process group of the terminal at `fd` (`tcgetpgrp`), or -1.
-/// On Linux by system call: the C library's ioctl carries, on 32-bit targets,
-/// a kilobyte of tables to convert other requests' 64-bit times.
-pub fn tcgetpgrp(fd: c_int) -> libc::pid_t {
+/// `waitpid(2)`, retried if a signal interrupts it: the pid collected and
+/// its status, or `None` with `WNOHANG` when none has changed state.
+pub fn waitpid(pid: libc::pid_t, flags: c_int) -> Result<Option<(libc::pid_t, c_int)>, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid int for the call to fill.
+        match unsafe { libc::waitpid(pid, &mut status, flags) } {
+            0 => return Ok(None),
+            -1 if errno() == Errno(libc::EINTR) => {}
+            -1 => return Err(errno()),
+            pid => return Ok(Some((pid, status))),
+        }
+    }
+}
+
+/// End this process at once with `code`: no destructors, no flushing (a
+/// forked child must not run its parent's exit path).
+pub fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit takes a plain integer and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `prctl(2)` with one integer argument (Linux).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn prctl(option: c_int, arg: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: the options used here take one integer argument.
+    check(unsafe { libc::prctl(option, arg) }).map(drop)
+}
+
+/// The foreground process group of the terminal `fd`; an error if `fd` is
+/// not our controlling terminal. On Linux by system call: the C library's
+/// ioctl carries, on 32-bit targets, a kilobyte of tables to convert other
+/// requests' 64-bit times.
+pub fn tcgetpgrp(fd: c_int) -> Result<libc::pid_t, Errno> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let pgrp = {
+    {
         let mut pgrp: libc::pid_t = -1;
         // SAFETY: TIOCGPGRP writes one pid_t through the pointer, which is valid.
         let ret = unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::TIOCGPGRP, &raw mut pgrp) };
-        if ret == -1 { -1 } else { pgrp }
-    };
+        if ret == -1 { Err(errno()) } else { Ok(pgrp) }
+    }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    // SAFETY: plain integers.
-    let pgrp = unsafe { libc::tcgetpgrp(fd) };
-    pgrp
+    // SAFETY: tcgetpgrp takes a plain integer.
+    check(unsafe { libc::tcgetpgrp(fd) })
 }
 
-/// Make `pgrp` the foreground process group of the terminal at `fd`
-/// (`tcsetpgrp`); whether it worked. By system call on Linux, as `tcgetpgrp`.
-pub fn tcsetpgrp(fd: c_int, pgrp: libc::pid_t) -> bool {
+/// Make `pgrp` the foreground group of the terminal `fd` (by system call on
+/// Linux, as [`tcgetpgrp`]).
+pub fn tcsetpgrp(fd: c_int, pgrp: libc::pid_t) -> Result<(), Errno> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     // SAFETY: TIOCSPGRP reads one pid_t through the pointer, which is valid.
-    let ret = unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::TIOCSPGRP, &raw const pgrp) };
+    let ret = unsafe { libc::syscall(libc::SYS_ioctl, fd, libc::TIOCSPGRP, &raw const pgrp) } as c_int;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    // SAFETY: plain integers.
+    // SAFETY: tcsetpgrp takes plain integers.
     let ret = unsafe { libc::tcsetpgrp(fd, pgrp) };
-    ret == 0
+    check(ret).map(drop)
+}
+
+/// Sleep for `time`, on through signals that interrupt the sleep (one
+/// that stops and continues us: Ctrl-Z, `fg`) for what is left of it.
+pub fn sleep(time: core::time::Duration) {
+    // SAFETY: all-zero is a valid timespec. (No struct literal: with the
+    // 64-bit time_t of 32-bit targets, it has padding fields.)
+    let mut left: libc::timespec = unsafe { core::mem::zeroed() };
+    // A 32-bit time_t (other systems) holds 68 years of the 100 a duration may have.
+    left.tv_sec = time.as_secs().try_into().unwrap_or(libc::time_t::MAX);
+    left.tv_nsec = time.subsec_nanos() as libc::c_long;
+    // SAFETY: two valid timespecs; nanosleep writes what is left on EINTR.
+    while unsafe { libc::nanosleep(&left, &mut left) } == -1 && errno() == Errno(libc::EINTR) {}
+}
+
+/// Fill `bytes` from the kernel's random pool without waiting for it to
+/// be initialized (`getrandom(2)` with `GRND_NONBLOCK`); false if it
+/// cannot (a kernel older than 3.17, a pool not ready early at boot).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn getrandom(bytes: &mut [u8]) -> bool {
+    // SAFETY: the raw system call fills at most `bytes.len()` bytes of a
+    // valid buffer.
+    let got =
+        unsafe { libc::syscall(libc::SYS_getrandom, bytes.as_mut_ptr(), bytes.len(), libc::GRND_NONBLOCK) };
+    got == bytes.len() as libc::c_long
+}
+
+/// Fill `bytes` (at most 256) from the kernel's random pool
+/// (`getentropy`); false if it cannot.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn getrandom(bytes: &mut [u8]) -> bool {
+    // SAFETY: getentropy fills all of a valid buffer of at most 256 bytes.
+    unsafe { libc::getentropy(bytes.as_mut_ptr().cast(), bytes.len()) == 0 }
+}
+
+/// `uname(2)` into `buf`.
+pub fn uname(buf: &mut libc::utsname) -> Result<(), Errno> {
+    // SAFETY: `buf` is a valid utsname for the call to fill.
+    check(unsafe { libc::uname(buf) }).map(drop)
+}
+
+/// A clock's reading: seconds and nanoseconds, 64-bit on every target.
+pub struct Reading {
+    pub secs: i64,
+    pub nanos: i64,
+}
+
+/// The time on `clock` (`clock_gettime(2)`), by system call on Linux: the
+/// vDSO would cost two page faults, more than the call (see `clock.rs`).
+/// The call and the layout are the 64-bit-time ones everywhere: on 32-bit
+/// Linux the plain `clock_gettime` fills 32-bit seconds, which end in 2038
+/// (and wrap after 68 years of uptime), so it is `clock_gettime64` there
+/// (Linux 5.1), with the old call kept for older kernels.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn clock_now(clock: libc::clockid_t) -> Reading {
+    // The kernel's `struct __kernel_timespec`, the same on every architecture.
+    let mut ts = [0i64; 2];
+    // SAFETY: the raw system call takes a clock id and a valid, writable
+    // __kernel_timespec (two 64-bit integers), which `ts` is.
+    let ret = unsafe { libc::syscall(CLOCK_GETTIME64, clock, ts.as_mut_ptr()) };
+    if cfg!(target_pointer_width = "32") && ret == -1 && errno() == Errno(libc::ENOSYS) {
+        // Linux before 5.1: the old call, and 32-bit seconds.
+        let mut old: [libc::c_long; 2] = [0; 2];
+        // SAFETY: as above, with the layout the old call fills.
+        unsafe { libc::syscall(libc::SYS_clock_gettime, clock, old.as_mut_ptr()) };
+        #[allow(clippy::useless_conversion)] // c_long is i64 on 64-bit targets
+        let widened = old.map(i64::from);
+        ts = widened;
+    }
+    Reading { secs: ts[0], nanos: ts[1] }
+}
+
+/// `clock_gettime` with 64-bit seconds: the plain call on 64-bit targets,
+/// `clock_gettime64` (the same number on every 32-bit one) on 32-bit targets.
+#[cfg(all(any(target_os = "linux", target_os = "android"), target_pointer_width = "64"))]
+const CLOCK_GETTIME64: libc::c_long = libc::SYS_clock_gettime;
+#[cfg(all(any(target_os = "linux", target_os = "android"), target_pointer_width = "32"))]
+const CLOCK_GETTIME64: libc::c_long = 403;
+
+/// The time on `clock` (`clock_gettime(2)`).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn clock_now(clock: libc::clockid_t) -> Reading {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; these clocks always exist.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    #[allow(clippy::useless_conversion)] // time_t and c_long are 32-bit on some systems
+    Reading { secs: i64::from(ts.tv_sec), nanos: i64::from(ts.tv_nsec) }
 }
 
 /// What kind of file a `stat` describes; only regular files are locked.

@@ -6,6 +6,7 @@
 //! the few numbers we print; this is the whole of what we need.
 
 use crate::sys;
+use core::ffi::CStr;
 use core::time::Duration;
 
 /// Longest message line we build; longer text is cut and marked with "...".
@@ -17,6 +18,11 @@ const CAPACITY: usize = 3 * 4096;
 pub struct Text<B: ?Sized> {
     len: usize,
     truncated: bool,
+    /// Where a full buffer is written out to make room, instead of cutting
+    /// the text (see `Line::spill_to`), plus one; 0: nowhere (so that a
+    /// new buffer is all zeros).
+    #[cfg(feature = "status")]
+    spill: i32,
     buf: B,
 }
 
@@ -27,7 +33,13 @@ pub type LineBuf<const N: usize> = Text<[u8; N]>;
 
 impl<const N: usize> LineBuf<N> {
     pub const fn new() -> LineBuf<N> {
-        Text { len: 0, truncated: false, buf: [0; N] }
+        Text {
+            len: 0,
+            truncated: false,
+            #[cfg(feature = "status")]
+            spill: 0,
+            buf: [0; N],
+        }
     }
 
     pub fn line(&mut self) -> &mut Line {
@@ -66,13 +78,46 @@ impl Line {
         self.truncated
     }
 
+    /// Never cut this line: when the buffer is full, write what it holds
+    /// to `fd` (where the line will end up, by [`Line::write_to`]) and go
+    /// on. For output that must stay whole, such as `--status --json`'s
+    /// objects; the line is then written in parts, and cannot be taken back.
+    #[cfg(feature = "status")]
+    pub fn spill_to(&mut self, fd: i32) {
+        self.spill = fd + 1;
+    }
+
     pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
         // Keep room for "...\n" so a cut line still ends properly.
         let room = self.buf.len() - 4 - self.len;
+        #[cfg(feature = "status")]
+        if bytes.len() > room && self.spill > 0 {
+            return self.push_spilling(bytes);
+        }
         let take = bytes.len().min(room);
         self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
         self.len += take;
         self.truncated |= take < bytes.len();
+        self
+    }
+
+    /// [`Line::push`] when `bytes` do not fit and the line spills.
+    #[cfg(feature = "status")]
+    #[cold]
+    #[inline(never)]
+    fn push_spilling(&mut self, mut bytes: &[u8]) -> &mut Self {
+        while !bytes.is_empty() {
+            let room = self.buf.len() - 4 - self.len;
+            if room == 0 {
+                sys::write_all(self.spill - 1, &self.buf[..self.len]);
+                self.len = 0;
+                continue;
+            }
+            let take = bytes.len().min(room);
+            self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
+            self.len += take;
+            bytes = &bytes[take..];
+        }
         self
     }
 
@@ -120,8 +165,20 @@ impl Line {
 
     /// `prefix` then `b` as two lower-case hex digits: `\x1b`, `\u001b`.
     pub fn push_hex_escape(&mut self, prefix: &[u8], b: u8) -> &mut Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        self.push(prefix).push(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+        self.push(prefix).push_hex(u64::from(b), 2)
+    }
+
+    /// `n` in lower-case hex, at least `min` digits (at most 16), as
+    /// printf's `%0*x`.
+    pub fn push_hex(&mut self, mut n: u64, min: usize) -> &mut Self {
+        let mut digits = [0u8; 16];
+        let mut at = digits.len();
+        while n != 0 || at > digits.len() - min.min(16) {
+            at -= 1;
+            digits[at] = hex_digit(n);
+            n >>= 4;
+        }
+        self.push(&digits[at..])
     }
 
     pub fn push_u64(&mut self, mut n: u64) -> &mut Self {
@@ -176,6 +233,12 @@ impl Line {
         self.push(b"s")
     }
 
+    /// The line as a C string: it must end with its NUL (and hold no
+    /// other); otherwise the empty string, which names no file.
+    pub fn as_cstr(&self) -> &CStr {
+        c_str(self.as_bytes())
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -226,6 +289,31 @@ pub fn parse_u64(text: &[u8]) -> Option<u64> {
         return None;
     }
     text.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// `bytes` (ending with its NUL, and holding no other) as a C string;
+/// otherwise the empty string, which names no file.
+pub fn c_str(bytes: &[u8]) -> &CStr {
+    CStr::from_bytes_with_nul(bytes).unwrap_or(c"")
+}
+
+/// The lower-case hex digit for `n` (0 to 15).
+pub fn hex_digit(n: u64) -> u8 {
+    b"0123456789abcdef"[(n & 15) as usize]
+}
+
+/// One line to stderr: `before`, the number `pid` if any, `after`.
+#[cold]
+#[inline(never)]
+pub fn say(before: &[u8], pid: Option<u32>, after: &[u8]) {
+    let mut buf = diagnostic();
+    let line = buf.line();
+    line.push(before);
+    if let Some(pid) = pid {
+        line.push_u64(u64::from(pid));
+    }
+    line.push(after);
+    line.emit();
 }
 
 #[cfg(test)]

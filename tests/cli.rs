@@ -5,7 +5,8 @@
 //! One test binary, grouped by topic; `support` is the small harness they share, `json` a
 //! strict JSON reader, and `etcd_support` the etcd harness: throwaway servers, clusters and
 //! proxies, etcdctl, a fake server, and network namespaces to cut (`etcd_facts` proves it
-//! against the real tools; `etcd` tests withlock's etcd mode).
+//! against the real tools; `etcd` tests withlock's etcd mode). `syslog` runs a real syslog
+//! daemon (busybox syslogd) on a `/dev/log` of its own, in a private mount namespace.
 
 #[path = "cli/etcd_support.rs"]
 mod etcd_support;
@@ -30,6 +31,8 @@ mod fcntl;
 mod holder;
 #[path = "cli/interop.rs"]
 mod interop;
+#[path = "cli/jitter.rs"]
+mod jitter;
 #[path = "cli/job_env.rs"]
 mod job_env;
 #[path = "cli/lock_file.rs"]
@@ -62,6 +65,8 @@ mod signals;
 mod slots;
 #[path = "cli/supervise.rs"]
 mod supervise;
+#[path = "cli/syslog.rs"]
+mod syslog;
 #[path = "cli/torture.rs"]
 mod torture;
 #[path = "cli/trust.rs"]

@@ -66,7 +66,9 @@ struct HelpOption {
 
 /// The help's options: the lines of its "Options:" section indented 2 to 6 spaces and
 /// starting with `-`, up to the description (two spaces or more). A word in capitals
-/// after the names (`DURATION`, `--wait=N`, `[=N]`) means the option takes a value.
+/// after the names (`DURATION`, `--wait=N`) means the option takes a value; an optional
+/// one (`--syslog[=FACILITY]`) is given only inline, so for reading a command line the
+/// option takes none.
 fn help_options(help: &str) -> Vec<HelpOption> {
     let section = help.lines().skip_while(|l| l.trim_end() != "Options:").skip(1);
     let mut options = Vec::new();
@@ -86,7 +88,7 @@ fn help_options(help: &str) -> Vec<HelpOption> {
             };
             if is_option(name) {
                 names.push(name.to_string());
-                takes_value |= value.is_some();
+                takes_value |= value.is_some_and(|v| !v.starts_with('['));
             } else if word.chars().any(|c| c.is_ascii_uppercase()) {
                 takes_value = true;
             }
@@ -361,6 +363,8 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
             i += 1;
         }
         let mut run: Vec<String> = args[..i.min(args.len())].to_vec();
+        // A random sleep of up to minutes is not what a check should wait for.
+        replace_jitter(&mut run);
         // An etcd address: no server here, so point it at a closed port on
         // loopback. The options must still be accepted: 69 (etcd cannot be
         // reached) says the command line was understood; 64 would not.
@@ -417,6 +421,20 @@ fn check_command_line(line: &str, options: &[HelpOption], dir: &LockDir) -> Resu
         checked += 1;
     }
     Ok(checked)
+}
+
+/// In the option words `run`, make the value of `--jitter` 0.
+fn replace_jitter(run: &mut [String]) {
+    let mut k = 0;
+    while k < run.len() {
+        if run[k] == "--jitter" && k + 1 < run.len() {
+            run[k + 1] = "0".to_string();
+            k += 1;
+        } else if run[k].starts_with("--jitter=") {
+            run[k] = "--jitter=0".to_string();
+        }
+        k += 1;
+    }
 }
 
 /// In the option words `run`, make the value of `--name` `unique`.
@@ -644,18 +662,25 @@ fn the_checks_catch_what_they_should() {
     assert!(check("withlock -qx L job").is_err());
     assert!(check("withlock -w soon L job").unwrap_err().contains("exited with Some(64)"));
     assert!(check("withlock -q L").is_err(), "no COMMAND");
+    // An optional value is inline only: after `--syslog` comes LOCK.
+    assert_eq!(check("withlock -q --syslog L job && withlock --syslog=daemon L job"), Ok(2));
+    assert!(check("withlock --syslog=nosuch L job").unwrap_err().contains("exited with Some(64)"));
+    let mut words: Vec<String> = ["-q", "--jitter", "5m", "--jitter=1h", "-w", "5"].map(String::from).into();
+    replace_jitter(&mut words);
+    assert_eq!(words, ["-q", "--jitter", "0", "--jitter=0", "-w", "5"]);
 
     let man = ".SH OPTIONS\n.TP\n.BI \\-w \" N\\fR, \" \"\\fB\\-\\-wait\\fR \" N\n.TP\n.B \\-\\-insecure\nText \\-x.\n.SH NEXT\n.TP\n.B \\-z\n";
     assert_eq!(man_options(man), ["--insecure", "--wait", "-w"].map(String::from).into());
     let readme = "| option | meaning |\n|---|---|\n| `-q`, `--quiet` | x |\n| `--kill-after DURATION` | `-z` |\n| 75 | `-y` |\n";
     assert_eq!(readme_options(readme), ["--kill-after", "--quiet", "-q"].map(String::from).into());
-    let help = "Options:\n  -w, --wait DURATION   wait\n                        -x continued\n      --json            json\n  -E N                  code\n\nOther:\n  -y\n";
+    let help = "Options:\n  -w, --wait DURATION   wait\n                        -x continued\n      --json            json\n  -E N                  code\n      --log[=F]         log\n\nOther:\n  -y\n";
     assert_eq!(
         help_options(help),
         vec![
             HelpOption { names: vec!["-w".into(), "--wait".into()], takes_value: true },
             HelpOption { names: vec!["--json".into()], takes_value: false },
             HelpOption { names: vec!["-E".into()], takes_value: true },
+            HelpOption { names: vec!["--log".into()], takes_value: false },
         ]
     );
     let a: BTreeSet<String> = ["-a", "-b"].map(String::from).into();

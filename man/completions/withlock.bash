@@ -6,7 +6,8 @@
 # as a command name, and its arguments as files.
 
 _withlock() {
-    # Every option, once; a trailing '=' marks one that takes a value (DURATION, N).
+    # Every option, once; a trailing '=' marks one that takes a value (DURATION, N);
+    # --syslog takes one only attached (--syslog=FACILITY), and is listed bare.
     # Keep this list equal to `withlock --help`: ci/test-completions.sh checks it.
     local options=(
         -w= --wait= --timeout=
@@ -24,6 +25,8 @@ _withlock() {
         --min-hold=
         --unlink
         --no-inherit
+        --syslog
+        --jitter=
         --fcntl
         --slots=
         --name=
@@ -52,6 +55,11 @@ _withlock() {
             if _withlock_valued "${word%%=*}" && [[ $word != *=* ]]; then
                 value=$word
                 if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
+                if ((i + 1 < COMP_CWORD)); then ((i++)); value=; fi
+            elif [[ $word != *=* && ${COMP_WORDS[i + 1]} == = ]]; then
+                # An optional value, attached: --syslog=FACILITY.
+                value=$word=
+                ((i++))
                 if ((i + 1 < COMP_CWORD)); then ((i++)); value=; fi
             fi
             ;;
@@ -85,6 +93,10 @@ _withlock() {
             # The value of -w/--wait/--timeout, or of -E.
             case $value in
             -w | --wait | --timeout) COMPREPLY=($(compgen -W 'forever' -- "$cur")) ;;
+            --syslog=)
+                COMPREPLY=($(compgen -W 'cron daemon user mail auth authpriv syslog lpr news uucp ftp
+                    local0 local1 local2 local3 local4 local5 local6 local7' -- "$cur"))
+                ;;
             *) COMPREPLY=() ;;
             esac
         elif ((named)) && [[ $cur != -* ]]; then

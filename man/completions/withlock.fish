@@ -13,7 +13,7 @@ set -g __withlock_options \
     'q quiet|A busy lock (or expired wait) exits 0, silently' \
     'v verbose|Say what withlock does, on stderr' \
     'E conflict-exit-code N|Exit with N (0-255) when the lock is busy' \
-    '- insecure|Allow a lock file others can write, or in a directory they can' \
+    '- insecure|Trust who could tamper: lock files others can write; plain HTTP to etcd off this host' \
     '- replace|If the lock is held, stop the process the kernel shows holding it' \
     '- max-runtime DURATION|Stop the process group of the command after this long, exit 124' \
     '- kill-after DURATION|SIGKILL this long after SIGTERM (--replace, --max-runtime, a stop request; 10s)' \
@@ -23,6 +23,8 @@ set -g __withlock_options \
     '- unlink|Remove the lock file when the command ends' \
     '- fcntl|An OFD fcntl lock instead of flock (NFS; excludes lckdo and with-lock-ex)' \
     '- no-inherit|Only withlock holds the lock, not the command (jobs that start daemons)' \
+    '- syslog|Log each outcome to the system log (--syslog=FACILITY; cron unless given)' \
+    '- jitter DURATION|First sleep a random time up to DURATION, holding nothing' \
     '- slots N|Up to N jobs at once, each in its own slot file LOCK.i (1-64)' \
     '- name NAME|Lock NAME in withlock''s own directory instead of a LOCK path' \
     '- status|Say who holds each LOCK or DIRECTORY of locks' \

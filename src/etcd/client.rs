@@ -16,11 +16,11 @@
 //! (`/v3/lock/lock`), for a dedicated connection the caller polls.
 
 use super::{Address, Endpoint, Error, KEY_MAX, Key, Message};
-use crate::base64;
 use crate::clock;
-use crate::http::{self, Reader};
-use crate::jsonread::{self, Value};
-use crate::net::{self, Conn};
+use crate::etcd::base64;
+use crate::etcd::http::{self, Reader};
+use crate::etcd::jsonread::{self, Value};
+use crate::etcd::net::{self, Conn};
 use crate::text::{Line, LineBuf};
 
 /// The largest request body: a transaction names the key four times and

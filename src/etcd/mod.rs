@@ -1,5 +1,8 @@
-//! Locks kept in etcd: the lock address, errors, and (in [`client`]) the
-//! calls to etcd's v3 JSON gateway.
+//! Locks kept in etcd (the optional part `etcd`): the lock address and the
+//! wire's errors here; below, one module each for the sockets ([`net`]),
+//! HTTP/1.1 ([`http`]), reading JSON ([`jsonread`]), [`base64`], the calls
+//! to etcd's v3 JSON gateway ([`client`]), the [`watchdog`] that keeps the
+//! lease, and the run of a job under an etcd lock ([`session`]).
 //!
 //! A lock on several hosts must live in a service they share and must
 //! vanish when its holder dies or is cut off, as a kernel lock does. etcd
@@ -11,14 +14,18 @@
 //!
 //! A lock address is `etcd://HOST[:PORT][,HOST[:PORT]...]/NAME`, parsed
 //! here without copying: HOST is an IPv4 address, an IPv6 address in
-//! brackets (`[::1]:2379`) or `localhost` (see [`crate::net`] for why not
+//! brackets (`[::1]:2379`) or `localhost` (see [`crate::etcd::net`] for why not
 //! names); PORT defaults to 2379.
 
+mod base64;
 pub mod client;
+pub mod http;
+pub mod jsonread;
+pub mod net;
+pub mod session;
 pub mod watchdog;
 
 use crate::text::Line;
-use crate::{http, net};
 
 /// The most endpoints an address may list.
 pub const MAX_ENDPOINTS: usize = 8;
@@ -207,15 +214,14 @@ impl Key {
         key.bytes[..name.len()].copy_from_slice(name);
         key.bytes[name.len()] = b'/';
         for (i, slot) in key.bytes[name.len() + 1..total].iter_mut().enumerate() {
-            let nibble = (lease as u64 >> (4 * (digits - 1 - i))) & 15;
-            *slot = b"0123456789abcdef"[nibble as usize];
+            *slot = crate::text::hex_digit(lease as u64 >> (4 * (digits - 1 - i)));
         }
         key.len = total;
         Ok(key)
     }
 
     /// A key decoded from a base64 JSON string.
-    fn from_b64(value: &crate::jsonread::Value) -> Result<Key, Error> {
+    fn from_b64(value: &crate::etcd::jsonread::Value) -> Result<Key, Error> {
         let mut key = Key::empty();
         key.len = decode_b64(value, &mut key.bytes)?.len();
         Ok(key)
@@ -235,12 +241,12 @@ impl PartialEq for Key {
 }
 
 /// A base64 JSON string (a key or a value), decoded into `out`.
-fn decode_b64<'o>(value: &crate::jsonread::Value, out: &'o mut [u8]) -> Result<&'o [u8], Error> {
+fn decode_b64<'o>(value: &crate::etcd::jsonread::Value, out: &'o mut [u8]) -> Result<&'o [u8], Error> {
     let text = value.str_raw().map_err(|e| Error::Reply(e.0))?;
-    match crate::base64::decode(text, out) {
+    match crate::etcd::base64::decode(text, out) {
         Ok(n) => Ok(&out[..n]),
-        Err(crate::base64::DecodeError::NoRoom) => Err(Error::Reply("key or value too long")),
-        Err(crate::base64::DecodeError::Invalid) => Err(Error::Reply("bad base64 in a key or value")),
+        Err(crate::etcd::base64::DecodeError::NoRoom) => Err(Error::Reply("key or value too long")),
+        Err(crate::etcd::base64::DecodeError::Invalid) => Err(Error::Reply("bad base64 in a key or value")),
     }
 }
 

@@ -137,20 +137,22 @@ impl Watchdog {
             libc::sigprocmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr());
             old.assume_init()
         };
-        // SAFETY: single-threaded; the child runs only `watch_over`.
-        let pid = unsafe { crate::sys::fork() };
-        if pid == 0 {
-            watch_over(shared, fds[0], back[1], withlock, name);
-        }
-        let errno = sys::errno();
+        // The child runs only `watch_over`.
+        let forked = match sys::fork() {
+            Ok(sys::Forked::Child) => watch_over(shared, fds[0], back[1], withlock, name),
+            Ok(sys::Forked::Parent(pid)) => Ok(pid),
+            Err(errno) => Err(errno),
+        };
         // SAFETY: the mask saved above.
         unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
         sys::close(back[1]);
-        if pid == -1 {
-            [fds[0], fds[1], back[0]].into_iter().for_each(sys::close);
-            return Err(Failure::System { call: "fork", errno });
+        match forked {
+            Ok(pid) => Ok(Watchdog { pid, shared, feed: fds[1], spare: fds[0], gone: back[0] }),
+            Err(errno) => {
+                [fds[0], fds[1], back[0]].into_iter().for_each(sys::close);
+                Err(Failure::System { call: "fork", errno })
+            }
         }
-        Ok(Watchdog { pid, shared, feed: fds[1], spare: fds[0], gone: back[0] })
     }
 
     /// A keepalive was acknowledged: the job may live until `deadline`.
@@ -236,19 +238,14 @@ fn reap_within(pid: libc::pid_t, ms: u32) -> Reaped {
         if waited >= ms {
             return Reaped::Running;
         }
-        // SAFETY: all-zero is a valid timespec. (No struct literal: with the
-        // 64-bit time_t of 32-bit targets, it has padding fields.)
-        let mut pause: libc::timespec = unsafe { core::mem::zeroed() };
-        pause.tv_nsec = 2_000_000;
-        // SAFETY: a valid timespec; an early return only loops sooner.
-        unsafe { libc::nanosleep(&pause, ptr::null_mut()) };
+        sys::sleep(core::time::Duration::from_millis(2));
         waited += 2;
     }
 }
 
 /// A pipe, both ends close-on-exec.
 fn pipe() -> Result<[c_int; 2], Failure<'static>> {
-    sys::pipe().map_err(|errno| Failure::System { call: "pipe", errno })
+    sys::pipe(false).map_err(|errno| Failure::System { call: "pipe", errno })
 }
 
 /// In the watchdog: the feed pipe's read end, and the write end of the pipe
@@ -357,32 +354,35 @@ fn leave(pin: libc::pid_t) -> ! {
 fn make_pin(job: libc::pid_t) -> libc::pid_t {
     // SAFETY: getpid cannot fail.
     let watchdog = unsafe { libc::getpid() };
-    // SAFETY: single-threaded; the child only sleeps.
-    let pin = unsafe { crate::sys::fork() };
-    if pin == 0 {
-        // SAFETY: plain calls on our own process. It dies with the watchdog
-        // (Linux), holds no descriptor, and ignores what it may (inherited).
-        unsafe {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != watchdog {
-                libc::_exit(0);
-            }
-            close_from(0);
-            loop {
-                libc::pause();
-            }
-        }
-    }
-    if pin < 0 {
-        return 0;
-    }
+    // The child only sleeps.
+    let pin = match sys::fork() {
+        Ok(sys::Forked::Parent(pin)) => pin,
+        Ok(sys::Forked::Child) => be_pin(watchdog),
+        Err(_) => return 0,
+    };
     // SAFETY: plain integers; our child, which has not exec'd.
     if unsafe { libc::setpgid(pin, job) } != 0 {
         end_pin(pin);
         return 0;
     }
     pin
+}
+
+/// In the pin: sleep until killed. It dies with the watchdog (Linux),
+/// holds no descriptor, and ignores what it may (inherited).
+fn be_pin(watchdog: libc::pid_t) -> ! {
+    // SAFETY: plain calls on our own process.
+    unsafe {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != watchdog {
+            libc::_exit(0);
+        }
+        close_from(0);
+        loop {
+            libc::pause();
+        }
+    }
 }
 
 /// Kill and reap the pin, our child.

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::exit_codes::{assert_busy, assert_free};
 use crate::json::Json;
 use crate::support::{
-    Out, Running, TEST_PATH, TempDir, argv_for, as_user, bin, bin_argv, chown, exists, hold,
+    Out, Running, TEST_PATH, TempDir, argv_for, as_user, bin, bin_argv, chown, exists, filter_syscall, hold,
     hold_until_killed, mkfifo, read_string, require_catchable, require_root, require_root_and_nobody, run,
     run_within, send_signal, set_mode, start, start_holding, timing, unique_name, wait_until, withlock,
     without_proc,
@@ -1343,32 +1343,8 @@ fn status_never_takes_or_keeps_the_lock() {
 /// fork and exec. It knows flock by this architecture's number, and by i386's for an i686
 /// binary under test (a qemu-user one makes this machine's own system calls).
 fn forbid_flock(cmd: &mut Command) {
-    // SAFETY: between fork and exec the closure only builds the filter on its own stack
-    // and makes two system calls (prctl, seccomp), both async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
-            const AUDIT_ARCH_I386: u32 = 0x4000_0003;
-            const I386_FLOCK: u32 = 143;
-            let mut filter = [
-                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 4), // seccomp_data.arch
-                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 2, AUDIT_ARCH_I386),
-                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // seccomp_data.nr
-                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 2, 3, I386_FLOCK),
-                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // seccomp_data.nr
-                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, libc::SYS_flock as u32),
-                op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
-                op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-            ];
-            let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_mut_ptr() };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    const I386_FLOCK: u32 = 143;
+    filter_syscall(cmd, libc::SYS_flock, I386_FLOCK, libc::SECCOMP_RET_KILL_PROCESS);
 }
 
 /// Where /proc/locks tells who holds a lock, --status does not even try the lock for an

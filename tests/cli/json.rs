@@ -285,3 +285,17 @@ fn the_tests_json_reader_is_strict() {
         assert!(Json::parse(bad).is_err(), "accepted {bad:?}");
     }
 }
+
+/// A `--status --json` line longer than withlock's 12 KiB line buffer (a LOCK of 3000
+/// control bytes, each escaped as `\u0001`) is still one whole JSON object, never cut.
+#[test]
+fn status_json_lines_are_never_cut() {
+    use std::os::unix::ffi::OsStrExt;
+    let lock = std::ffi::OsStr::from_bytes(&[1u8; 3000]);
+    let out = crate::support::run(crate::support::withlock().args(["--status", "--json"]).arg(lock));
+    let text = out.stdout_str();
+    assert_eq!(text.lines().count(), 1, "{}", out.describe());
+    let o = Json::parse(text.trim()).unwrap_or_else(|e| panic!("{e}\n{}", out.describe()));
+    assert_eq!(o.str_at("lock"), "\u{1}".repeat(3000));
+    assert_eq!(o.str_at("state"), "error");
+}

@@ -873,3 +873,17 @@ fn a_waiter_at_the_gate_is_shown_as_one() {
     }
     waiter.wait(Duration::from_secs(10)).assert_code(0);
 }
+
+/// A slot file opened read-only (an executable one, whose job must not inherit a writable
+/// descriptor) still gets its record, through a second descriptor, as LOCK itself does.
+#[test]
+fn an_executable_slot_file_gets_its_record() {
+    let t = TempDir::new();
+    let lock = t.lock();
+    let file = slot_file(&lock, 0);
+    fs::write(&file, b"").unwrap();
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    run_slot(&[], 2, &lock).assert_code(0).assert_stdout("0");
+    let record = read_string(&file);
+    assert!(record.contains("\nslots=2\nslot=0\n"), "no record in the executable slot file: {record:?}");
+}

@@ -583,6 +583,12 @@ impl Holder {
         self.run.wait(Duration::from_secs(10))
     }
 
+    /// Waits for the holder to end (something else stops it).
+    #[track_caller]
+    pub fn wait(self, timeout: Duration) -> Out {
+        self.run.wait(timeout)
+    }
+
     /// Sends a signal and waits for the holder to end. (The idle loop of `hold` may have a
     /// `sleep` child that briefly keeps the lock; use `hold_until_killed` to avoid that.)
     #[track_caller]
@@ -726,6 +732,39 @@ pub fn require_catchable(test: &str, sig: i32) -> bool {
         false
     } else {
         true
+    }
+}
+
+/// Makes the system call `nr` end as `action` says (a `SECCOMP_RET_*` value) in `cmd`: a
+/// seccomp filter installed between fork and exec. The call is known by this architecture's
+/// number `nr`, and by i386's `i386_nr` for an i686 binary under test (a qemu-user one
+/// makes this machine's own system calls).
+pub fn filter_syscall(cmd: &mut Command, nr: libc::c_long, i386_nr: u32, action: u32) {
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    // SAFETY: between fork and exec the closure only builds the filter on its own stack and
+    // makes two system calls (prctl, seccomp), both async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
+            let mut filter = [
+                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 4), // seccomp_data.arch
+                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 2, AUDIT_ARCH_I386),
+                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // seccomp_data.nr
+                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 2, 3, i386_nr),
+                op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // seccomp_data.nr
+                op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, nr as u32),
+                op(libc::BPF_RET | libc::BPF_K, 0, 0, action),
+                op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+            ];
+            let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_mut_ptr() };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

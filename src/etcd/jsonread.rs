@@ -248,11 +248,6 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// The bytes of the value as written (a string with its quotes).
-    pub fn raw(&self) -> &'a [u8] {
-        self.raw
-    }
-
     /// The member `key` of an object; `None` if there is none (etcd leaves
     /// out fields that hold their zero value). Not an object: an error.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value<'a>>> {

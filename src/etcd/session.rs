@@ -34,13 +34,16 @@
 //! not run (69) rather than started and stopped moments later.
 
 use crate::cli::Options;
+use crate::clock::{boot_ns as now_ns, nanos};
 use crate::duration::Wait;
 use crate::error::Failure;
 use crate::etcd::client::{self, Client};
 use crate::etcd::watchdog::Watchdog;
 use crate::etcd::{self, Address, Endpoint, Error, Key};
 use crate::exec::Argv;
-use crate::supervise::{self, Ended, Guard, nanos, now_ns};
+use crate::signals::{self, Ended};
+use crate::supervise::{self, Guard};
+use crate::syslog::{self, Severity};
 use crate::text::{self, Line, LineBuf};
 use crate::{exit, json, record};
 use core::ffi::c_int;
@@ -95,7 +98,7 @@ pub fn run(address: &[u8], options: &Options, argv: Argv) -> c_int {
         Err(problem) => return usage(problem, b""),
     };
     if !options.insecure
-        && let Some(remote) = address.endpoints().iter().find(|e| !crate::net::is_loopback(&e.host))
+        && let Some(remote) = address.endpoints().iter().find(|e| !crate::etcd::net::is_loopback(&e.host))
     {
         let mut buf = text::diagnostic();
         let line = buf.line();
@@ -105,7 +108,7 @@ pub fn run(address: &[u8], options: &Options, argv: Argv) -> c_int {
               withlock(1), LOCKS IN ETCD) and lock etcd://127.0.0.1:PORT/NAME, or pass \
               --insecure on a trusted network",
         );
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
         return c_int::from(exit::REFUSED);
     }
     let session = Session { address: &address, timing, options, name: address.name };
@@ -131,7 +134,7 @@ fn say_unreachable(endpoint: &Endpoint, error: &Error) {
     let line = buf.line();
     line.push(b"cannot reach etcd at ").push_printable(endpoint.text).push(b": ");
     error.push_to(line);
-    line.emit();
+    syslog::emit(line, Severity::Warning, true);
 }
 
 struct Session<'a> {
@@ -150,8 +153,8 @@ impl Session<'_> {
         // From here a SIGTERM (or SIGINT, SIGHUP) must not leave a lease
         // behind holding the lock with nothing running: it is noted, and
         // acted on before the job would start.
-        if let Err(failure) = supervise::catch_stop_signals() {
-            failure.report(b"", b"", c"", false);
+        if let Err(failure) = signals::catch_stop_signals() {
+            crate::report::failure(&failure, b"", b"", c"", false);
             return c_int::from(exit::OS_ERROR);
         }
         let ttl = self.timing.lease.as_secs().max(1) as i64;
@@ -159,7 +162,7 @@ impl Session<'_> {
         // connection may still not answer (a stopped server, a partition).
         let granted = self.address.endpoints().iter().enumerate().find_map(|(index, endpoint)| {
             let deadline = self.deadline(self.timing.connect_timeout);
-            let attempt = crate::net::connect(&endpoint.host, endpoint.port, deadline)
+            let attempt = crate::etcd::net::connect(&endpoint.host, endpoint.port, deadline)
                 .map_err(Error::from)
                 .and_then(|conn| {
                     let mut client = Client::new(*endpoint, conn);
@@ -227,9 +230,9 @@ impl Session<'_> {
             }
         }
 
-        if let Some(signal) = supervise::asked_to_stop() {
+        if let Some(signal) = signals::asked_to_stop() {
             guard.revoke(self.timing.connect_timeout);
-            supervise::die_like(signal);
+            signals::die_like(signal);
         }
 
         guard.key = attempt.my_key;
@@ -246,7 +249,7 @@ impl Session<'_> {
         let vars = [fencing.line().as_bytes(), revision.line().as_bytes(), key.line().as_bytes()];
         if !crate::exec::set_environment(&vars) {
             guard.revoke(self.timing.connect_timeout);
-            supervise::say(b"no memory to add the lock's variables to the environment", None, b"");
+            text::say(b"no memory to add the lock's variables to the environment", None, b"");
             return c_int::from(exit::OS_ERROR);
         }
         if self.options.verbose {
@@ -265,7 +268,7 @@ impl Session<'_> {
         }
         if let Err(failure) = guard.arm() {
             guard.revoke(self.timing.connect_timeout);
-            failure.report(b"", b"", c"", false);
+            crate::report::failure(&failure, b"", b"", c"", false);
             return c_int::from(exit::OS_ERROR);
         }
         let watch = supervise::Watch {
@@ -277,13 +280,13 @@ impl Session<'_> {
             verbose: self.options.verbose,
         };
         let started = now_ns();
-        let ended = supervise::run(argv, &watch, &mut guard, |_| {});
+        let ended = supervise::run(argv, &watch, &mut guard, &mut |_| {});
         let fired = guard.disarm();
         let ended = match ended {
             Ok(ended) => ended,
             Err(failure) => {
                 guard.revoke(self.timing.connect_timeout);
-                failure.report(b"", b"", c"", false);
+                crate::report::failure(&failure, self.name, argv.iter().next().unwrap_or(b""), c"", false);
                 return c_int::from(failure.exit_code(exit::BUSY));
             }
         };
@@ -305,7 +308,7 @@ impl Session<'_> {
         let within = if ended == Ended::Lost { Duration::from_secs(1) } else { self.timing.connect_timeout };
         guard.revoke(within.min(self.timing.connect_timeout));
         c_int::from(match ended {
-            Ended::Exited(status) => supervise::exit_like(status),
+            Ended::Exited(status) => signals::exit_like(status),
             Ended::TimedOut => exit::TIMED_OUT,
             Ended::Lost => exit::LEASE_LOST,
         })
@@ -329,28 +332,28 @@ impl Session<'_> {
             return Err(self.unavailable(b"cannot wait for the lock in etcd", Some(&error)));
         }
         if self.options.verbose {
-            supervise::say(b"the etcd lock is held; waiting in line", None, b"");
+            text::say(b"the etcd lock is held; waiting in line", None, b"");
         }
         loop {
-            if let Some(signal) = supervise::asked_to_stop() {
+            if let Some(signal) = signals::asked_to_stop() {
                 drop(waiter);
                 guard.revoke(self.timing.connect_timeout);
-                supervise::die_like(signal);
+                signals::die_like(signal);
             }
             if now_ns() >= until {
-                if !self.options.quiet {
+                if !self.options.quiet || syslog::enabled() {
                     let mut buf = text::diagnostic();
                     let line = buf.line();
                     line.push(b"etcd lock ").push_quoted(self.name).push(b" is still busy after waiting ");
                     if let Wait::For(limit) = wait {
                         line.push_duration(limit);
                     }
-                    line.emit();
+                    syslog::emit(line, Severity::Warning, !self.options.quiet);
                 }
                 return Err(self.conflict());
             }
             let next = guard.wake_at().unwrap_or(u64::MAX).min(until);
-            if supervise::pause_until(next, waiter.raw_fd()) {
+            if signals::pause_until(next, waiter.raw_fd()) {
                 match waiter.lock_receive(self.deadline(self.timing.connect_timeout)) {
                     Ok(locked) => return self.confirm(guard, &locked),
                     Err(error) => {
@@ -383,7 +386,7 @@ impl Session<'_> {
 
     /// Say who holds the lock (unless `-q`).
     fn busy(&self, guard: &mut Lease, attempt: &client::Attempt) {
-        if self.options.quiet {
+        if self.options.quiet && !syslog::enabled() {
             return;
         }
         let mut buf = text::diagnostic();
@@ -401,7 +404,7 @@ impl Session<'_> {
             line.push(b"; ").push_u64(attempt.count as u64 - 2).push(b" more waiting");
         }
         line.push(b" (use -w DURATION to wait for it, or -q to skip quietly)");
-        line.emit();
+        syslog::emit(line, Severity::Notice, !self.options.quiet);
     }
 
     /// "Cannot reach or trust the lock service" is never silenced by `-q`,
@@ -416,7 +419,7 @@ impl Session<'_> {
             line.push(b")");
         }
         line.push(b"; the job was not run (exit 69)");
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
         c_int::from(exit::UNAVAILABLE)
     }
 }
@@ -458,7 +461,13 @@ fn compose_record(out: &mut Line, job: Option<u32>, argv: Argv) {
 /// A usage error, reported as the command line's are.
 fn usage(problem: &'static str, culprit: &[u8]) -> c_int {
     let culprit = (!culprit.is_empty()).then_some(culprit);
-    Failure::Usage(crate::cli::UsageError { problem, culprit }).report(b"", b"", c"", false);
+    crate::report::failure(
+        &Failure::Usage(crate::error::UsageError { problem, culprit }),
+        b"",
+        b"",
+        c"",
+        false,
+    );
     c_int::from(exit::USAGE)
 }
 
@@ -599,7 +608,7 @@ impl<'a> Lease<'a> {
         );
         line.push_duration(Duration::from_nanos(grace_ns));
         line.push(b")");
-        line.emit();
+        syslog::emit(line, Severity::Err, true);
     }
 
     /// Say, even with `-q`, that the watchdog stopped the job (unless the
@@ -622,13 +631,13 @@ impl<'a> Lease<'a> {
     fn hold_until(&mut self, until: u64) {
         loop {
             let now = now_ns();
-            if now >= until || supervise::asked_to_stop().is_some() {
+            if now >= until || signals::asked_to_stop().is_some() {
                 return;
             }
             if now >= self.next && self.tick(now).is_err() {
                 return; // Lost: nothing runs under it any more.
             }
-            supervise::pause_until(self.next.min(until), -1);
+            signals::pause_until(self.next.min(until), -1);
         }
     }
 
@@ -653,7 +662,7 @@ impl<'a> Lease<'a> {
         let endpoints = self.address.endpoints();
         self.endpoint = (self.endpoint + 1) % endpoints.len();
         let endpoint = endpoints[self.endpoint];
-        match crate::net::connect(&endpoint.host, endpoint.port, deadline) {
+        match crate::etcd::net::connect(&endpoint.host, endpoint.port, deadline) {
             Ok(conn) => {
                 self.client = Client::new(endpoint, conn);
                 true
@@ -784,6 +793,7 @@ pub fn status(lock: &[u8], json: bool) -> u8 {
         Timing { lease: DEFAULT_LEASE, kill_after: Duration::ZERO, connect_timeout: DEFAULT_CONNECT_TIMEOUT };
     let mut out = LineBuf::<{ 2 * record::CAPACITY + 512 }>::new();
     let line = out.line();
+    line.spill_to(1);
     let mut prefix = LineBuf::<{ etcd::KEY_MAX + 1 }>::new();
     prefix.line().push(address.name).push(b"/");
     let held = connect(&address, &timing, &mut |_, _| {}).and_then(|mut client| {
@@ -815,7 +825,7 @@ pub fn status(lock: &[u8], json: bool) -> u8 {
             json::push_key(line, "waiting", false);
             line.push_u64(count.saturating_sub(1) as u64);
             match &record {
-                Some(record) => crate::status::push_record_fields(line, record),
+                Some(record) => json::push_record_fields(line, record),
                 None => {
                     line.push(br#","pid":null,"host":null,"since":null"#);
                 }

@@ -15,7 +15,7 @@
 //! whole raw response must fit the buffer: more is [`Error::TooBig`].
 //! Connections are kept alive unless the server says otherwise.
 
-use crate::net::{self, Conn};
+use crate::etcd::net::{self, Conn};
 use crate::sys::Errno;
 use crate::text::LineBuf;
 
@@ -144,6 +144,7 @@ impl Reader {
     /// Whether any byte of a response has arrived (a connection that closes
     /// before that was closed while idle, and the request may be retried on
     /// a new one).
+    #[cfg(test)]
     pub fn started(&self) -> bool {
         self.filled > 0
     }
@@ -496,7 +497,7 @@ mod tests {
             let (status, body, keep) = parse_in_pieces(ERROR, 16384, &mut rng, false).unwrap();
             assert_eq!((status, keep), (404, true));
             assert_eq!(body.len(), 0x6c);
-            assert!(crate::jsonread::parse(&body).is_ok());
+            assert!(crate::etcd::jsonread::parse(&body).is_ok());
         }
     }
 

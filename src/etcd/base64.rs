@@ -12,6 +12,7 @@ use crate::text::Line;
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// How many bytes encoding `n` bytes takes.
+#[cfg(test)]
 pub const fn encoded_len(n: usize) -> usize {
     n.div_ceil(3) * 4
 }
@@ -33,6 +34,7 @@ fn quad(chunk: &[u8]) -> [u8; 4] {
 
 /// Encode `input` into `out`; the length written, or `None` if `out` is
 /// shorter than [`encoded_len`]`(input.len())`.
+#[cfg(test)]
 pub fn encode(input: &[u8], out: &mut [u8]) -> Option<usize> {
     let len = encoded_len(input.len());
     let out = out.get_mut(..len)?;
@@ -107,6 +109,7 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, DecodeError> {
 }
 
 /// How many bytes decoding `input` gives at most (exactly, if it is valid).
+#[cfg(test)]
 pub fn decoded_len(input: &[u8]) -> usize {
     let pad = input.iter().rev().take(2).filter(|&&c| c == b'=').count();
     (input.len() / 4 * 3).saturating_sub(pad)
