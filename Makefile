@@ -200,8 +200,8 @@ release-target: build
 test:
 	bash ci/test.sh
 
-bench: build
-	bash ci/bench.sh $(BIN)
+bench: build check-size
+	bash ci/bench.sh $(BIN) $(LOCAL_BIN)
 
 bench-etcd: build
 	bash ci/bench-etcd.sh $(BIN)
