@@ -87,16 +87,15 @@ fn tell(
             line.push(b"refusing ").push_quoted(lock).push(b".").push_u64(u64::from(*slot));
             if *theirs == UNSEEN {
                 line.push(b": a job with more slots may hold it unseen; if none does, remove it");
-                line.emit();
-                return;
-            }
-            line.push(b": held by a job with --slots ");
-            if *theirs == 0 {
-                line.push(b"above ");
             } else {
-                line.push_u64(u64::from(*theirs)).push(b", not ");
+                line.push(b": held by a job with --slots ");
+                if *theirs == 0 {
+                    line.push(b"above ");
+                } else {
+                    line.push_u64(u64::from(*theirs)).push(b", not ");
+                }
+                line.push_u64(u64::from(*ours)).push(b" (give all the jobs on a LOCK the same --slots N)");
             }
-            line.push_u64(u64::from(*ours)).push(b" (give all the jobs on a LOCK the same --slots N)");
         }
         Failure::Refused { why } => {
             line.push(b"refusing lock ").push_quoted(lock).push(b": ");

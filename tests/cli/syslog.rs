@@ -768,6 +768,38 @@ fn busy_slots_are_logged() {
     holder.kill(libc::SIGKILL);
 }
 
+/// A slot past N that may be held where withlock cannot look (here: no /proc) is refused
+/// (69) with why, on stderr and, as an error, in the log.
+#[test]
+fn an_unseen_slot_refusal_is_logged() {
+    if !syslogd_or_skip("an_unseen_slot_refusal_is_logged") {
+        return;
+    }
+    let t = TempDir::new();
+    let daemon = Syslogd::start(&t);
+    let lock = t.lock();
+    let holder = hold_until_killed(&t, &t.join("x.lock.2"));
+    let mut words: Vec<OsString> =
+        ["sh", "-c", r#"umount -l /proc && exec "$@""#, "sh"].map(OsString::from).into();
+    words.extend(bin_argv());
+    let marker = t.join("ran");
+    let out = run_ran(
+        in_namespace(&daemon.dev, &words)
+            .args(["--slots", "2", "--syslog"])
+            .arg(&lock)
+            .arg("touch")
+            .arg(&marker),
+    );
+    let why = format!(
+        "refusing {}.2: a job with more slots may hold it unseen; if none does, remove it",
+        path_str(&lock)
+    );
+    out.assert_code(69).assert_stderr_mentions(&why);
+    assert!(!marker.exists(), "the job ran");
+    assert_lines(&daemon.wait_lines(1), &[("cron.err", format!("withlock[{}]: {why}", out.pid))]);
+    holder.kill(libc::SIGKILL);
+}
+
 /// A lock in etcd: busy (cron.notice), then the holder's lease lost when the server freezes
 /// (cron.err: why, then the job stopped, exit 76), and a service that cannot be reached
 /// (each endpoint's failure, then exit 69).
