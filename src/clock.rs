@@ -73,6 +73,17 @@ pub fn push_rfc3339(line: &mut Line, secs: u64) {
     line.push(b"Z");
 }
 
+/// Append a time withlock measured (not one the user gave, which
+/// `Line::push_duration` echoes exactly), `ns` nanoseconds: to the
+/// millisecond under a minute ("0.012s", "59.5s"), above as an age ("2m 3s").
+pub fn push_measured(line: &mut Line, ns: u64) {
+    if ns < 60_000_000_000 {
+        line.push_duration(Duration::from_millis(ns / 1_000_000));
+    } else {
+        push_age(line, ns / 1_000_000_000);
+    }
+}
+
 /// Append an age the way people say it: "45s", "3m 12s", "3h 2m", "2d 4h".
 pub fn push_age(line: &mut Line, secs: u64) {
     let (big, big_unit, small, small_unit): (u64, &[u8], u64, &[u8]) = match secs {

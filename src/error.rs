@@ -1,4 +1,5 @@
-//! Why withlock did not run the command: each failure and its exit code.
+//! Why withlock did not run the command (or, for a lock in etcd, stopped
+//! it): each failure and its exit code.
 //!
 //! A plain type, below everything that can fail; how a failure is worded
 //! for the user is [`crate::report`]'s job.
@@ -95,6 +96,55 @@ pub enum Failure<'a> {
     /// The command is in no PATH directory we could search, and some could
     /// not be searched (`execvp` says EACCES for that).
     NotInPath,
+    /// No memory to do `what` (to add variables to the job's environment).
+    #[cfg(feature = "etcd")]
+    NoMemory(&'static str),
+    /// etcd cannot be reached or trusted: `what` failed, and `why` is the
+    /// wire's error in words (empty if none). The job was not run.
+    #[cfg(feature = "etcd")]
+    Unavailable {
+        what: &'static str,
+        why: &'a [u8],
+    },
+    /// etcd granted a lease of `granted` seconds (0 or less: without a
+    /// time to live), less than the `asked` (`--lease`) the margins were
+    /// checked for.
+    #[cfg(feature = "etcd")]
+    LeaseTooShort {
+        granted: i64,
+        asked: i64,
+    },
+    /// An etcd endpoint off this host, which plain HTTP would reach across
+    /// the network (refused without `--insecure`).
+    #[cfg(feature = "etcd")]
+    PlainHttp {
+        endpoint: &'a [u8],
+    },
+    /// The lock in etcd was lost while the job ran: `why`, the last
+    /// keepalive's error in words (may be empty), and in how many
+    /// milliseconds the job's group gets SIGKILL (unless the watchdog has
+    /// killed it already).
+    #[cfg(feature = "etcd")]
+    LeaseLost {
+        why: Loss,
+        last_try: &'a [u8],
+        kill_in_ms: u32,
+    },
+}
+
+/// Why a lock in etcd was lost (see [`Failure::LeaseLost`]).
+#[cfg(feature = "etcd")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// No keepalive was confirmed in time.
+    NotRenewed,
+    /// etcd says the lease is gone.
+    LeaseGone,
+    /// The lock's key was deleted.
+    KeyGone,
+    /// withlock could not renew the lease in time, and its watchdog has
+    /// killed the job's group.
+    Watchdog,
 }
 
 impl Failure<'_> {
@@ -104,6 +154,14 @@ impl Failure<'_> {
         match self {
             Failure::SlotsMixed { theirs: UNSEEN, .. } => exit::UNAVAILABLE,
             Failure::Usage(_) | Failure::SlotsMixed { .. } => exit::USAGE,
+            #[cfg(feature = "etcd")]
+            Failure::Unavailable { .. } | Failure::LeaseTooShort { .. } => exit::UNAVAILABLE,
+            #[cfg(feature = "etcd")]
+            Failure::LeaseLost { .. } => exit::LEASE_LOST,
+            #[cfg(feature = "etcd")]
+            Failure::PlainHttp { .. } => exit::REFUSED,
+            #[cfg(feature = "etcd")]
+            Failure::NoMemory(_) => exit::OS_ERROR,
             Failure::Busy | Failure::TimedOut(_) | Failure::SlotsBusy { .. } => conflict,
             Failure::Refused { .. } | Failure::ReplaceForbidden { .. } => exit::REFUSED,
             Failure::CannotReplace(_) => exit::BUSY,

@@ -4,7 +4,7 @@
 
 use crate::cli::{self, Options};
 use crate::error::Failure;
-use crate::{exec, exit, lock, record, signals, supervise, sys, text};
+use crate::{exec, lock, record, supervise, sys, text};
 use core::ffi::CStr;
 
 /// The slot a `--slots N` job took: `index` of `of` (N).
@@ -86,8 +86,5 @@ fn stay_parent(
             }
         }
     }
-    Ok(match ended {
-        signals::Ended::Exited(status) => signals::exit_like(status),
-        _ => exit::TIMED_OUT,
-    })
+    Ok(ended.status())
 }

@@ -38,9 +38,9 @@
 //!   `--name` or a LOCK path, after `jitter`'s random sleep if asked).
 //!
 //! The default path, in order: [`stdio`], [`cli`], [`locate`], [`lock`],
-//! [`record`], [`exec`]. withlock's own outcomes are an [`error::Failure`]
-//! (or, from etcd, its own error mapped to the same exit codes) told by
-//! [`report`], with a code from [`exit`].
+//! [`record`], [`exec`]. withlock's own outcomes, for a lock file or in
+//! etcd, are an [`error::Failure`] told by [`report`], with a code from
+//! [`exit`].
 
 #![cfg_attr(not(test), no_std)]
 

@@ -6,6 +6,8 @@
 //! (who holds a lock), so that neither needs the other.
 
 use crate::cli::Options;
+#[cfg(feature = "etcd")]
+use crate::error::Loss;
 use crate::error::{self, Failure, UNSEEN, Unsafe, UsageError};
 use crate::sys;
 use crate::text::{self, Line};
@@ -146,6 +148,59 @@ fn tell(
             line.push(b"cannot run ").push_quoted(command);
             line.push(b": not found in PATH (and some of its directories could not be searched)");
         }
+        #[cfg(feature = "etcd")]
+        Failure::NoMemory(what) => {
+            line.push(b"no memory to ").push(what.as_bytes());
+        }
+        #[cfg(feature = "etcd")]
+        Failure::Unavailable { what, why } => {
+            line.push(what.as_bytes());
+            if !why.is_empty() {
+                line.push(b" (").push(why).push(b")");
+            }
+            line.push(NOT_RUN);
+        }
+        #[cfg(feature = "etcd")]
+        Failure::LeaseTooShort { granted, asked } => {
+            if *granted <= 0 {
+                line.push(b"etcd granted a lease without a time to live");
+            } else {
+                line.push(b"etcd granted a lease of ").push_u64(*granted as u64);
+                line.push(b"s, shorter than the ").push_u64(*asked as u64).push(b"s asked for (--lease)");
+            }
+            line.push(NOT_RUN);
+        }
+        #[cfg(feature = "etcd")]
+        Failure::PlainHttp { endpoint } => {
+            line.push(b"refusing plain HTTP to ").push(endpoint).push(
+                b", which is not on this host: lock traffic would cross the network unencrypted. \
+                  Run a TLS tunnel on loopback to each endpoint (socat or stunnel; see \
+                  withlock(1), LOCKS IN ETCD) and lock etcd://127.0.0.1:PORT/NAME, or pass \
+                  --insecure on a trusted network",
+            );
+        }
+        #[cfg(feature = "etcd")]
+        Failure::LeaseLost { why, last_try, kill_in_ms } => {
+            line.push(b"lost the etcd lock ").push_quoted(lock).push(b": ").push(match why {
+                Loss::NotRenewed => b"its lease could not be renewed in time".as_slice(),
+                Loss::LeaseGone => b"etcd says its lease is gone",
+                Loss::KeyGone => b"its key is gone from etcd",
+                Loss::Watchdog => {
+                    b"withlock could not renew its lease in time (it was stopped, traced, hung or starved \
+                      of CPU), so its watchdog SIGKILLed the job's process group before the lease could expire"
+                }
+            });
+            if !last_try.is_empty() {
+                line.push(b" (last try: ").push(last_try).push(b")");
+            }
+            if *why != Loss::Watchdog {
+                line.push(
+                    b"; stopping the job before another host can take it (SIGTERM to its process group, SIGKILL in ",
+                );
+                crate::clock::push_measured(line, u64::from(*kill_in_ms) * 1_000_000);
+                line.push(b")");
+            }
+        }
         Failure::CannotRun { errno } => {
             line.push(b"cannot run ").push_quoted(command).push(b": ").push(errno.text());
             if matches!(errno.0, libc::ENOENT | libc::ENOTDIR) {
@@ -171,6 +226,10 @@ fn explain_holder(line: &mut Line, path: &CStr, verbose: bool) -> bool {
     holder::describe(line, &holder, verbose);
     true
 }
+
+#[cfg(feature = "etcd")]
+/// How a failure to reach or trust etcd ends: what it means for the job.
+const NOT_RUN: &[u8] = b"; the job was not run (exit 69)";
 
 const INSECURE_HINT: &[u8] =
     b"; use a directory that only you or root can write, or --insecure if you trust everyone who can";

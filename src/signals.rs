@@ -9,7 +9,7 @@
 //! signal on to the job's process group, unless the group sent it.
 
 use crate::error::Failure;
-use crate::{clock, sys, text};
+use crate::{clock, exit, sys, text};
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
 use core::ptr;
@@ -182,6 +182,18 @@ pub enum Ended {
     TimedOut,
     /// Stopped by withlock because its guard (an etcd lease) lost the lock.
     Lost,
+}
+
+impl Ended {
+    /// withlock's exit status for a job that ended so: the job's own (see
+    /// [`exit_like`]), 124 after `--max-runtime`, 76 for a lost lock.
+    pub fn status(self) -> u8 {
+        match self {
+            Ended::Exited(status) => exit_like(status),
+            Ended::TimedOut => exit::TIMED_OUT,
+            Ended::Lost => exit::LEASE_LOST,
+        }
+    }
 }
 
 /// Exit as the job did: its code, or its death by the same signal. A job

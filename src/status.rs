@@ -100,11 +100,23 @@ fn report_path(path: &CStr, json: bool) -> Outcome {
 #[inline(never)]
 fn report_remote(path: &CStr, json: bool) -> Outcome {
     #[cfg(feature = "etcd")]
-    return match crate::etcd::session::status(path.to_bytes(), json) {
-        0 => Outcome::Free,
-        exit::BUSY => Outcome::Held,
-        code => Outcome::Error(code),
-    };
+    {
+        use crate::etcd::{self, Error};
+        let lock = path.to_bytes();
+        let mut why = LineBuf::<{ etcd::WORDS_MAX }>::new();
+        let address = match etcd::parse_address(lock) {
+            Ok(address) => address,
+            Err(error) => {
+                why.line().push(error.problem.as_bytes()).push(b": ").push_quoted(error.culprit);
+                return say_error(path, json, exit::USAGE, why.line().as_bytes());
+            }
+        };
+        match etcd::session::status(&address, lock, json) {
+            Ok(true) => Outcome::Held,
+            Ok(false) => Outcome::Free,
+            Err(error) => say_error(path, json, exit::UNAVAILABLE, Error::words(Some(&error)).as_bytes()),
+        }
+    }
     #[cfg(not(feature = "etcd"))]
     say_error(path, json, exit::UNAVAILABLE, b"this withlock was built without etcd support")
 }

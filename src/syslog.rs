@@ -33,7 +33,6 @@ use crate::text::{Line, LineBuf};
 use core::ffi::c_int;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
-use core::time::Duration;
 
 /// Severities, as syslog(3) numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,11 +127,6 @@ fn start(facility: u8, lock: &[u8], argv: Argv, verbose: bool) {
     RUN.store(run, SeqCst);
 }
 
-fn text_of<const N: usize>(buf: &LineBuf<N>) -> &[u8] {
-    let line: &Line = buf;
-    line.as_bytes()
-}
-
 fn run() -> Option<&'static Run> {
     if !cfg!(feature = "syslog") {
         return None;
@@ -171,7 +165,7 @@ pub fn failure(failure: &Failure, line: &mut Line) {
     };
     // These name the command only: say which lock the run was for.
     if matches!(failure, Failure::CannotRun { .. } | Failure::NotInPath) {
-        line.push(b" (lock ").push(text_of(&run.lock)).push(b")");
+        line.push(b" (lock ").push(run.lock.as_bytes()).push(b")");
     }
     emit(line, severity, false);
 }
@@ -183,8 +177,8 @@ pub fn started(job: u32) {
     JOB_STARTED.store(crate::clock::boot_ns(), SeqCst);
     let mut buf = LineBuf::<DATAGRAM_MAX>::new();
     let line = buf.line();
-    line.push(text_of(&run.lock)).push(b": started pid ").push_u64(u64::from(job));
-    line.push(b" (").push(text_of(&run.command)).push(b")");
+    line.push(run.lock.as_bytes()).push(b": started pid ").push_u64(u64::from(job));
+    line.push(b" (").push(run.command.as_bytes()).push(b")");
     log(Severity::Info, line.as_bytes());
 }
 
@@ -194,8 +188,8 @@ pub fn ended(ended: Ended) {
     let ran = crate::clock::boot_ns().saturating_sub(JOB_STARTED.load(SeqCst));
     let mut buf = LineBuf::<DATAGRAM_MAX>::new();
     let line = buf.line();
-    line.push(text_of(&run.lock)).push(b": pid ").push_u64(u64::from(JOB.load(SeqCst)));
-    line.push(b" (").push(text_of(&run.command)).push(b") ");
+    line.push(run.lock.as_bytes()).push(b": pid ").push_u64(u64::from(JOB.load(SeqCst)));
+    line.push(b" (").push(run.command.as_bytes()).push(b") ");
     let severity = match ended {
         Ended::Exited(status) if libc::WIFSIGNALED(status) => {
             let signal = libc::WTERMSIG(status);
@@ -230,12 +224,7 @@ pub fn ended(ended: Ended) {
 
 /// " after 2.5s", " after 3m 12s": how long the job ran.
 fn push_after(line: &mut Line, ns: u64) {
-    line.push(b" after ");
-    if ns < 60_000_000_000 {
-        line.push_duration(Duration::from_millis(ns / 1_000_000));
-    } else {
-        crate::clock::push_age(line, ns / 1_000_000_000);
-    }
+    crate::clock::push_measured(line.push(b" after "), ns);
 }
 
 /// Send `text` as one line at `severity`, if `--syslog` is on.

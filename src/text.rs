@@ -45,6 +45,12 @@ impl<const N: usize> LineBuf<N> {
     pub fn line(&mut self) -> &mut Line {
         self
     }
+
+    /// The text so far (as [`Line::as_bytes`]).
+    pub fn as_bytes(&self) -> &[u8] {
+        let line: &Line = self;
+        line.as_bytes()
+    }
 }
 
 impl<const N: usize> Default for LineBuf<N> {

@@ -25,7 +25,7 @@ pub mod net;
 pub mod session;
 pub mod watchdog;
 
-use crate::text::Line;
+use crate::text::{Line, LineBuf};
 
 /// The most endpoints an address may list.
 pub const MAX_ENDPOINTS: usize = 8;
@@ -288,6 +288,10 @@ impl core::fmt::Debug for Message {
     }
 }
 
+/// Room for an [`Error`] in words: the longest is a server's message, each
+/// byte of it perhaps escaped (`\xNN`).
+pub const WORDS_MAX: usize = 4 * MESSAGE_MAX + 64;
+
 /// Why a call to etcd failed.
 #[derive(Clone, Copy, Debug)]
 #[allow(dead_code)] // `status` and `code` only for the tests and for debugging.
@@ -326,6 +330,16 @@ impl Error {
         matches!(self, Error::Server { message, .. } if message.as_bytes().ends_with(b"requested lease not found"))
     }
 
+    /// What went wrong, in a few words (see [`Error::push_to`]), for a
+    /// [`crate::error::Failure`] to carry; none for `None`.
+    pub fn words(error: Option<&Error>) -> LineBuf<WORDS_MAX> {
+        let mut words = LineBuf::new();
+        if let Some(error) = error {
+            error.push_to(words.line());
+        }
+        words
+    }
+
     /// Append what went wrong, in a few words: "Connection refused",
     /// "etcdserver: requested lease not found".
     pub fn push_to(&self, line: &mut Line) {
@@ -348,7 +362,6 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::text::LineBuf;
 
     fn ok(arg: &str) -> Address<'_> {
         parse_address(arg.as_bytes()).unwrap_or_else(|e| panic!("{arg}: {e:?}"))

@@ -36,7 +36,7 @@
 use crate::cli::Options;
 use crate::clock::{boot_ns as now_ns, nanos};
 use crate::duration::Wait;
-use crate::error::Failure;
+use crate::error::{Failure, Loss, UsageError};
 use crate::etcd::client::{self, Client};
 use crate::etcd::watchdog::Watchdog;
 use crate::etcd::{self, Address, Endpoint, Error, Key};
@@ -45,7 +45,7 @@ use crate::signals::{self, Ended};
 use crate::supervise::{self, Guard};
 use crate::syslog::{self, Severity};
 use crate::text::{self, Line, LineBuf};
-use crate::{exit, json, record};
+use crate::{json, record};
 use core::ffi::c_int;
 use core::time::Duration;
 
@@ -89,30 +89,29 @@ impl Timing {
 /// Take the lock at `address`, run the job under it, and return the exit
 /// code (the job's, or one of withlock's own).
 pub fn run(address: &[u8], options: &Options, argv: Argv) -> c_int {
+    let fail = |failure: &Failure| fail(failure, address, options, argv);
+    let usage = |problem, culprit| fail(&Failure::Usage(UsageError { problem, culprit }));
     let address = match etcd::parse_address(address) {
         Ok(address) => address,
-        Err(error) => return usage(error.problem, error.culprit),
+        Err(error) => return usage(error.problem, Some(error.culprit)),
     };
     let timing = match Timing::new(options) {
         Ok(timing) => timing,
-        Err(problem) => return usage(problem, b""),
+        Err(problem) => return usage(problem, None),
     };
     if !options.insecure
         && let Some(remote) = address.endpoints().iter().find(|e| !crate::etcd::net::is_loopback(&e.host))
     {
-        let mut buf = text::diagnostic();
-        let line = buf.line();
-        line.push(b"refusing plain HTTP to ").push(remote.text).push(
-            b", which is not on this host: lock traffic would cross the network unencrypted. \
-              Run a TLS tunnel on loopback to each endpoint (socat or stunnel; see \
-              withlock(1), LOCKS IN ETCD) and lock etcd://127.0.0.1:PORT/NAME, or pass \
-              --insecure on a trusted network",
-        );
-        syslog::emit(line, Severity::Err, true);
-        return c_int::from(exit::REFUSED);
+        return fail(&Failure::PlainHttp { endpoint: remote.text });
     }
-    let session = Session { address: &address, timing, options, name: address.name };
-    session.run(argv)
+    let session = Session { address: &address, timing, options, name: address.name, argv };
+    session.run()
+}
+
+/// Tell why the job did not run, or was stopped (see [`crate::report`]),
+/// and return the exit code. `lock` is the etcd lock's NAME.
+fn fail(failure: &Failure, lock: &[u8], options: &Options, argv: Argv) -> c_int {
+    crate::report::run_failed(failure, lock, argv.iter().next().unwrap_or(b""), c"", options)
 }
 
 /// Connect to the first endpoint of `address` that answers, each within
@@ -142,6 +141,7 @@ struct Session<'a> {
     timing: Timing,
     options: &'a Options,
     name: &'a [u8],
+    argv: Argv,
 }
 
 impl Session<'_> {
@@ -149,13 +149,17 @@ impl Session<'_> {
         now_ns().saturating_add(nanos(after))
     }
 
-    fn run(&self, argv: Argv) -> c_int {
+    fn fail(&self, failure: &Failure) -> c_int {
+        fail(failure, self.name, self.options, self.argv)
+    }
+
+    fn run(&self) -> c_int {
+        let argv = self.argv;
         // From here a SIGTERM (or SIGINT, SIGHUP) must not leave a lease
         // behind holding the lock with nothing running: it is noted, and
         // acted on before the job would start.
         if let Err(failure) = signals::catch_stop_signals() {
-            crate::report::failure(&failure, b"", b"", c"", false);
-            return c_int::from(exit::OS_ERROR);
+            return self.fail(&failure);
         }
         let ttl = self.timing.lease.as_secs().max(1) as i64;
         // The first endpoint that grants a lease: one that accepts a
@@ -172,7 +176,7 @@ impl Session<'_> {
             attempt.map_err(|error| say_unreachable(endpoint, &error)).ok().map(|granted| (index, granted))
         });
         let Some((index, (client, lease, grant_sent))) = granted else {
-            return self.unavailable(b"no etcd endpoint granted a lease", None);
+            return self.unavailable("no etcd endpoint granted a lease", None);
         };
         let mut guard = Lease::new(self.address, client, lease.id, ttl, grant_sent, &self.timing, argv);
         guard.endpoint = index;
@@ -180,17 +184,7 @@ impl Session<'_> {
             // Our margins were checked for the TTL asked: with less, the job
             // would be stopped as soon as it started.
             guard.revoke(self.timing.connect_timeout);
-            let mut buf = text::diagnostic();
-            let line = buf.line();
-            if lease.ttl <= 0 {
-                line.push(b"etcd granted a lease without a time to live");
-            } else {
-                line.push(b"etcd granted a lease of ").push_u64(lease.ttl as u64);
-                line.push(b"s, shorter than the ").push_u64(ttl as u64).push(b"s asked for (--lease)");
-            }
-            line.push(b"; the job was not run (exit 69)");
-            line.emit();
-            return c_int::from(exit::UNAVAILABLE);
+            return self.fail(&Failure::LeaseTooShort { granted: lease.ttl, asked: ttl });
         }
 
         // The record, written as the key's value with the key itself (and
@@ -207,7 +201,7 @@ impl Session<'_> {
             Ok(attempt) => attempt,
             Err(error) => {
                 guard.revoke(self.timing.connect_timeout);
-                return self.unavailable(b"cannot take the lock in etcd", Some(&error));
+                return self.unavailable("cannot take the lock in etcd", Some(&error));
             }
         };
         if !attempt.acquired() {
@@ -249,8 +243,7 @@ impl Session<'_> {
         let vars = [fencing.line().as_bytes(), revision.line().as_bytes(), key.line().as_bytes()];
         if !crate::exec::set_environment(&vars) {
             guard.revoke(self.timing.connect_timeout);
-            text::say(b"no memory to add the lock's variables to the environment", None, b"");
-            return c_int::from(exit::OS_ERROR);
+            return self.fail(&Failure::NoMemory("add the lock's variables to the environment"));
         }
         if self.options.verbose {
             let mut buf = text::diagnostic();
@@ -264,12 +257,11 @@ impl Session<'_> {
         // may have been stopped since it was), and the watchdog armed.
         if !guard.fresh() {
             guard.revoke(self.timing.connect_timeout);
-            return self.unavailable(b"could not renew the lease before starting the job", None);
+            return self.unavailable("could not renew the lease before starting the job", None);
         }
         if let Err(failure) = guard.arm() {
             guard.revoke(self.timing.connect_timeout);
-            crate::report::failure(&failure, b"", b"", c"", false);
-            return c_int::from(exit::OS_ERROR);
+            return self.fail(&failure);
         }
         let watch = supervise::Watch {
             max_runtime: self.options.max_runtime,
@@ -286,8 +278,7 @@ impl Session<'_> {
             Ok(ended) => ended,
             Err(failure) => {
                 guard.revoke(self.timing.connect_timeout);
-                crate::report::failure(&failure, self.name, argv.iter().next().unwrap_or(b""), c"", false);
-                return c_int::from(failure.exit_code(exit::BUSY));
+                return self.fail(&failure);
             }
         };
         // The watchdog killed the job: withlock was stopped (or hung) past
@@ -307,11 +298,7 @@ impl Session<'_> {
         // may well not be).
         let within = if ended == Ended::Lost { Duration::from_secs(1) } else { self.timing.connect_timeout };
         guard.revoke(within.min(self.timing.connect_timeout));
-        c_int::from(match ended {
-            Ended::Exited(status) => signals::exit_like(status),
-            Ended::TimedOut => exit::TIMED_OUT,
-            Ended::Lost => exit::LEASE_LOST,
-        })
+        c_int::from(ended.status())
     }
 
     /// `-w`: wait for our key to become the oldest, keeping the lease alive
@@ -325,11 +312,11 @@ impl Session<'_> {
         };
         let mut waiter = match connect(self.address, &self.timing, &mut say_unreachable) {
             Ok(client) => client,
-            Err(_) => return Err(self.unavailable(b"no etcd endpoint could be reached", None)),
+            Err(_) => return Err(self.unavailable("no etcd endpoint could be reached", None)),
         };
         if let Err(error) = waiter.lock_send(self.name, guard.id, self.deadline(self.timing.connect_timeout))
         {
-            return Err(self.unavailable(b"cannot wait for the lock in etcd", Some(&error)));
+            return Err(self.unavailable("cannot wait for the lock in etcd", Some(&error)));
         }
         if self.options.verbose {
             text::say(b"the etcd lock is held; waiting in line", None, b"");
@@ -357,12 +344,12 @@ impl Session<'_> {
                 match waiter.lock_receive(self.deadline(self.timing.connect_timeout)) {
                     Ok(locked) => return self.confirm(guard, &locked),
                     Err(error) => {
-                        return Err(self.unavailable(b"lost the connection while waiting", Some(&error)));
+                        return Err(self.unavailable("lost the connection while waiting", Some(&error)));
                     }
                 }
             }
             if guard.wake_at().is_some_and(|at| now_ns() >= at) && guard.tick(now_ns()).is_err() {
-                return Err(self.unavailable(b"could not keep the lease alive while waiting", None));
+                return Err(self.unavailable("could not keep the lease alive while waiting", None));
             }
         }
     }
@@ -371,12 +358,12 @@ impl Session<'_> {
     /// expired: trust the answer only if the key is there, under our lease.
     fn confirm(&self, guard: &mut Lease, locked: &client::Locked) -> Result<(i64, i64), c_int> {
         if Key::lock_key(self.name, guard.id).is_ok_and(|ours| ours != locked.key) {
-            return Err(self.unavailable(b"etcd answered the wait with a key that is not ours", None));
+            return Err(self.unavailable("etcd answered the wait with a key that is not ours", None));
         }
         match guard.client.get(locked.key.as_bytes(), self.deadline(self.timing.connect_timeout)) {
             Ok(Some(info)) if info.lease == guard.id => Ok((info.create_revision, locked.header_revision)),
-            Ok(_) => Err(self.unavailable(b"the lease expired while waiting", None)),
-            Err(error) => Err(self.unavailable(b"cannot check the lock in etcd", Some(&error))),
+            Ok(_) => Err(self.unavailable("the lease expired while waiting", None)),
+            Err(error) => Err(self.unavailable("cannot check the lock in etcd", Some(&error))),
         }
     }
 
@@ -409,18 +396,8 @@ impl Session<'_> {
 
     /// "Cannot reach or trust the lock service" is never silenced by `-q`,
     /// and never runs the job.
-    fn unavailable(&self, what: &[u8], error: Option<&Error>) -> c_int {
-        let mut buf = text::diagnostic();
-        let line = buf.line();
-        line.push(what);
-        if let Some(error) = error {
-            line.push(b" (");
-            error.push_to(line);
-            line.push(b")");
-        }
-        line.push(b"; the job was not run (exit 69)");
-        syslog::emit(line, Severity::Err, true);
-        c_int::from(exit::UNAVAILABLE)
+    fn unavailable(&self, what: &'static str, error: Option<&Error>) -> c_int {
+        self.fail(&Failure::Unavailable { what, why: Error::words(error).as_bytes() })
     }
 }
 
@@ -456,19 +433,6 @@ fn compose_record(out: &mut Line, job: Option<u32>, argv: Argv) {
     let mut uts = unsafe { core::mem::zeroed() };
     let facts = record::Facts::now(job, record::host_name(&mut uts));
     record::compose(out, &facts, argv.iter(), 0);
-}
-
-/// A usage error, reported as the command line's are.
-fn usage(problem: &'static str, culprit: &[u8]) -> c_int {
-    let culprit = (!culprit.is_empty()).then_some(culprit);
-    crate::report::failure(
-        &Failure::Usage(crate::error::UsageError { problem, culprit }),
-        b"",
-        b"",
-        c"",
-        false,
-    );
-    c_int::from(exit::USAGE)
 }
 
 /// The lease, kept alive while the job runs: the [`Guard`] the parent loop
@@ -590,25 +554,15 @@ impl<'a> Lease<'a> {
 
     /// Say, even with `-q`, that the lock is lost and the job is being
     /// stopped, with SIGKILL in `grace_ns`.
-    fn say_lost(&mut self, why: &[u8], grace_ns: u64) {
+    fn say_lost(&mut self, why: Loss, grace_ns: u64) {
         self.said_lost = true;
         if let Some(watchdog) = &self.watchdog {
             watchdog.stopping();
         }
-        let mut buf = text::diagnostic();
-        let line = buf.line();
-        line.push(b"lost the etcd lock ").push_quoted(self.name).push(b": ").push(why);
-        if let Some(error) = &self.last_error {
-            line.push(b" (last try: ");
-            error.push_to(line);
-            line.push(b")");
-        }
-        line.push(
-            b"; stopping the job before another host can take it (SIGTERM to its process group, SIGKILL in ",
-        );
-        line.push_duration(Duration::from_nanos(grace_ns));
-        line.push(b")");
-        syslog::emit(line, Severity::Err, true);
+        let last_try = Error::words(self.last_error.as_ref());
+        let kill_in_ms = u32::try_from(grace_ns / 1_000_000).unwrap_or(u32::MAX);
+        let lost = Failure::LeaseLost { why, last_try: last_try.as_bytes(), kill_in_ms };
+        crate::report::failure(&lost, self.name, b"", c"", false);
     }
 
     /// Say, even with `-q`, that the watchdog stopped the job (unless the
@@ -617,13 +571,8 @@ impl<'a> Lease<'a> {
         if core::mem::replace(&mut self.said_lost, true) {
             return;
         }
-        let mut buf = text::diagnostic();
-        let line = buf.line();
-        line.push(b"lost the etcd lock ").push_quoted(self.name).push(
-            b": withlock could not renew its lease in time (it was stopped, traced, hung or starved \
-              of CPU), so its watchdog SIGKILLed the job's process group before the lease could expire",
-        );
-        line.emit();
+        let lost = Failure::LeaseLost { why: Loss::Watchdog, last_try: b"", kill_in_ms: 0 };
+        crate::report::failure(&lost, self.name, b"", c"", false);
     }
 
     /// Keep the lease (the job has ended) until `until`, for `--min-hold`;
@@ -730,7 +679,7 @@ impl Guard for Lease<'_> {
         let stop_at = self.stop_at();
         if now >= stop_at {
             let deadline = self.kill_at();
-            self.say_lost(b"its lease could not be renewed in time", deadline.saturating_sub(now));
+            self.say_lost(Loss::NotRenewed, deadline.saturating_sub(now));
             return Err(deadline);
         }
         // Bounded so that a hung server cannot make us miss the moment to
@@ -743,7 +692,7 @@ impl Guard for Lease<'_> {
                 Ok(false) => {
                     // Deleted behind our back: another waiter may own the
                     // lock now.
-                    self.say_lost(b"its key is gone from etcd", 0);
+                    self.say_lost(Loss::KeyGone, 0);
                     return Err(now_ns());
                 }
                 Err(_) => {} // Again with the next keepalive.
@@ -757,7 +706,7 @@ impl Guard for Lease<'_> {
             // The server says the lease is gone: someone else may hold the
             // lock already. Stop the job now.
             Renewal::Gone => {
-                self.say_lost(b"etcd says its lease is gone", 0);
+                self.say_lost(Loss::LeaseGone, 0);
                 Err(now_ns())
             }
             Renewal::Failed => {
@@ -781,14 +730,10 @@ impl Guard for Lease<'_> {
     }
 }
 
-/// `--status etcd://.../NAME`: who holds the lock (the oldest key under
-/// `NAME/`, and its record), and how many wait. 0 if free, 75 if held, 69
-/// if etcd cannot be asked, 64 for a bad address.
-pub fn status(lock: &[u8], json: bool) -> u8 {
-    let address = match etcd::parse_address(lock) {
-        Ok(address) => address,
-        Err(error) => return usage(error.problem, error.culprit) as u8,
-    };
+/// `--status etcd://.../NAME` (`lock`, parsed as `address`): who holds the
+/// lock (the oldest key under `NAME/`, and its record), and how many wait;
+/// whether it is held, said on stdout, or why etcd could not tell.
+pub fn status(address: &Address, lock: &[u8], json: bool) -> Result<bool, Error> {
     let timing =
         Timing { lease: DEFAULT_LEASE, kill_after: Duration::ZERO, connect_timeout: DEFAULT_CONNECT_TIMEOUT };
     let mut out = LineBuf::<{ 2 * record::CAPACITY + 512 }>::new();
@@ -796,7 +741,7 @@ pub fn status(lock: &[u8], json: bool) -> u8 {
     line.spill_to(1);
     let mut prefix = LineBuf::<{ etcd::KEY_MAX + 1 }>::new();
     prefix.line().push(address.name).push(b"/");
-    let held = connect(&address, &timing, &mut |_, _| {}).and_then(|mut client| {
+    let held = connect(address, &timing, &mut |_, _| {}).and_then(|mut client| {
         let deadline = now_ns().saturating_add(nanos(timing.connect_timeout));
         let mut range = client.range_prefix(prefix.line().as_bytes(), 1, deadline)?;
         let count = range.count;
@@ -846,41 +791,16 @@ pub fn status(lock: &[u8], json: bool) -> u8 {
             }
         }
         Ok(true)
-    });
-    match held {
-        Ok(true) => {
-            line.write_to(1);
-            exit::BUSY
-        }
-        Ok(false) => {
-            if json {
-                json::push_key(line.push(b"{"), "lock", true);
-                json::push_str(line, lock);
-                line.push(b",\"state\":\"free\"}");
-            } else {
-                line.push_quoted(lock).push(b": free");
-            }
-            line.write_to(1);
-            0
-        }
-        Err(error) => {
-            if json {
-                json::push_key(line.push(b"{"), "lock", true);
-                json::push_str(line, lock);
-                line.push(br#","state":"error","error":"#);
-                let mut why = LineBuf::<256>::new();
-                error.push_to(why.line());
-                json::push_str(line, why.line().as_bytes());
-                line.push(b"}");
-                line.write_to(1);
-            } else {
-                let mut buf = text::diagnostic();
-                let why = buf.line();
-                why.push(b"cannot tell who holds ").push_quoted(lock).push(b": ");
-                error.push_to(why);
-                why.emit();
-            }
-            exit::UNAVAILABLE
+    })?;
+    if !held {
+        if json {
+            json::push_key(line.push(b"{"), "lock", true);
+            json::push_str(line, lock);
+            line.push(b",\"state\":\"free\"}");
+        } else {
+            line.push_quoted(lock).push(b": free");
         }
     }
+    line.write_to(1);
+    Ok(held)
 }

@@ -485,6 +485,16 @@ fn a_frozen_server_stops_the_job_within_the_lease_and_says_so_even_with_q() {
         freeze_under_holder(&job, &server, &["-q", "--lease", "3s", "--kill-after", "1s"]);
     out.assert_code(LEASE_LOST);
     assert_said(&out, "frozen"); // even with -q, naming the lock
+    // The time left before SIGKILL is measured, so it is told to the millisecond, as every
+    // measured time is ("SIGKILL in 0.998s"), not to the nanosecond.
+    let stderr = out.stderr_str();
+    let shown = stderr.split("SIGKILL in ").nth(1).and_then(|rest| rest.split("s)").next());
+    let shown = shown.unwrap_or_else(|| panic!("no \"SIGKILL in ...s)\" on stderr\n{}", out.describe()));
+    assert!(
+        shown.parse::<f64>().is_ok() && shown.split('.').nth(1).is_none_or(|decimals| decimals.len() <= 3),
+        "SIGKILL in {shown:?}: not to the millisecond\n{}",
+        out.describe()
+    );
     // The last keepalive was sent before the freeze, so the lease could expire on the server
     // as early as 3 s after the freeze: the job must be dead by then.
     assert!(dead_after < Duration::from_secs(3), "the job died {dead_after:?} after the freeze (lease 3 s)");
