@@ -65,6 +65,7 @@ pub mod lock;
 pub mod named;
 pub mod once;
 pub mod passwd;
+pub mod plan;
 pub mod proc;
 pub mod record;
 #[cfg(feature = "replace")]
@@ -96,13 +97,13 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         stdio::report(fd, errno);
         return c_int::from(exit::OS_ERROR);
     }
-    let args = run::Args { argv, count: usize::try_from(argc).unwrap_or(0) };
+    let args = plan::Args { argv, count: usize::try_from(argc).unwrap_or(0) };
     match cli::parse(&|i| args.get(i).to_bytes(), args.count) {
         Ok(cli::Request::Help) => help::print_help(),
         Ok(cli::Request::Version) => help::print_version(),
         Ok(cli::Request::Status { options, first }) => return run::status(&args, &options, first),
         #[cfg(not(feature = "replace"))]
-        Ok(cli::Request::Run { options, .. }) if options.replace => return run::not_built(b"--replace"),
+        Ok(cli::Request::Run { options, .. }) if options.replace => return report::not_built(b"--replace"),
         Ok(cli::Request::Run { options, lock, command }) => {
             // Before anything is looked at, let alone held.
             #[cfg(feature = "jitter")]

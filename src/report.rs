@@ -9,8 +9,8 @@ use crate::cli::Options;
 #[cfg(feature = "etcd")]
 use crate::error::Loss;
 use crate::error::{self, Failure, UNSEEN, Unsafe, UsageError};
-use crate::sys;
 use crate::text::{self, Line};
+use crate::{exit, sys};
 use crate::{holder, record, syslog};
 use core::ffi::{CStr, c_int};
 
@@ -23,6 +23,17 @@ use core::ffi::{CStr, c_int};
 #[inline(never)]
 pub fn failure(failure: &Failure, lock: &[u8], command: &[u8], resolved_path: &CStr, verbose: bool) {
     tell(failure, lock, command, resolved_path, verbose, true);
+}
+
+/// An option whose optional part this build leaves out: a usage error.
+#[cold]
+#[inline(never)]
+pub fn not_built(option: &[u8]) -> c_int {
+    let mut buf = text::diagnostic();
+    let line = buf.line();
+    line.push(b"this withlock was built without ").push(option).push(b" (build it with `make`)");
+    line.emit();
+    c_int::from(exit::USAGE)
 }
 
 /// Tell why a run with `options` did not run its command: on stderr unless

@@ -6,34 +6,11 @@
 use crate::error::Failure;
 #[cfg(feature = "etcd")]
 use crate::etcd;
+use crate::plan::Args;
 #[cfg(feature = "status")]
 use crate::status;
 use crate::{cli, exec, exit, job, locate, lock, named, report, slots, syslog, text};
-use core::ffi::{CStr, c_char, c_int};
-
-/// The process's arguments, as `main` received them.
-pub struct Args {
-    pub argv: *const *const c_char,
-    pub count: usize,
-}
-
-impl Args {
-    /// argv from `index` on: a null-terminated array of C strings, as
-    /// `execvp` wants it.
-    fn tail(&self, index: usize) -> exec::Argv {
-        assert!(index < self.count);
-        // SAFETY: `Args` is built only from main's argc/argv: argv[index..argc]
-        // are valid C strings and argv[argc] is null.
-        unsafe { exec::Argv::new(self.argv.add(index)) }
-    }
-
-    pub fn get(&self, index: usize) -> &'static CStr {
-        assert!(index < self.count);
-        // SAFETY: `Args` is built only from main's argc/argv (see `main`):
-        // argv[0..argc] are valid C strings that live as long as the process.
-        unsafe { CStr::from_ptr(*self.argv.add(index)) }
-    }
-}
+use core::ffi::{c_char, c_int};
 
 /// What LOCK names, decided once: a lock in etcd, `--name`'s file, or a
 /// path.
@@ -85,19 +62,8 @@ pub fn status(args: &Args, options: &cli::Options, first: usize) -> c_int {
     #[cfg(not(feature = "status"))]
     {
         let _ = (args, options, first);
-        not_built(b"--status")
+        report::not_built(b"--status")
     }
-}
-
-/// An option whose optional part this build leaves out: a usage error.
-#[cold]
-#[inline(never)]
-pub fn not_built(option: &[u8]) -> c_int {
-    let mut buf = text::diagnostic();
-    let line = buf.line();
-    line.push(b"this withlock was built without ").push(option).push(b" (build it with `make`)");
-    line.emit();
-    c_int::from(exit::USAGE)
 }
 
 /// The rare LOCK that does not fit the short buffers: walk it again with
