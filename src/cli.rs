@@ -24,11 +24,10 @@ use core::time::Duration;
 pub enum Request {
     Help,
     Version,
-    /// Lock `argv[lock]` (or, with `--name`, the named lock; `lock` is then
-    /// `command`) and run `argv[command..]`.
+    /// Lock `target` and run `argv[command..]` (or `-c STRING`).
     Run {
         options: Options,
-        lock: usize,
+        target: Target,
         command: usize,
     },
     /// `--status`: tell who holds each of `argv[first..]` (after the named
@@ -37,6 +36,18 @@ pub enum Request {
         options: Options,
         first: usize,
     },
+}
+
+/// What the lock is, as typed: decided here, once, for the checks below
+/// and for everything after them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A lock file: the path `argv[i]`.
+    Path(usize),
+    /// `--name NAME`: where NAME is in argv.
+    Name(ValueAt),
+    /// A lock in etcd: the address `argv[i]` (see [`is_etcd`]).
+    Etcd(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,7 +359,14 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     }
 
     let lock = i;
-    let etcd = options.name.is_none() && lock < count && is_etcd(args(lock));
+    let target = if let Some(at) = options.name {
+        Target::Name(at)
+    } else if lock < count && is_etcd(args(lock)) {
+        Target::Etcd(lock)
+    } else {
+        Target::Path(lock)
+    };
+    let etcd = matches!(target, Target::Etcd(_));
     if options.json && !options.status {
         return usage("--json goes with --status", None);
     }
@@ -426,7 +444,7 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
         if options.shell.is_none() && lock >= count {
             return usage("missing COMMAND to run", None);
         }
-        return Ok(Request::Run { options, lock, command: lock });
+        return Ok(Request::Run { options, target, command: lock });
     }
     if options.shell.is_some() {
         if lock >= count {
@@ -441,13 +459,10 @@ pub fn parse<'a>(args: &impl Fn(usize) -> &'a [u8], count: usize) -> Result<Requ
     if args(lock).is_empty() {
         return usage("LOCK is an empty path", None);
     }
-    if options.shell.is_some() {
-        return Ok(Request::Run { options, lock, command: lock + 1 });
-    }
-    if lock + 1 >= count {
+    if options.shell.is_none() && lock + 1 >= count {
         return usage("missing COMMAND to run", None);
     }
-    Ok(Request::Run { options, lock, command: lock + 1 })
+    Ok(Request::Run { options, target, command: lock + 1 })
 }
 
 fn set_flag(options: &mut Options, flag: Flag) {
@@ -603,7 +618,7 @@ mod tests {
     }
 
     fn run(options: Options, lock: usize) -> Result<Request, UsageError<'static>> {
-        Ok(Request::Run { options, lock, command: lock + 1 })
+        Ok(Request::Run { options, target: Target::Path(lock), command: lock + 1 })
     }
 
     fn problem(argv: &[&str]) -> &'static str {
@@ -749,7 +764,9 @@ mod tests {
     #[test]
     fn named_locks() {
         let at = |index, offset| Options { name: Some(ValueAt { index, offset }), ..Options::DEFAULT };
-        let run_named = |options, command| Ok(Request::Run { options, lock: command, command });
+        let run_named = |options: Options, command| {
+            Ok(Request::Run { options, target: Target::Name(options.name.unwrap()), command })
+        };
         assert_eq!(parse_strs(&["withlock", "--name", "backup", "rsync", "-a"]), run_named(at(2, 0), 3));
         assert_eq!(parse_strs(&["withlock", "--name=backup", "rsync"]), run_named(at(1, 7), 2));
         assert_eq!(

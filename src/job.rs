@@ -15,8 +15,8 @@ pub struct Slot {
 }
 
 /// Run the job under the lock we hold on the file `path` (LOCK, or a slot's
-/// file): become it, or stay its parent if an option needs one (see
-/// [`Options::stays_parent`]). `Ok` is the exit status when withlock stayed the
+/// file): become it, or stay its `parent` (as the plan says: see
+/// [`crate::plan::Mode`]). `Ok` is the exit status when withlock stayed the
 /// parent; `Err` why the job could not be run.
 pub fn run(
     locked: lock::Locked,
@@ -24,6 +24,7 @@ pub fn run(
     slot: Option<Slot>,
     argv: exec::Argv,
     options: &Options,
+    parent: bool,
 ) -> Result<u8, Failure<'static>> {
     // SAFETY: all-zero is a valid utsname, for uname to fill.
     let mut uts = unsafe { core::mem::zeroed() };
@@ -37,7 +38,7 @@ pub fn run(
             record::store(path, locked.record_target(), &facts, argv.iter());
         }
     };
-    if options.stays_parent() {
+    if parent {
         return stay_parent(&locked, path, argv, options, store_record);
     }
     store_record(None);

@@ -22,7 +22,8 @@
 //!   allocator), [`clock`], [`timer`] (a deadline for a blocking lock),
 //!   [`signals`] (handlers, self-pipe, stop requests, how the job ended,
 //!   dying like it).
-//! * The command line: [`cli`] (what was typed), [`help`].
+//! * The command line: [`cli`] (what was typed), [`help`], [`plan`] (what
+//!   to do, decided once: the target and the mode).
 //! * The local lock: [`stdio`], [`locate`] (the walk, judging each
 //!   directory), [`named`] (`--name`'s directory), [`flock`] and [`lock`]
 //!   (open, check, lock, re-check), [`record`] (the holder record),
@@ -33,14 +34,14 @@
 //!   [`report`] (a failure in words), [`json`], [`status`].
 //! * etcd (optional): `etcd` and its folder: the wire, the client, the
 //!   watchdog, the session.
-//! * [`run`]: from the parsed command line to the job; and here, `main`:
-//!   the one dispatch (help, version, status, or run on an etcd address, a
-//!   `--name` or a LOCK path, after `jitter`'s random sleep if asked).
+//! * [`run`]: from the plan to the job (after `jitter`'s random sleep, if
+//!   asked).
 //!
-//! The default path, in order: [`stdio`], [`cli`], [`locate`], [`lock`],
-//! [`record`], [`exec`]. withlock's own outcomes, for a lock file or in
-//! etcd, are an [`error::Failure`] told by [`report`], with a code from
-//! [`exit`].
+//! [`main`] below is the whole program: make the plan, then one dispatch on
+//! it. The default path, in order: [`stdio`], [`cli`], [`plan`], [`run`],
+//! [`locate`], [`lock`], [`record`], [`exec`]. withlock's own outcomes, for
+//! a lock file or in etcd, are an [`error::Failure`] told by [`report`],
+//! with a code from [`exit`].
 
 #![cfg_attr(not(test), no_std)]
 
@@ -86,8 +87,10 @@ pub mod text;
 pub mod timer;
 
 use core::ffi::{c_char, c_int};
+use plan::Plan;
 
-/// The whole program. Returns only if the command did not run.
+/// The whole program: read the command line into a plan, and carry it out.
+/// Returns only if withlock did not become the command.
 ///
 /// # Safety
 /// `argv` must point to `argc` valid NUL-terminated strings followed by a
@@ -97,29 +100,16 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         stdio::report(fd, errno);
         return c_int::from(exit::OS_ERROR);
     }
-    let args = plan::Args { argv, count: usize::try_from(argc).unwrap_or(0) };
-    match cli::parse(&|i| args.get(i).to_bytes(), args.count) {
-        Ok(cli::Request::Help) => help::print_help(),
-        Ok(cli::Request::Version) => help::print_version(),
-        Ok(cli::Request::Status { options, first }) => return run::status(&args, &options, first),
-        #[cfg(not(feature = "replace"))]
-        Ok(cli::Request::Run { options, .. }) if options.replace => return report::not_built(b"--replace"),
-        Ok(cli::Request::Run { options, lock, command }) => {
-            // Before anything is looked at, let alone held.
-            #[cfg(feature = "jitter")]
-            if let Some(most) = options.jitter {
-                jitter::sleep(most, options.verbose);
-            }
-            return match run::Target::of(&args, &options, lock) {
-                run::Target::Etcd => run::etcd(&args, &options, lock, command),
-                run::Target::Name => run::named(&args, &options, command),
-                run::Target::Path => run::path(&args, &options, lock, command),
-            };
-        }
-        Err(usage) => {
-            report::failure(&error::Failure::Usage(usage), b"", b"", c"", false);
-            return c_int::from(exit::USAGE);
-        }
+    // SAFETY: main's own argc and argv, as the caller promises.
+    let args = unsafe { plan::Args::new(argc, argv) };
+    match plan::make(&args) {
+        Plan::Help => help::print_help(),
+        Plan::Version => help::print_version(),
+        Plan::Usage(usage) => return report::usage(usage),
+        Plan::NotBuilt(option) => return report::not_built(option),
+        #[cfg(feature = "status")]
+        Plan::Status { name, first, json } => return c_int::from(status::run(name, args.from(first), json)),
+        Plan::Run(plan) => return run::run(&plan),
     }
     0
 }

@@ -25,6 +25,14 @@ pub fn failure(failure: &Failure, lock: &[u8], command: &[u8], resolved_path: &C
     tell(failure, lock, command, resolved_path, verbose, true);
 }
 
+/// Tell a usage error (and how to get help); returns the exit code (64).
+#[cold]
+#[inline(never)]
+pub fn usage(usage: UsageError) -> c_int {
+    failure(&Failure::Usage(usage), b"", b"", c"", false);
+    c_int::from(exit::USAGE)
+}
+
 /// An option whose optional part this build leaves out: a usage error.
 #[cold]
 #[inline(never)]

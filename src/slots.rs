@@ -86,24 +86,17 @@ impl Names {
 /// `lock::open_lock_file`).
 struct Opened([c_int; MAX as usize], u64);
 
-/// Take a slot of LOCK (`resolved` by the walk, if `walked`) and become the
-/// command; returns the exit code if it did not run.
+/// Take a slot of LOCK (`resolved` by the walk) and become the command, or
+/// stay its `parent`; returns the exit code if withlock did not become it.
 #[cold]
 #[inline(never)]
-pub fn run(
-    walked: Result<(), Failure<'static>>,
-    resolved: &CStr,
-    argv: Argv,
-    options: &Options,
-    lock: &[u8],
-) -> c_int {
+pub fn run(resolved: &CStr, argv: Argv, options: &Options, lock: &[u8], parent: bool) -> c_int {
     let base = resolved.to_bytes();
     let mut names = Names { buf: [0; crate::locate::PATH_MAX + 4], base: base.len() + 1, len: 0 };
     names.buf[..base.len()].copy_from_slice(base);
     names.buf[base.len()] = b'.';
     let mut opened = Opened([-1; MAX as usize], 0);
-    let walk_failed = walked.is_err();
-    let failure = match walked.and_then(|()| take(resolved, options, lock, argv, &mut names, &mut opened)) {
+    let failure = match take(resolved, options, lock, argv, &mut names, &mut opened) {
         Ok(slot) => {
             let fd = Fd::from_raw(core::mem::replace(&mut opened.0[usize::from(slot & 63)], -1));
             // Only the slot's descriptor goes to the job; closing the others
@@ -128,7 +121,7 @@ pub fn run(
                     var[14 + usize::from(slot >= 10)] = b'0' + slot % 10;
                     if exec::set_environment(&[&var]) {
                         let taken = crate::job::Slot { index: slot, of: options.slots };
-                        match crate::job::run(locked, path, Some(taken), argv, options) {
+                        match crate::job::run(locked, path, Some(taken), argv, options, parent) {
                             Ok(status) => return c_int::from(status),
                             Err(failure) => failure,
                         }
@@ -149,9 +142,9 @@ pub fn run(
         }
         _ => lock,
     };
-    // Only the walk's failures name a place on the way to LOCK, and the
-    // gate's (before any slot's name is made) its holder.
-    let resolved = if walk_failed || names.len == 0 { resolved } else { c"" };
+    // Only the gate's failures (before any slot's name is made) name its
+    // holder.
+    let resolved = if names.len == 0 { resolved } else { c"" };
     crate::report::run_failed(&failure, shown, argv.iter().next().unwrap_or(b""), resolved, options)
 }
 

@@ -13,13 +13,13 @@
 //! any is unknown, and the usual codes (64, 73, 77) if one could not be
 //! looked at.
 
-use crate::exit;
 use crate::holder::{self, Holder, State, Trust};
 use crate::json;
 use crate::proc::{Blind, Holds, for_each_entry};
 use crate::record::{self, Contents};
 use crate::sys::{self, Errno, Kind};
 use crate::text::{Line, LineBuf};
+use crate::{exit, locate, named, report};
 use core::ffi::CStr;
 
 /// What one lock's report added to the exit status.
@@ -31,15 +31,14 @@ enum Outcome {
     Error(u8),
 }
 
-/// Report on the named lock (`--name`), then every lock in `locks`;
-/// returns the exit status. A named lock's directory is withlock's own,
-/// made on first use: if it is missing, the lock is free.
-pub fn run<'a>(named: Option<&CStr>, locks: impl Iterator<Item = &'a CStr>, json: bool) -> u8 {
+/// Report on the lock `--name NAME` names, then every lock in `locks`;
+/// returns the exit status.
+pub fn run<'a>(name: Option<&[u8]>, locks: impl Iterator<Item = &'a CStr>, json: bool) -> u8 {
     let mut worst = Outcome::Free;
-    if let Some(named) = named {
-        worst = match sys::lstat(named) {
-            Err(Errno(libc::ENOENT)) => say_free_missing(named, json),
-            _ => report_path(named, json),
+    if let Some(name) = name {
+        worst = match report_named(name, json) {
+            Ok(outcome) => outcome,
+            Err(code) => return code,
         };
     }
     for lock in locks {
@@ -51,6 +50,27 @@ pub fn run<'a>(named: Option<&CStr>, locks: impl Iterator<Item = &'a CStr>, json
         Outcome::Held => exit::BUSY,
         Outcome::Error(code) => code,
     }
+}
+
+/// `--name NAME`'s lock. Its directory is withlock's own, made on first
+/// use: if it is missing, the lock is free (only looking, this does not make
+/// it). `Err`: the exit code if its path cannot even be made.
+#[cold]
+#[inline(never)]
+fn report_named(name: &[u8], json: bool) -> Result<Outcome, u8> {
+    let mut dir = LineBuf::<{ locate::PATH_MAX }>::new();
+    let mut path = LineBuf::<{ locate::PATH_MAX }>::new();
+    let (dir, path) = (dir.line(), path.line());
+    if let Err(failure) = named::lock_path(name, dir, path) {
+        let lock = path.as_bytes();
+        report::failure(&failure, lock.strip_suffix(b"\0").unwrap_or(lock), b"", dir.as_cstr(), false);
+        return Err(failure.exit_code(exit::BUSY));
+    }
+    let named = path.as_cstr();
+    Ok(match sys::lstat(named) {
+        Err(Errno(libc::ENOENT)) => say_free_missing(named, json),
+        _ => report_path(named, json),
+    })
 }
 
 fn report_path(path: &CStr, json: bool) -> Outcome {
