@@ -11,7 +11,6 @@
 use crate::error::Failure;
 use crate::{clock, exit, sys, text};
 use core::ffi::c_int;
-use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicI32, Ordering::SeqCst};
 
@@ -55,19 +54,6 @@ extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _: *mut libc:
     // cannot block the handler; write_all gives up on EAGAIN. (Every call
     // here is async-signal-safe.)
     sys::write_all(WAKE[1].load(SeqCst), &[0]);
-}
-
-/// The set of `signals`.
-pub fn set(signals: &[c_int]) -> libc::sigset_t {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initializes the set; sigaddset takes valid signals.
-    unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        for &signal in signals {
-            libc::sigaddset(set.as_mut_ptr(), signal);
-        }
-        set.assume_init()
-    }
 }
 
 /// The job's process group, to which the handler passes signals on.
@@ -124,7 +110,7 @@ pub fn reset_handled() {
 /// wakes. Ignored signals stay ignored.
 pub fn catch_stop_signals() -> Result<c_int, Failure<'static>> {
     let wake = wake_pipe()?;
-    let all = set(&FORWARDED);
+    let all = sys::signal_set(&FORWARDED);
     for signal in FORWARDED {
         handle(signal, &all);
     }
@@ -214,7 +200,7 @@ pub fn exit_like(status: c_int) -> u8 {
 /// of our own.
 pub fn die_like(signal: c_int) -> ! {
     let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    let only = set(&[signal]);
+    let only = sys::signal_set(&[signal]);
     // SAFETY: plain calls with valid arguments; if the signal does not kill
     // us (it was ignored where we cannot undo it), exit as a shell would.
     unsafe {

@@ -122,7 +122,7 @@ pub fn run(
     // Hold the forwarded signals back until the job's pid is known; keep
     // SIGTTOU blocked for good, so that handing the terminal over and
     // writing a message while the job has it never stops withlock.
-    let mut held = signals::set(&FORWARDED);
+    let mut held = sys::signal_set(&FORWARDED);
     // SAFETY: a valid set and signal.
     unsafe {
         libc::sigaddset(&mut held, libc::SIGTTOU);
@@ -173,7 +173,7 @@ pub fn run(
     if watch.verbose {
         text::say(b"started the job as pid ", Some(job as u32), b", staying its parent");
     }
-    let mut unblock = signals::set(&FORWARDED);
+    let mut unblock = sys::signal_set(&FORWARDED);
     // SAFETY: valid sets; held-back signals are delivered now. SIGTTOU
     // stays blocked.
     unsafe {
@@ -292,7 +292,7 @@ fn guard_group(job: libc::pid_t, parent: libc::pid_t, withhold: Option<c_int>) -
     if let Some(fd) = withhold {
         sys::close(fd);
     }
-    let death = signals::set(&[libc::SIGUSR2]);
+    let death = sys::signal_set(&[libc::SIGUSR2]);
     // SAFETY: plain calls with valid arguments. SIGUSR2 stays blocked, to
     // be taken by sigwait; the signals a terminal or `kill` might send our
     // group are ignored, so that only withlock's death (or SIGKILL) ends us.

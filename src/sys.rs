@@ -625,3 +625,34 @@ pub fn permissions(st: &libc::stat) -> u32 {
 pub fn links(st: &libc::stat) -> u64 {
     u64::from(st.st_nlink)
 }
+
+/// The set of `signals`.
+pub fn signal_set(signals: &[c_int]) -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initializes the set; sigaddset takes valid signals.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for &signal in signals {
+            libc::sigaddset(set.as_mut_ptr(), signal);
+        }
+        set.assume_init()
+    }
+}
+
+/// Close every descriptor from `first` on.
+pub fn close_from(first: c_int) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: close_range takes plain integers and only closes descriptors.
+    if unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) } == 0 {
+        return;
+    }
+    // Older kernels, other systems: one at a time, up to the limit.
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid rlimit to fill.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let max = c_int::try_from(limit.rlim_cur).unwrap_or(c_int::MAX).clamp(1024, 65536);
+    for fd in first..max {
+        // SAFETY: closing a descriptor that may not be open is harmless.
+        unsafe { libc::close(fd) };
+    }
+}

@@ -271,7 +271,7 @@ fn watch_over(shared: &'static Shared, feed: c_int, gone: c_int, withlock: libc:
         let gone = libc::fcntl(gone, libc::F_DUPFD, GONE + 1);
         libc::dup2(feed, FEED);
         libc::dup2(gone, GONE);
-        close_from(GONE + 1);
+        sys::close_from(GONE + 1);
         libc::close(0);
         libc::close(1);
         let mut none = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
@@ -378,7 +378,7 @@ fn be_pin(watchdog: libc::pid_t) -> ! {
         if libc::getppid() != watchdog {
             libc::_exit(0);
         }
-        close_from(0);
+        sys::close_from(0);
         loop {
             libc::pause();
         }
@@ -390,24 +390,6 @@ fn end_pin(pin: libc::pid_t) {
     // SAFETY: plain integers; the pin is our unreaped child.
     unsafe { libc::kill(pin, libc::SIGKILL) };
     reap_within(pin, u32::MAX);
-}
-
-/// Close every descriptor from `first` on.
-fn close_from(first: c_int) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: close_range takes plain integers and only closes descriptors.
-    if unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) } == 0 {
-        return;
-    }
-    // Older kernels, other systems: one at a time, up to the limit.
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `limit` is a valid rlimit to fill.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let max = c_int::try_from(limit.rlim_cur).unwrap_or(c_int::MAX).clamp(1024, 65536);
-    for fd in first..max {
-        // SAFETY: closing a descriptor that may not be open is harmless.
-        unsafe { libc::close(fd) };
-    }
 }
 
 /// Say, even with -q, that the watchdog stopped the job.
