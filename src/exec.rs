@@ -56,16 +56,8 @@ pub fn exec_command(command: Argv) -> Failure<'static> {
     let name = unsafe { CStr::from_ptr(*command.0) };
     // A name with a slash is not searched for: execv, as execvp would do
     // after reading PATH (a tenth of withlock's instructions on its way).
-    // SAFETY: `name` and `command` are valid per `Argv`'s contract; both
-    // only return on failure.
-    unsafe {
-        if name.to_bytes().contains(&b'/') {
-            libc::execv(name.as_ptr(), command.0)
-        } else {
-            libc::execvp(name.as_ptr(), command.0)
-        }
-    };
-    let errno = sys::errno();
+    // SAFETY: `command` is valid per `Argv`'s contract.
+    let errno = unsafe { sys::exec(name, command.0) };
     // EACCES from a PATH search means "some candidate was not executable" or
     // just "some PATH directory could not be searched"; only the first is
     // 126. (A name with a slash is not searched: its errno is exact.)
@@ -132,20 +124,7 @@ pub fn set_environment(vars: &[&[u8]]) -> bool {
     };
     let room = entries().count() + vars.len() + 1;
     let Some(bytes) = room.checked_mul(core::mem::size_of::<*const c_char>()) else { return false };
-    // SAFETY: a fresh anonymous private mapping, which nothing else uses.
-    let map = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if map == libc::MAP_FAILED {
-        return false;
-    }
+    let Ok(map) = sys::map_anonymous(bytes, false) else { return false };
     // SAFETY: the mapping is `room` pointers long, zeroed (null pointers are
     // valid values), aligned to a page, and never unmapped.
     let new = unsafe { core::slice::from_raw_parts_mut(map.cast::<*const c_char>(), room) };

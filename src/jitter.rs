@@ -58,12 +58,8 @@ fn random() -> u64 {
 /// it is left alone).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn at_random() -> Option<u64> {
-    // SAFETY: getauxval takes a plain integer; it returns 0 or the address
-    // of 16 bytes that live as long as the process.
-    let at = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u8;
-    if at.is_null() {
-        return None;
-    }
+    // The kernel's address of 16 bytes that live as long as the process.
+    let at = sys::getauxval(libc::AT_RANDOM).filter(|&at| at != 0)? as *const u8;
     let mut half = [0u8; 8];
     // SAFETY: `at` points to 16 readable bytes (see above); any alignment.
     unsafe { core::ptr::copy_nonoverlapping(at.add(8), half.as_mut_ptr(), 8) };

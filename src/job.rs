@@ -26,12 +26,11 @@ pub fn run(
     options: &Options,
     parent: bool,
 ) -> Result<u8, Failure<'static>> {
-    // SAFETY: all-zero is a valid utsname, for uname to fill.
-    let mut uts = unsafe { core::mem::zeroed() };
-    let mut store_record = |job: Option<u32>| {
+    let store_record = |job: Option<u32>| {
         // Shared holders are many: none of them is "the" holder.
         if !options.shared {
-            let mut facts = record::Facts::now(job, record::host_name(&mut uts));
+            let uts = sys::uname();
+            let mut facts = record::Facts::now(job, record::host_name(&uts));
             if let Some(slot) = slot {
                 (facts.slots, facts.slot) = (slot.of, slot.index);
             }

@@ -130,16 +130,8 @@ fn on_network(fd: c_int) -> bool {
         0x0bd0_0bd0,
         0x4750_4653,
     ];
-    let mut fs = core::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `fs` is a valid buffer for fstatfs to fill; it is read only
-    // when the call succeeds.
-    if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } != 0 {
-        return false;
-    }
     #[allow(clippy::unnecessary_cast)] // f_type is an unsigned long: u32 on 32-bit targets
-    // SAFETY: fstatfs succeeded, so the buffer is initialized.
-    let kind = unsafe { fs.assume_init() }.f_type as u32;
-    NETWORK.contains(&kind)
+    sys::fstatfs(fd).is_ok_and(|fs| NETWORK.contains(&(fs.f_type as u32)))
 }
 
 /// Is this process in the first pid namespace, whose `/proc` shows every
@@ -320,22 +312,18 @@ pub fn for_each_line(fd: c_int, each: &mut dyn FnMut(&[u8])) {
     }
 }
 
-/// Call `each` with every name in the directory open at `dir`, with the
-/// getdents64 system call: the C library's opendir needs its allocator,
-/// which would cost withlock a fifth of its size.
+/// Call `each` with every name in the directory open at `dir` (see
+/// [`sys::getdents64`]).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn for_each_entry(dir: c_int, each: &mut dyn FnMut(&CStr)) -> Result<(), Errno> {
     // linux_dirent64: u64 inode, i64 offset, u16 record length, u8 type, name.
     let mut buf = [0u64; 1024]; // 8 KB, 8-byte aligned as the records are.
     loop {
-        // SAFETY: `buf` is valid for writes of its size in bytes.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), 8 * buf.len()) };
-        let n = usize::try_from(n).map_err(|_| sys::errno())?;
+        let bytes = sys::getdents64(dir, &mut buf)?;
+        let n = bytes.len();
         if n == 0 {
             return Ok(());
         }
-        // SAFETY: the kernel filled the first `n` bytes of `buf`.
-        let bytes = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
         let mut at = 0;
         while at + 19 < n {
             let reclen = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
@@ -351,6 +339,8 @@ pub fn for_each_entry(dir: c_int, each: &mut dyn FnMut(&CStr)) -> Result<(), Err
     }
 }
 
+/// Other systems: the C library's directory stream (no system call of its
+/// own to wrap in `sys`), on a duplicate of `dir`.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn for_each_entry(dir: c_int, each: &mut dyn FnMut(&CStr)) -> Result<(), Errno> {
     // fdopendir takes the descriptor over: give it a duplicate.

@@ -97,13 +97,10 @@ impl Facts<'_> {
     }
 }
 
-/// This machine's node name, into `buf`.
-pub fn host_name(buf: &mut libc::utsname) -> &[u8] {
-    if sys::uname(buf).is_err() {
-        return b"";
-    }
-    // SAFETY: uname NUL-terminates nodename within the array.
-    unsafe { CStr::from_ptr(buf.nodename.as_ptr()) }.to_bytes()
+/// The node name in `uts` (see [`sys::uname`]).
+pub fn host_name(uts: &libc::utsname) -> &[u8] {
+    // SAFETY: sys::uname's names are NUL-terminated within their arrays.
+    unsafe { CStr::from_ptr(uts.nodename.as_ptr()) }.to_bytes()
 }
 
 /// Write a record for `facts` into the lock file at `path`, which we hold

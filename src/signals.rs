@@ -11,7 +11,6 @@
 use crate::error::Failure;
 use crate::{clock, exit, sys, text};
 use core::ffi::c_int;
-use core::ptr;
 use core::sync::atomic::{AtomicI32, Ordering::SeqCst};
 
 /// The signals passed on to the job.
@@ -70,21 +69,16 @@ pub fn stop_requested() -> bool {
 /// signal stays ignored, for us and for the job (a job started in the
 /// background by a script ignores SIGINT, and so must its copy here).
 pub fn handle(signal: c_int, mask: &libc::sigset_t) {
-    // SAFETY: a zeroed sigaction is valid; sigaction fills or reads it. The
-    // handler only reads its arguments and atomics, and calls kill and
-    // write, all async-signal-safe.
-    unsafe {
-        let mut action: libc::sigaction = core::mem::zeroed();
-        libc::sigaction(signal, ptr::null(), &mut action);
-        if action.sa_sigaction == libc::SIG_IGN && signal != libc::SIGCHLD {
-            return;
-        }
-        action.sa_sigaction =
-            on_signal as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        action.sa_mask = *mask;
-        libc::sigaction(signal, &action, ptr::null_mut());
+    let Ok(mut action) = sys::sigaction(signal, None) else { return };
+    if action.sa_sigaction == libc::SIG_IGN && signal != libc::SIGCHLD {
+        return;
     }
+    // The handler only reads its arguments and atomics, and calls kill and
+    // write, all async-signal-safe.
+    action.sa_sigaction = on_signal as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+    action.sa_mask = *mask;
+    let _ = sys::sigaction(signal, Some(&action));
 }
 
 /// In a child about to exec: the handled signals back to their default
@@ -94,13 +88,8 @@ pub fn handle(signal: c_int, mask: &libc::sigset_t) {
 /// stay ignored.
 pub fn reset_handled() {
     for signal in HANDLED {
-        // SAFETY: a zeroed sigaction is valid; sigaction reads and fills it.
-        unsafe {
-            let mut action: libc::sigaction = core::mem::zeroed();
-            libc::sigaction(signal, ptr::null(), &mut action);
-            if action.sa_sigaction != libc::SIG_IGN {
-                libc::signal(signal, libc::SIG_DFL);
-            }
+        if sys::sigaction(signal, None).is_ok_and(|action| action.sa_sigaction != libc::SIG_IGN) {
+            sys::set_disposition(signal, libc::SIG_DFL);
         }
     }
 }
@@ -199,25 +188,15 @@ pub fn exit_like(status: c_int) -> u8 {
 /// End this process with `signal`, as the job ended, without a core dump
 /// of our own.
 pub fn die_like(signal: c_int) -> ! {
-    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    let only = sys::signal_set(&[signal]);
-    // SAFETY: plain calls with valid arguments; if the signal does not kill
-    // us (it was ignored where we cannot undo it), exit as a shell would.
-    unsafe {
-        // The raw system call: musl's setrlimit applies the limit to every
-        // thread (we have one), which pulls in 2 KB of thread machinery.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            libc::syscall(libc::SYS_setrlimit, libc::RLIMIT_CORE, &no_core as *const libc::rlimit);
-            // A core_pattern that pipes to a program (systemd-coredump,
-            // apport) ignores RLIMIT_CORE: only this stops the dump.
-            let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-        libc::signal(signal, libc::SIG_DFL);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &only, ptr::null_mut());
-    }
+    let _ = sys::setrlimit(libc::RLIMIT_CORE as c_int, &libc::rlimit { rlim_cur: 0, rlim_max: 0 });
+    // A core_pattern that pipes to a program (systemd-coredump, apport)
+    // ignores RLIMIT_CORE: only this stops the dump.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    sys::set_disposition(signal, libc::SIG_DFL);
+    sys::sigprocmask(libc::SIG_UNBLOCK, &sys::signal_set(&[signal]));
+    // If the signal does not kill us (it was ignored where we cannot undo
+    // it), exit as a shell would.
     let _ = sys::kill(sys::getpid(), signal);
     sys::exit_now(128 + signal)
 }

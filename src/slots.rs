@@ -447,9 +447,8 @@ fn watch(fd: c_int, to: c_int, parent: libc::pid_t) -> ! {
 #[cold]
 #[inline(never)]
 fn say_waiting(gate: &CStr, locked: &Locked, slots: u8, argv: Argv) {
-    // SAFETY: all-zero is a valid utsname, for uname to fill.
-    let mut uts = unsafe { core::mem::zeroed() };
-    let mut facts = record::Facts::now(None, record::host_name(&mut uts));
+    let uts = sys::uname();
+    let mut facts = record::Facts::now(None, record::host_name(&uts));
     (facts.slots, facts.waiting) = (slots, true);
     let mut buf = crate::text::LineBuf::<{ record::CAPACITY }>::new();
     record::store_in(buf.line(), gate, locked.record_target(), &facts, argv.iter());

@@ -52,8 +52,6 @@ use crate::signals::{self, Ended, FORWARDED};
 use crate::sys::{self, Errno};
 use crate::{clock, text};
 use core::ffi::c_int;
-use core::mem::MaybeUninit;
-use core::ptr;
 use core::time::Duration;
 
 /// How often withlock looks whether the rest of the job's group is gone,
@@ -122,17 +120,10 @@ pub fn run(
     // Hold the forwarded signals back until the job's pid is known; keep
     // SIGTTOU blocked for good, so that handing the terminal over and
     // writing a message while the job has it never stops withlock.
-    let mut held = sys::signal_set(&FORWARDED);
-    // SAFETY: a valid set and signal.
-    unsafe {
-        libc::sigaddset(&mut held, libc::SIGTTOU);
-        libc::sigaddset(&mut held, libc::SIGCHLD);
-    }
-    let mut old_mask = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: valid sets.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &held, old_mask.as_mut_ptr()) };
-    // SAFETY: sigprocmask filled it.
-    let old_mask = unsafe { old_mask.assume_init() };
+    let mut held = [libc::SIGTTOU; signals::HANDLED.len() + 1];
+    held[1..].copy_from_slice(&signals::HANDLED);
+    let held = sys::signal_set(&held);
+    let old_mask = sys::sigprocmask(libc::SIG_BLOCK, &held);
     for signal in signals::HANDLED {
         signals::handle(signal, &held);
     }
@@ -173,13 +164,8 @@ pub fn run(
     if watch.verbose {
         text::say(b"started the job as pid ", Some(job as u32), b", staying its parent");
     }
-    let mut unblock = sys::signal_set(&FORWARDED);
-    // SAFETY: valid sets; held-back signals are delivered now. SIGTTOU
-    // stays blocked.
-    unsafe {
-        libc::sigaddset(&mut unblock, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &unblock, ptr::null_mut());
-    }
+    // Held-back signals are delivered now. SIGTTOU stays blocked.
+    sys::sigprocmask(libc::SIG_UNBLOCK, &sys::signal_set(&signals::HANDLED));
 
     let mut watcher = Watcher {
         job,
@@ -261,8 +247,7 @@ fn become_job(
     // (which would only wake a loop that is not ours). Ignored signals were
     // never handled, and stay ignored.
     signals::reset_handled();
-    // SAFETY: the caller's saved mask.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, ptr::null_mut()) };
+    sys::sigprocmask(libc::SIG_SETMASK, old_mask);
     let failure = exec::exec_command(argv);
     #[cfg(feature = "syslog")]
     let told = report.is_some_and(|report| report.send(&failure));
@@ -292,22 +277,18 @@ fn guard_group(job: libc::pid_t, parent: libc::pid_t, withhold: Option<c_int>) -
     if let Some(fd) = withhold {
         sys::close(fd);
     }
+    // SIGUSR2 stays blocked, to be taken by sigwait; the signals a terminal
+    // or `kill` might send our group are ignored, so that only withlock's
+    // death (or SIGKILL) ends us.
     let death = sys::signal_set(&[libc::SIGUSR2]);
-    // SAFETY: plain calls with valid arguments. SIGUSR2 stays blocked, to
-    // be taken by sigwait; the signals a terminal or `kill` might send our
-    // group are ignored, so that only withlock's death (or SIGKILL) ends us.
-    unsafe {
-        libc::sigprocmask(libc::SIG_SETMASK, &death, ptr::null_mut());
-        for signal in FORWARDED {
-            libc::signal(signal, libc::SIG_IGN);
-        }
+    sys::sigprocmask(libc::SIG_SETMASK, &death);
+    for signal in FORWARDED {
+        sys::set_disposition(signal, libc::SIG_IGN);
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2 as libc::c_ulong);
     if sys::getppid() == parent {
-        let mut got = 0;
-        // SAFETY: a valid set, and an int for the signal taken.
-        unsafe { libc::sigwait(&death, &mut got) };
+        sys::sigwait(&death);
     }
     let _ = sys::kill(-job, libc::SIGKILL);
     sys::exit_now(0)

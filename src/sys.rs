@@ -1,13 +1,18 @@
-//! Thin, checked wrappers over the system calls withlock makes.
+//! Thin, checked wrappers over the system calls withlock makes: every one
+//! of them is made here.
 //!
 //! The rest of the code reads as plain Rust: results instead of `-1` and
 //! `errno`, borrowed C strings instead of raw pointers. Nothing here
 //! allocates; `EINTR` is retried here wherever it has only one meaning
-//! (read, waitpid, open), and handed to the caller where a caught signal is
-//! news (flock's deadline, poll). Not every call lives here yet: signal
-//! dispositions and masks are set in `signals.rs` and `timer.rs`, the
-//! sockets in `etcd/net.rs` and `syslog.rs`, the watchdog's and the directory readers' raw
-//! calls where they are used; each such `unsafe` block says why it is sound.
+//! (read, write, waitpid, open, the socket calls), and handed to the caller
+//! where a caught signal is news (flock's deadline, poll, connect).
+//!
+//! What is left elsewhere, and why: the C library's own work that is no
+//! system call (`execvp`'s PATH search is here, but the environment array
+//! `exec.rs` builds, and the directory stream `proc.rs` reads on systems
+//! without `getdents64`, are theirs), and pointers the kernel handed over
+//! (a signal handler's `siginfo`, `AT_RANDOM`'s bytes), read where they are
+//! used. Each `unsafe` block anywhere says why it is sound.
 
 use core::ffi::{CStr, c_int};
 use core::mem::MaybeUninit;
@@ -258,14 +263,8 @@ pub fn getuid() -> libc::uid_t {
 /// withlock never changes its ids, so the value is still true; if the
 /// entry is missing (it never is on Linux), ask the kernel.
 fn aux_id(entry: libc::c_ulong, ask: impl FnOnce() -> libc::uid_t) -> libc::uid_t {
-    // SAFETY: errno is this thread's; getauxval takes a plain integer and
-    // sets errno (ENOENT) only when the entry is missing.
-    let value = unsafe {
-        *libc::__errno_location() = 0;
-        libc::getauxval(entry)
-    };
-    match libc::uid_t::try_from(value) {
-        Ok(id) if errno() == Errno(0) => id,
+    match getauxval(entry).map(libc::uid_t::try_from) {
+        Some(Ok(id)) => id,
         _ => ask(),
     }
 }
@@ -508,10 +507,14 @@ pub fn getrandom(bytes: &mut [u8]) -> bool {
     unsafe { libc::getentropy(bytes.as_mut_ptr().cast(), bytes.len()) == 0 }
 }
 
-/// `uname(2)` into `buf`.
-pub fn uname(buf: &mut libc::utsname) -> Result<(), Errno> {
+/// `uname(2)`: this machine's names, each NUL-terminated within its array.
+/// (It fails only for a bad address; the names would then stay empty.)
+pub fn uname() -> libc::utsname {
+    // SAFETY: all-zero is a valid utsname (every name empty).
+    let mut buf: libc::utsname = unsafe { core::mem::zeroed() };
     // SAFETY: `buf` is a valid utsname for the call to fill.
-    check(unsafe { libc::uname(buf) }).map(drop)
+    unsafe { libc::uname(&mut buf) };
+    buf
 }
 
 /// A clock's reading: seconds and nanoseconds, 64-bit on every target.
@@ -626,6 +629,8 @@ pub fn links(st: &libc::stat) -> u64 {
     u64::from(st.st_nlink)
 }
 
+// ---- Signals ----------------------------------------------------------
+
 /// The set of `signals`.
 pub fn signal_set(signals: &[c_int]) -> libc::sigset_t {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
@@ -639,20 +644,300 @@ pub fn signal_set(signals: &[c_int]) -> libc::sigset_t {
     }
 }
 
-/// Close every descriptor from `first` on.
+/// The set of every signal.
+pub fn full_signal_set() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initializes the set.
+    unsafe {
+        libc::sigfillset(set.as_mut_ptr());
+        set.assume_init()
+    }
+}
+
+/// `sigprocmask(2)`: block, unblock or set (`how`) the signals of `set`;
+/// returns the mask before. It cannot fail with valid arguments.
+/// Async-signal-safe.
+pub fn sigprocmask(how: c_int, set: &libc::sigset_t) -> libc::sigset_t {
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: valid sets; sigprocmask fills `old`.
+    unsafe {
+        libc::sigprocmask(how, set, old.as_mut_ptr());
+        old.assume_init()
+    }
+}
+
+/// `sigaction(2)`: `signal`'s disposition, after setting it to `new` if
+/// given.
+pub fn sigaction(signal: c_int, new: Option<&libc::sigaction>) -> Result<libc::sigaction, Errno> {
+    let mut old = MaybeUninit::<libc::sigaction>::uninit();
+    let new = new.map_or(core::ptr::null(), |new| new as *const libc::sigaction);
+    // SAFETY: `new` is null or a valid sigaction; `old` is filled on success.
+    check(unsafe { libc::sigaction(signal, new, old.as_mut_ptr()) })?;
+    // SAFETY: sigaction succeeded, so `old` is initialized.
+    Ok(unsafe { old.assume_init() })
+}
+
+/// Set `signal` to its default action (`SIG_DFL`) or to be ignored
+/// (`SIG_IGN`). Async-signal-safe.
+pub fn set_disposition(signal: c_int, disposition: libc::sighandler_t) {
+    // SAFETY: SIG_DFL and SIG_IGN are no handlers to call.
+    unsafe { libc::signal(signal, disposition) };
+}
+
+/// `sigwait(3)`: wait for a signal of `set` (which must be blocked); the
+/// signal taken.
+pub fn sigwait(set: &libc::sigset_t) -> c_int {
+    let mut got = 0;
+    // SAFETY: a valid set, and an int for the signal taken.
+    unsafe { libc::sigwait(set, &mut got) };
+    got
+}
+
+/// `pause(2)`: sleep until a signal is caught (or kills us).
+pub fn pause() {
+    // SAFETY: pause takes no arguments.
+    unsafe { libc::pause() };
+}
+
+/// Arm the one-shot `ITIMER_REAL`, which raises SIGALRM `after` from now:
+/// to the microsecond, at least 1 µs (a zero would disarm it), at most 68
+/// years (the kernel keeps its seconds in a C long, 32 bits on 32-bit
+/// targets, where the C library refuses more than fits with ENOTSUP rather
+/// than cutting).
+pub fn set_alarm(after: core::time::Duration) -> Result<(), Errno> {
+    let micros = after.subsec_micros().max(u32::from(after.as_secs() == 0));
+    let secs = after.as_secs().min(i32::MAX.unsigned_abs().into());
+    // suseconds_t is i64 on Linux, i32 on macOS.
+    #[allow(clippy::unnecessary_fallible_conversions)]
+    setitimer(libc::timeval {
+        tv_sec: secs.try_into().unwrap_or(i32::MAX.into()),
+        tv_usec: micros.try_into().unwrap_or(0),
+    })
+}
+
+/// Disarm `ITIMER_REAL`.
+pub fn cancel_alarm() {
+    let _ = setitimer(libc::timeval { tv_sec: 0, tv_usec: 0 });
+}
+
+fn setitimer(value: libc::timeval) -> Result<(), Errno> {
+    let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: value };
+    // SAFETY: `timer` is a valid itimerval; the old value is not wanted.
+    check(unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, core::ptr::null_mut()) }).map(drop)
+}
+
+// ---- Resources, memory, descriptors -------------------------------------
+
+/// `setrlimit(2)` of `resource`. On Linux the raw system call: musl's
+/// setrlimit applies the limit to every thread (we have one), which pulls
+/// in 2 KB of thread machinery.
+pub fn setrlimit(resource: c_int, limit: &libc::rlimit) -> Result<(), Errno> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: a resource number and a valid rlimit, which the kernel reads.
+    let ret = unsafe { libc::syscall(libc::SYS_setrlimit, resource, limit as *const libc::rlimit) } as c_int;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // SAFETY: as above.
+    let ret = unsafe { libc::setrlimit(resource, limit) };
+    check(ret).map(drop)
+}
+
+/// `getrlimit(2)`: the soft and hard limits of `resource`.
+pub fn getrlimit(resource: c_int) -> Result<libc::rlimit, Errno> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid rlimit to fill.
+    check(unsafe { libc::getrlimit(resource as _, &mut limit) })?;
+    Ok(limit)
+}
+
+/// A zeroed mapping of `bytes` bytes, readable and writable, never
+/// unmapped: private, or `shared` with the children forked after.
+pub fn map_anonymous(bytes: usize, shared: bool) -> Result<*mut u8, Errno> {
+    let flags = libc::MAP_ANONYMOUS | if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+    // SAFETY: a fresh anonymous mapping: no memory of ours is passed.
+    let map =
+        unsafe { libc::mmap(core::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+    if map == libc::MAP_FAILED { Err(errno()) } else { Ok(map.cast()) }
+}
+
+/// A duplicate of `fd` on the lowest free descriptor from `min` on (not
+/// close-on-exec).
+pub fn dup_above(fd: c_int, min: c_int) -> Result<c_int, Errno> {
+    // SAFETY: fcntl with F_DUPFD takes plain integers.
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD, min) })
+}
+
+/// `dup2(2)`: make `to` a duplicate of `fd`.
+pub fn dup2(fd: c_int, to: c_int) -> Result<(), Errno> {
+    // SAFETY: dup2 takes plain integers.
+    check(unsafe { libc::dup2(fd, to) }).map(drop)
+}
+
+/// Close every descriptor from `first` on: `close_range(2)` (Linux 5.9),
+/// else one at a time up to the descriptor limit.
 pub fn close_from(first: c_int) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     // SAFETY: close_range takes plain integers and only closes descriptors.
     if unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) } == 0 {
         return;
     }
-    // Older kernels, other systems: one at a time, up to the limit.
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `limit` is a valid rlimit to fill.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let max = c_int::try_from(limit.rlim_cur).unwrap_or(c_int::MAX).clamp(1024, 65536);
+    let limit = getrlimit(libc::RLIMIT_NOFILE as c_int).map_or(0, |limit| limit.rlim_cur);
+    let max = c_int::try_from(limit).unwrap_or(c_int::MAX).clamp(1024, 65536);
     for fd in first..max {
-        // SAFETY: closing a descriptor that may not be open is harmless.
-        unsafe { libc::close(fd) };
+        close(fd);
     }
+}
+
+/// `fstatfs(2)`: the file system of the file open at `fd`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn fstatfs(fd: c_int) -> Result<libc::statfs, Errno> {
+    let mut fs = MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `fs` is a valid buffer for fstatfs to fill.
+    check(unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) })?;
+    // SAFETY: fstatfs succeeded, so the buffer is initialized.
+    Ok(unsafe { fs.assume_init() })
+}
+
+/// `getdents64(2)`: the next directory records of the directory open at
+/// `dir` into `buf` (8-byte aligned, as the records are); their length, 0
+/// at the end. (The C library's opendir needs its allocator, which would
+/// cost withlock a fifth of its size.)
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn getdents64(dir: c_int, buf: &mut [u64]) -> Result<&[u8], Errno> {
+    // SAFETY: `buf` is valid for writes of its size in bytes.
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), 8 * buf.len()) };
+    let n = usize::try_from(n).map_err(|_| errno())?;
+    // SAFETY: the kernel filled the first `n` bytes of `buf`.
+    Ok(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) })
+}
+
+// ---- Running the command --------------------------------------------------
+
+/// `execv(3)` (`name` has a slash: no search) or `execvp(3)` (searched in
+/// PATH, as a shell would). Returns only if that fails, with why.
+///
+/// # Safety
+/// `argv` must be a null-terminated array of valid C strings.
+pub unsafe fn exec(name: &CStr, argv: *const *const libc::c_char) -> Errno {
+    // SAFETY: `name` is a C string, and the caller vouches for `argv`; both
+    // return only on failure.
+    unsafe {
+        if name.to_bytes().contains(&b'/') {
+            libc::execv(name.as_ptr(), argv);
+        } else {
+            libc::execvp(name.as_ptr(), argv);
+        }
+    }
+    errno()
+}
+
+/// The auxiliary vector's entry `entry` (the kernel's word to a new
+/// program), if there is one.
+pub fn getauxval(entry: libc::c_ulong) -> Option<libc::c_ulong> {
+    // SAFETY: errno is this thread's; getauxval takes a plain integer and
+    // sets errno (ENOENT) only when the entry is missing.
+    let value = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getauxval(entry)
+    };
+    (errno() == Errno(0)).then_some(value)
+}
+
+// ---- Sockets ------------------------------------------------------------
+
+/// A new close-on-exec socket (non-blocking if `nonblocking`), which never
+/// raises SIGPIPE where that is a socket option (macOS).
+pub fn socket(family: c_int, kind: c_int, nonblocking: bool) -> Result<Fd, Errno> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        let flags = libc::SOCK_CLOEXEC | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+        // SAFETY: socket takes plain integers.
+        check(unsafe { libc::socket(family, kind | flags, 0) }).map(Fd)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // No atomic flags here: set them before anyone can fork (withlock
+        // is single-threaded).
+        // SAFETY: socket takes plain integers.
+        let fd = check(unsafe { libc::socket(family, kind, 0) }).map(Fd)?;
+        set_cloexec(fd.raw())?;
+        if nonblocking {
+            // SAFETY: fcntl with F_SETFL takes plain integers.
+            check(unsafe { libc::fcntl(fd.raw(), libc::F_SETFL, libc::O_NONBLOCK) })?;
+        }
+        set_socket_option(&fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE)?;
+        Ok(fd)
+    }
+}
+
+/// Turn the integer socket option `name` (at `level`) on.
+pub fn set_socket_option(fd: &Fd, level: c_int, name: c_int) -> Result<(), Errno> {
+    let on: c_int = 1;
+    let size = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: `on` is a valid c_int for the call, and we pass its size.
+    check(unsafe { libc::setsockopt(fd.raw(), level, name, (&raw const on).cast(), size) }).map(drop)
+}
+
+/// `connect(2)` to the first `len` bytes of `address` (a sockaddr of the
+/// socket's family). `EINTR` and `EINPROGRESS` are the caller's to wait out.
+pub fn connect(fd: &Fd, address: &libc::sockaddr_storage, len: usize) -> Result<(), Errno> {
+    let len = len.min(size_of::<libc::sockaddr_storage>()) as libc::socklen_t;
+    // SAFETY: `address` is valid for reads of `len` bytes.
+    check(unsafe { libc::connect(fd.raw(), (address as *const libc::sockaddr_storage).cast(), len) })
+        .map(drop)
+}
+
+/// The error a non-blocking `connect` ended with (`SO_ERROR`), if any.
+pub fn socket_error(fd: &Fd) -> Result<Option<Errno>, Errno> {
+    let mut error: c_int = 0;
+    let mut size = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: `error` and `size` are valid for writes, and `size` says how
+    // big `error` is.
+    check(unsafe {
+        libc::getsockopt(fd.raw(), libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut error).cast(), &mut size)
+    })?;
+    Ok((error != 0).then_some(Errno(error)))
+}
+
+/// `sendmsg(2)` of `parts` (iovecs over live buffers), retried if a signal
+/// interrupts it; the bytes sent.
+pub fn sendmsg(fd: &Fd, parts: &mut [libc::iovec], flags: c_int) -> Result<usize, Errno> {
+    // SAFETY: all-zero is a valid msghdr (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = parts.as_mut_ptr();
+    msg.msg_iovlen = parts.len() as _;
+    // SAFETY: `msg` points to `parts`, iovecs over live buffers, which
+    // sendmsg only reads.
+    retry_count(|| unsafe { libc::sendmsg(fd.raw(), &msg, flags) })
+}
+
+/// `recv(2)` into `buf`, retried if a signal interrupts it; 0 at the end.
+pub fn recv(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is valid for writes of its length.
+    retry_count(|| unsafe { libc::recv(fd.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) })
+}
+
+/// `sendto(2)`: one datagram to the local socket `path` (at most 107
+/// bytes), retried if a signal interrupts it.
+pub fn send_to_local(fd: c_int, datagram: &[u8], flags: c_int, path: &[u8]) -> Result<(), Errno> {
+    // SAFETY: all-zero is a valid sockaddr_un, filled below.
+    let mut address: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, &from) in address.sun_path.iter_mut().zip(path) {
+        *to = from as libc::c_char;
+    }
+    let length = (size_of::<libc::sa_family_t>() + path.len() + 1) as libc::socklen_t;
+    retry_count(|| {
+        // SAFETY: a valid buffer and address, each with its length.
+        unsafe {
+            libc::sendto(
+                fd,
+                datagram.as_ptr().cast(),
+                datagram.len(),
+                flags,
+                (&raw const address).cast(),
+                length,
+            )
+        }
+    })
+    .map(drop)
 }

@@ -254,36 +254,11 @@ pub fn log(severity: Severity, text: &[u8]) {
 
 /// One datagram to [`SOCKET`], never waiting.
 fn send(datagram: &[u8]) -> Result<(), Errno> {
-    let fd = socket()?;
-    // SAFETY: all-zero is a valid sockaddr_un, filled below.
-    let mut address: libc::sockaddr_un = unsafe { core::mem::zeroed() };
-    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (to, &from) in address.sun_path.iter_mut().zip(SOCKET) {
-        *to = from as libc::c_char;
-    }
-    let length = (core::mem::size_of::<libc::sa_family_t>() + SOCKET.len() + 1) as libc::socklen_t;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let flags = libc::MSG_DONTWAIT;
-    loop {
-        // SAFETY: a valid buffer and address, each with its length.
-        let sent = unsafe {
-            libc::sendto(
-                fd,
-                datagram.as_ptr().cast(),
-                datagram.len(),
-                flags,
-                (&raw const address).cast(),
-                length,
-            )
-        };
-        match sent {
-            -1 if sys::errno() == Errno(libc::EINTR) => {}
-            -1 => return Err(sys::errno()),
-            _ => return Ok(()),
-        }
-    }
+    sys::send_to_local(socket()?, datagram, flags, SOCKET)
 }
 
 /// The datagram socket, made once, close-on-exec: the job never gets it.
@@ -292,22 +267,8 @@ fn socket() -> Result<c_int, Errno> {
     if made >= 0 {
         return Ok(made);
     }
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    // SAFETY: plain integer arguments.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    // SAFETY: plain integer arguments; single-threaded, so no exec can come
-    // between socket and fcntl.
-    let fd = unsafe {
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
-        if fd >= 0 {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-        fd
-    };
-    if fd < 0 {
-        return Err(sys::errno());
-    }
+    // Kept for the process's life.
+    let fd = sys::socket(libc::AF_UNIX, libc::SOCK_DGRAM, false)?.into_raw();
     SOCKET_FD.store(fd, SeqCst);
     Ok(fd)
 }

@@ -20,8 +20,6 @@
 
 use crate::sys::{self, Errno, Fd};
 use core::ffi::c_int;
-use core::mem::MaybeUninit;
-use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 use core::time::Duration;
 
@@ -50,66 +48,24 @@ pub struct Deadline {
     old_mask: libc::sigset_t,
 }
 
-fn empty_set() -> libc::sigset_t {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initializes the whole set it is given.
-    unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        set.assume_init()
-    }
-}
-
 impl Deadline {
     /// Arm a deadline `after` from now.
     pub fn start(after: Duration) -> Result<Deadline, Errno> {
         EXPIRED.store(false, SeqCst);
 
-        let mut action = MaybeUninit::<libc::sigaction>::zeroed();
-        let mut old_action = MaybeUninit::<libc::sigaction>::uninit();
         // SAFETY: an all-zero sigaction is a valid value (no flags, empty
-        // mask on every supported system) which we then fill in; the handler
-        // only touches atomics and calls close, both async-signal-safe. No
-        // SA_RESTART: the blocked flock must return EINTR.
-        let old_action = unsafe {
-            let action = action.as_mut_ptr();
-            (*action).sa_sigaction = on_alarm as extern "C" fn(c_int) as libc::sighandler_t;
-            (*action).sa_mask = empty_set();
-            if libc::sigaction(libc::SIGALRM, action, old_action.as_mut_ptr()) == -1 {
-                return Err(sys::errno());
-            }
-            old_action.assume_init()
-        };
+        // mask on every supported system), which we then fill in.
+        let mut action: libc::sigaction = unsafe { core::mem::zeroed() };
+        // The handler only touches atomics and calls close, both
+        // async-signal-safe. No SA_RESTART: the blocked flock must return EINTR.
+        action.sa_sigaction = on_alarm as extern "C" fn(c_int) as libc::sighandler_t;
+        action.sa_mask = sys::signal_set(&[]);
+        let old_action = sys::sigaction(libc::SIGALRM, Some(&action))?;
 
         // The caller may have blocked SIGALRM; the deadline needs it.
-        let mut alarm_only = empty_set();
-        let mut old_mask = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: both sets are valid; sigprocmask fills old_mask.
-        let old_mask = unsafe {
-            libc::sigaddset(&mut alarm_only, libc::SIGALRM);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &alarm_only, old_mask.as_mut_ptr());
-            old_mask.assume_init()
-        };
+        let old_mask = sys::sigprocmask(libc::SIG_UNBLOCK, &sys::signal_set(&[libc::SIGALRM]));
         let deadline = Deadline { old_action, old_mask };
-
-        // A zero it_value would disarm the timer: round up to 1 µs.
-        let micros = after.subsec_micros().max(u32::from(after.as_secs() == 0));
-        // The kernel keeps the timer's seconds in a C long, 32 bits on 32-bit
-        // targets, where the C library refuses more (ENOTSUP) instead of
-        // cutting: a timer runs at most 68 years, on every target alike.
-        let secs = after.as_secs().min(i32::MAX.unsigned_abs().into());
-        // suseconds_t is i64 on Linux, i32 on macOS.
-        #[allow(clippy::unnecessary_fallible_conversions)]
-        let timer = libc::itimerval {
-            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
-            it_value: libc::timeval {
-                tv_sec: secs.try_into().unwrap_or(i32::MAX.into()),
-                tv_usec: micros.try_into().unwrap_or(0),
-            },
-        };
-        // SAFETY: `timer` is a valid itimerval; the old value is not wanted.
-        if unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, ptr::null_mut()) } == -1 {
-            return Err(sys::errno());
-        }
+        sys::set_alarm(after)?;
         Ok(deadline)
     }
 
@@ -147,16 +103,9 @@ impl Deadline {
 
 impl Drop for Deadline {
     fn drop(&mut self) {
-        let off = libc::itimerval {
-            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
-            it_value: libc::timeval { tv_sec: 0, tv_usec: 0 },
-        };
-        // SAFETY: valid pointers to initialized values saved by `start`;
-        // restoring them cannot fail in a way we could act on.
-        unsafe {
-            libc::setitimer(libc::ITIMER_REAL, &off, ptr::null_mut());
-            libc::sigaction(libc::SIGALRM, &self.old_action, ptr::null_mut());
-            libc::sigprocmask(libc::SIG_SETMASK, &self.old_mask, ptr::null_mut());
-        }
+        // Restoring what `start` saved cannot fail in a way we could act on.
+        sys::cancel_alarm();
+        let _ = sys::sigaction(libc::SIGALRM, Some(&self.old_action));
+        sys::sigprocmask(libc::SIG_SETMASK, &self.old_mask);
     }
 }

@@ -162,15 +162,11 @@ pub fn wait(fd: c_int, events: libc::c_short, deadline: u64) -> Result<(), Error
             // Round up, so that the deadline has passed when poll times out.
             c_int::try_from((deadline - now).div_ceil(1_000_000)).unwrap_or(c_int::MAX)
         };
-        let mut pfd = libc::pollfd { fd, events, revents: 0 };
-        // SAFETY: `pfd` is one valid pollfd, and we pass a count of one.
-        let ret = unsafe { libc::poll(&mut pfd, 1, timeout) };
-        match ret {
+        match sys::poll(&mut [libc::pollfd { fd, events, revents: 0 }], timeout) {
             // Ready, or an error or hang-up that the next call will report.
-            1.. => return Ok(()),
-            0 => {}
-            _ if sys::errno() == Errno(libc::EINTR) => {}
-            _ => return Err(Error::Io(sys::errno())),
+            Ok(1..) => return Ok(()),
+            Ok(0) | Err(Errno(libc::EINTR)) => {}
+            Err(errno) => return Err(Error::Io(errno)),
         }
     }
 }
@@ -185,43 +181,6 @@ pub struct Conn {
 const SEND_FLAGS: c_int = libc::MSG_NOSIGNAL;
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
 const SEND_FLAGS: c_int = 0;
-
-/// A new non-blocking, close-on-exec TCP socket that never raises SIGPIPE.
-fn stream_socket(family: c_int) -> Result<Fd, Error> {
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    // SAFETY: socket takes plain integers.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    // SAFETY: socket takes plain integers.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM, 0) };
-    if fd < 0 {
-        return Err(Error::Io(sys::errno()));
-    }
-    let fd = Fd::from_raw(fd);
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    {
-        // No atomic flags here (macOS): set them before anyone can fork.
-        // SAFETY: fcntl with these commands takes plain integers.
-        let ok = unsafe {
-            libc::fcntl(fd.raw(), libc::F_SETFD, libc::FD_CLOEXEC) == 0
-                && libc::fcntl(fd.raw(), libc::F_SETFL, libc::O_NONBLOCK) == 0
-        };
-        if !ok || !set_option(&fd, libc::SOL_SOCKET, libc::SO_NOSIGPIPE) {
-            return Err(Error::Io(sys::errno()));
-        }
-    }
-    Ok(fd)
-}
-
-/// Turn an integer socket option on; false if that failed.
-fn set_option(fd: &Fd, level: c_int, name: c_int) -> bool {
-    let on: c_int = 1;
-    // SAFETY: `on` is a valid c_int for the call, and we pass its size.
-    let ret = unsafe {
-        libc::setsockopt(fd.raw(), level, name, (&raw const on).cast(), size_of::<c_int>() as libc::socklen_t)
-    };
-    ret == 0
-}
 
 /// Connect to `ip:port`, waiting no later than `deadline`.
 fn connect_ip(ip: &Ip, port: u16, deadline: u64) -> Result<Conn, Error> {
@@ -257,30 +216,20 @@ fn connect_ip(ip: &Ip, port: u16, deadline: u64) -> Result<Conn, Error> {
             (libc::AF_INET6, size_of::<libc::sockaddr_in6>())
         }
     };
-    let fd = stream_socket(family)?;
+    // Non-blocking: connecting is waited for below, by the deadline.
+    let fd = sys::socket(family, libc::SOCK_STREAM, true).map_err(Error::Io)?;
     // Requests are written whole; do not let Nagle hold back a large one's tail.
-    set_option(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY);
-    // SAFETY: `storage` holds a sockaddr of `len` bytes for the socket's family.
-    let ret = unsafe { libc::connect(fd.raw(), (&raw const storage).cast(), len as libc::socklen_t) };
-    if ret != 0 {
-        match sys::errno() {
-            // In progress (or interrupted, when it goes on in the background).
-            Errno(libc::EINPROGRESS | libc::EINTR) => {}
-            errno => return Err(Error::Io(errno)),
+    let _ = sys::set_socket_option(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY);
+    match sys::connect(&fd, &storage, len) {
+        Ok(()) => {}
+        // In progress (or interrupted, when it goes on in the background).
+        Err(Errno(libc::EINPROGRESS | libc::EINTR)) => {
+            wait(fd.raw(), libc::POLLOUT, deadline)?;
+            if let Some(error) = sys::socket_error(&fd).map_err(Error::Io)? {
+                return Err(Error::Io(error));
+            }
         }
-        wait(fd.raw(), libc::POLLOUT, deadline)?;
-        let mut error: c_int = 0;
-        let mut size = size_of::<c_int>() as libc::socklen_t;
-        // SAFETY: `error` and `size` are valid for writes, and `size` says how big `error` is.
-        let ret = unsafe {
-            libc::getsockopt(fd.raw(), libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut error).cast(), &mut size)
-        };
-        if ret != 0 {
-            return Err(Error::Io(sys::errno()));
-        }
-        if error != 0 {
-            return Err(Error::Io(Errno(error)));
-        }
+        Err(errno) => return Err(Error::Io(errno)),
     }
     Ok(Conn { fd })
 }
@@ -330,20 +279,11 @@ impl Conn {
             if count == 0 {
                 return Ok(());
             }
-            // SAFETY: all-zero is a valid msghdr (no name, no control data).
-            let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
-            msg.msg_iov = iov.as_mut_ptr();
-            msg.msg_iovlen = count as _;
-            // SAFETY: `msg` points to `count` iovecs over live slices of
-            // `parts`, which sendmsg only reads.
-            let n = unsafe { libc::sendmsg(self.fd.raw(), &msg, SEND_FLAGS) };
-            match usize::try_from(n) {
+            // The iovecs are over live slices of `parts`.
+            match sys::sendmsg(&self.fd, &mut iov[..count], SEND_FLAGS) {
                 Ok(n) => sent += n,
-                Err(_) => match sys::errno() {
-                    Errno(libc::EINTR) => {}
-                    Errno(libc::EAGAIN) => wait(self.fd.raw(), libc::POLLOUT, deadline)?,
-                    errno => return Err(Error::Io(errno)),
-                },
+                Err(Errno(libc::EAGAIN)) => wait(self.fd.raw(), libc::POLLOUT, deadline)?,
+                Err(errno) => return Err(Error::Io(errno)),
             }
         }
     }
@@ -353,15 +293,10 @@ impl Conn {
     /// empty).
     pub fn recv(&self, buf: &mut [u8], deadline: u64) -> Result<usize, Error> {
         loop {
-            // SAFETY: `buf` is valid for writes of its length.
-            let n = unsafe { libc::recv(self.fd.raw(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            match usize::try_from(n) {
+            match sys::recv(&self.fd, buf) {
                 Ok(n) => return Ok(n),
-                Err(_) => match sys::errno() {
-                    Errno(libc::EINTR) => {}
-                    Errno(libc::EAGAIN) => wait(self.fd.raw(), libc::POLLIN, deadline)?,
-                    errno => return Err(Error::Io(errno)),
-                },
+                Err(Errno(libc::EAGAIN)) => wait(self.fd.raw(), libc::POLLIN, deadline)?,
+                Err(errno) => return Err(Error::Io(errno)),
             }
         }
     }

@@ -429,9 +429,8 @@ pub fn describe(line: &mut Line, record: &record::Record) {
 /// The holder record for the job (`job`: its pid once it runs; until then
 /// withlock's own), into `out`.
 fn compose_record(out: &mut Line, job: Option<u32>, argv: Argv) {
-    // SAFETY: all-zero is a valid utsname, for uname to fill.
-    let mut uts = unsafe { core::mem::zeroed() };
-    let facts = record::Facts::now(job, record::host_name(&mut uts));
+    let uts = crate::sys::uname();
+    let facts = record::Facts::now(job, record::host_name(&uts));
     record::compose(out, &facts, argv.iter(), 0);
 }
 

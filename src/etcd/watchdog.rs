@@ -33,10 +33,9 @@
 //! `kill` might send, and is stood down and reaped by withlock at the end.
 
 use crate::error::Failure;
-use crate::sys::{self, Errno};
+use crate::sys;
 use crate::text;
 use core::ffi::c_int;
-use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::SeqCst};
 
 /// What withlock and the watchdog share (a page mapped before the fork).
@@ -96,23 +95,10 @@ impl Watchdog {
     /// ns) unless fed; `name` is the lock's, for its message. Before the job
     /// exists it has nothing to kill: tell it with [`Watchdog::watch`].
     pub fn start(deadline: u64, name: &[u8]) -> Result<Watchdog, Failure<'static>> {
-        let size = core::mem::size_of::<Shared>();
-        // SAFETY: an anonymous shared mapping; no pointer of ours is passed.
-        let page = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if page == libc::MAP_FAILED {
-            return Err(Failure::System { call: "mmap", errno: sys::errno() });
-        }
+        let page = sys::map_anonymous(core::mem::size_of::<Shared>(), true)
+            .map_err(|errno| Failure::System { call: "mmap", errno })?;
         // SAFETY: the mapping is page-aligned, zero-filled (all-zero is a
-        // valid `Shared`: atomics are plain integers), at least `size` bytes,
+        // valid `Shared`: atomics are plain integers), as large as `Shared`,
         // and never unmapped: it lives as long as the process.
         let shared: &'static Shared = unsafe { &*page.cast::<Shared>() };
         shared.deadline.store(deadline, SeqCst);
@@ -125,26 +111,17 @@ impl Watchdog {
                 return Err(failure);
             }
         };
-        // SAFETY: getpid cannot fail.
-        let withlock = unsafe { libc::getpid() };
+        let withlock = sys::getpid();
         // Block every signal across the fork: withlock's handlers must not
         // run in the watchdog before it has set its own.
-        let mut all = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        let mut old = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigfillset initializes the set; sigprocmask takes valid sets.
-        let old = unsafe {
-            libc::sigfillset(all.as_mut_ptr());
-            libc::sigprocmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr());
-            old.assume_init()
-        };
+        let old = sys::sigprocmask(libc::SIG_BLOCK, &sys::full_signal_set());
         // The child runs only `watch_over`.
         let forked = match sys::fork() {
             Ok(sys::Forked::Child) => watch_over(shared, fds[0], back[1], withlock, name),
             Ok(sys::Forked::Parent(pid)) => Ok(pid),
             Err(errno) => Err(errno),
         };
-        // SAFETY: the mask saved above.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
+        sys::sigprocmask(libc::SIG_SETMASK, &old);
         sys::close(back[1]);
         match forked {
             Ok(pid) => Ok(Watchdog { pid, shared, feed: fds[1], spare: fds[0], gone: back[0] }),
@@ -164,8 +141,8 @@ impl Watchdog {
     /// The job runs as `job`, leading its own process group.
     pub fn watch(&self, job: libc::pid_t) {
         self.shared.job.store(job, SeqCst);
-        // SAFETY: one byte from a valid buffer, to wake the watchdog.
-        unsafe { libc::write(self.feed, [b'j'].as_ptr().cast(), 1) };
+        // One byte, to wake the watchdog.
+        let _ = sys::write(self.feed, b"j");
     }
 
     /// withlock is stopping the job itself, and has said why.
@@ -184,8 +161,7 @@ impl Watchdog {
             // Signal it only while it is surely ours: an unreaped child (the
             // job's watcher reaps any child that ends, so it may be gone).
             if reap_within(self.pid, 0) == Reaped::Running {
-                // SAFETY: plain integers; our unreaped child.
-                unsafe { libc::kill(self.pid, libc::SIGCONT) };
+                let _ = sys::kill(self.pid, libc::SIGCONT);
             }
         }
         self.shared.fired.load(SeqCst)
@@ -195,14 +171,14 @@ impl Watchdog {
     /// force if it does not leave: a traced process cannot be continued).
     pub fn reap(mut self) {
         self.stand_down();
-        let mut exited = libc::pollfd { fd: self.gone, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd. Readable means end of file: the watchdog
-        // is exiting (or gone), and waiting for it no longer blocks.
-        if unsafe { libc::poll(&mut exited, 1, LEAVE_WITHIN_MS as c_int) } > 0 {
+        let mut exited = [libc::pollfd { fd: self.gone, events: libc::POLLIN, revents: 0 }];
+        // Readable means end of file: the watchdog is exiting (or gone), and
+        // waiting for it no longer blocks.
+        if sys::poll(&mut exited, LEAVE_WITHIN_MS as c_int).is_ok_and(|ready| ready > 0) {
             reap_within(self.pid, u32::MAX);
         } else if reap_within(self.pid, 0) == Reaped::Running {
-            // SAFETY: plain integers; our unreaped child.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            // Our unreaped child.
+            let _ = sys::kill(self.pid, libc::SIGKILL);
             reap_within(self.pid, u32::MAX);
             // Its pin dies with it (Linux: its parent-death signal) and comes
             // to us, the job's subreaper.
@@ -227,13 +203,9 @@ enum Reaped {
 fn reap_within(pid: libc::pid_t, ms: u32) -> Reaped {
     let mut waited = 0;
     loop {
-        let mut status = 0;
         let flags = if ms == u32::MAX { 0 } else { libc::WNOHANG };
-        // SAFETY: `status` is a valid int to fill.
-        match unsafe { libc::waitpid(pid, &mut status, flags) } {
-            0 => {}
-            -1 if sys::errno() == Errno(libc::EINTR) => continue,
-            _ => return Reaped::Gone,
+        if !matches!(sys::waitpid(pid, flags), Ok(None)) {
+            return Reaped::Gone;
         }
         if waited >= ms {
             return Reaped::Running;
@@ -255,29 +227,24 @@ const GONE: c_int = 4;
 
 /// The watchdog's whole life.
 fn watch_over(shared: &'static Shared, feed: c_int, gone: c_int, withlock: libc::pid_t, name: &[u8]) -> ! {
-    // SAFETY: plain calls on our own process with valid arguments: a group
-    // of our own, signals ignored or at their defaults, then unblocked; the
-    // pipes moved to FEED and GONE and every other descriptor closed but
-    // stderr (for the one message), so that we hold no lock and no
-    // connection.
-    unsafe {
-        libc::setpgid(0, 0);
-        for signal in IGNORED {
-            libc::signal(signal, libc::SIG_IGN);
-        }
-        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-        // Out of the way of the targets first (a pipe may be on 3 or 4).
-        let feed = libc::fcntl(feed, libc::F_DUPFD, GONE + 1);
-        let gone = libc::fcntl(gone, libc::F_DUPFD, GONE + 1);
-        libc::dup2(feed, FEED);
-        libc::dup2(gone, GONE);
-        sys::close_from(GONE + 1);
-        libc::close(0);
-        libc::close(1);
-        let mut none = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        libc::sigemptyset(none.as_mut_ptr());
-        libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), ptr::null_mut());
+    // A group of our own, signals ignored or at their defaults, then
+    // unblocked; the pipes moved to FEED and GONE and every other descriptor
+    // closed but stderr (for the one message), so that we hold no lock and
+    // no connection. (Nothing here can fail that we could act on.)
+    let _ = sys::setpgid(0, 0);
+    for signal in IGNORED {
+        sys::set_disposition(signal, libc::SIG_IGN);
     }
+    sys::set_disposition(libc::SIGCHLD, libc::SIG_DFL);
+    // Both out of the way of the targets first (a pipe may be on 3 or 4).
+    let moved = [sys::dup_above(feed, GONE + 1), sys::dup_above(gone, GONE + 1)];
+    for (moved, to) in moved.into_iter().zip([FEED, GONE]) {
+        let _ = moved.and_then(|fd| sys::dup2(fd, to));
+    }
+    sys::close_from(GONE + 1);
+    sys::close(0);
+    sys::close(1);
+    sys::sigprocmask(libc::SIG_SETMASK, &sys::signal_set(&[]));
     let mut job = 0;
     let mut pin = 0;
     let mut withlock_died = false;
@@ -312,14 +279,12 @@ fn watch_over(shared: &'static Shared, feed: c_int, gone: c_int, withlock: libc:
             let left = shared.deadline.load(SeqCst).saturating_sub(now);
             c_int::try_from(left.div_ceil(1_000_000)).unwrap_or(c_int::MAX)
         };
-        let mut poll = libc::pollfd { fd: FEED, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut poll, 1, wait) } > 0 {
+        let mut poll = [libc::pollfd { fd: FEED, events: libc::POLLIN, revents: 0 }];
+        if sys::poll(&mut poll, wait).is_ok_and(|ready| ready > 0) {
             let mut drain = [0u8; 16];
-            // SAFETY: a valid buffer. 0 is end of file: withlock closed the
-            // pipe (a stand-down, checked first thing) or died.
-            let n = unsafe { libc::read(FEED, drain.as_mut_ptr().cast(), drain.len()) };
-            if n == 0 && !shared.stand_down.load(SeqCst) {
+            // 0 is end of file: withlock closed the pipe (a stand-down,
+            // checked first thing) or died.
+            if sys::read(FEED, &mut drain) == Ok(0) && !shared.stand_down.load(SeqCst) {
                 withlock_died = true;
             }
         }
@@ -329,13 +294,11 @@ fn watch_over(shared: &'static Shared, feed: c_int, gone: c_int, withlock: libc:
 /// SIGKILL the job's group, if our pin is still in it (so its id is still
 /// the job's group's); note that we did.
 fn kill_group(shared: &Shared, job: libc::pid_t, pin: libc::pid_t) {
-    // SAFETY: plain integers. `pin` is our unreaped child, so its pid is
-    // ours; a group it is in cannot have been replaced. Never a group <= 1.
-    unsafe {
-        if job > 1 && pin > 0 && libc::getpgid(pin) == job {
-            shared.fired.store(true, SeqCst);
-            libc::kill(-job, libc::SIGKILL);
-        }
+    // `pin` is our unreaped child, so its pid is ours; a group it is in
+    // cannot have been replaced. Never a group <= 1.
+    if job > 1 && pin > 0 && sys::getpgid(pin) == Ok(job) {
+        shared.fired.store(true, SeqCst);
+        let _ = sys::kill(-job, libc::SIGKILL);
     }
 }
 
@@ -344,24 +307,22 @@ fn leave(pin: libc::pid_t) -> ! {
     if pin > 0 {
         end_pin(pin);
     }
-    // SAFETY: _exit takes a plain integer and never returns.
-    unsafe { libc::_exit(0) }
+    sys::exit_now(0)
 }
 
 /// A child of ours in the job's group, sleeping until it is killed; its
 /// pid, or 0 if it could not be made (then we signal no group: the job's
 /// has already gone, since a group leader cannot leave its group).
 fn make_pin(job: libc::pid_t) -> libc::pid_t {
-    // SAFETY: getpid cannot fail.
-    let watchdog = unsafe { libc::getpid() };
+    let watchdog = sys::getpid();
     // The child only sleeps.
     let pin = match sys::fork() {
         Ok(sys::Forked::Parent(pin)) => pin,
         Ok(sys::Forked::Child) => be_pin(watchdog),
         Err(_) => return 0,
     };
-    // SAFETY: plain integers; our child, which has not exec'd.
-    if unsafe { libc::setpgid(pin, job) } != 0 {
+    // Our child, which has not exec'd.
+    if sys::setpgid(pin, job).is_err() {
         end_pin(pin);
         return 0;
     }
@@ -371,24 +332,21 @@ fn make_pin(job: libc::pid_t) -> libc::pid_t {
 /// In the pin: sleep until killed. It dies with the watchdog (Linux),
 /// holds no descriptor, and ignores what it may (inherited).
 fn be_pin(watchdog: libc::pid_t) -> ! {
-    // SAFETY: plain calls on our own process.
-    unsafe {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != watchdog {
-            libc::_exit(0);
-        }
-        sys::close_from(0);
-        loop {
-            libc::pause();
-        }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    if sys::getppid() != watchdog {
+        sys::exit_now(0);
+    }
+    sys::close_from(0);
+    loop {
+        sys::pause();
     }
 }
 
 /// Kill and reap the pin, our child.
 fn end_pin(pin: libc::pid_t) {
-    // SAFETY: plain integers; the pin is our unreaped child.
-    unsafe { libc::kill(pin, libc::SIGKILL) };
+    // The pin is our unreaped child.
+    let _ = sys::kill(pin, libc::SIGKILL);
     reap_within(pin, u32::MAX);
 }
 
