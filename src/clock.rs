@@ -11,8 +11,6 @@
 
 use crate::sys;
 use crate::text::Line;
-#[cfg(test)]
-use crate::text::LineBuf;
 use core::time::Duration;
 
 /// Seconds since the Unix epoch.
@@ -101,19 +99,14 @@ pub fn push_age(line: &mut Line, secs: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::shown;
 
     fn rfc3339(secs: u64) -> std::string::String {
-        let mut buf = LineBuf::<64>::new();
-        let line = buf.line();
-        push_rfc3339(line, secs);
-        std::string::String::from_utf8(line.as_bytes().to_vec()).unwrap()
+        shown(|line| push_rfc3339(line, secs))
     }
 
     fn age(secs: u64) -> std::string::String {
-        let mut buf = LineBuf::<64>::new();
-        let line = buf.line();
-        push_age(line, secs);
-        std::string::String::from_utf8(line.as_bytes().to_vec()).unwrap()
+        shown(|line| push_age(line, secs))
     }
 
     #[test]

@@ -86,7 +86,6 @@ mod tests {
     use super::*;
     use crate::testing::Rng;
     use std::format;
-    use std::vec::Vec;
 
     fn secs(s: f64) -> Option<Duration> {
         Some(Duration::from_secs_f64(s))
@@ -212,9 +211,7 @@ mod tests {
         let mut rng = Rng(seed);
         let alphabet = b"0123456789.smh -+exyz\xff\0";
         for _ in 0..50_000 {
-            let len = rng.below(12) as usize;
-            let text: Vec<u8> =
-                (0..len).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
+            let text = rng.text(alphabet, 12);
             if let Some(d) = parse(&text) {
                 assert!(d <= MAX);
                 let digits_end =

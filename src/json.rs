@@ -114,12 +114,9 @@ pub fn push_user_name(out: &mut Line, uid: Option<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::text::LineBuf;
 
     fn json(bytes: &[u8]) -> std::string::String {
-        let mut buf = LineBuf::<256>::new();
-        push_str(buf.line(), bytes);
-        std::string::String::from_utf8(buf.line().as_bytes().to_vec()).unwrap()
+        crate::testing::shown(|line| push_str(line, bytes))
     }
 
     #[test]
@@ -144,14 +141,7 @@ mod tests {
         let pieces: &[&[u8]] =
             &[b"\xc2\x9b", b"\xc2\x85", b"\xc2\xa0", b"\xc4\x9b", b"\xe2\x82\xac", b"\xe2\x82", b"\"", b"\\"];
         for round in 0..20_000 {
-            let mut input = std::vec::Vec::new();
-            for _ in 0..rng.below(8) {
-                if rng.below(2) == 0 {
-                    input.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
-                } else {
-                    input.push(rng.next() as u8);
-                }
-            }
+            let input = rng.mixture(pieces, 8);
             let shown = json(&input);
             assert!(!shown.chars().any(char::is_control), "seed {seed:#x} round {round}: {shown:?}");
             let lossy = std::string::String::from_utf8_lossy(&input);

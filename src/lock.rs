@@ -182,7 +182,7 @@ pub fn open_lock_file(
     let mut st = sys::fstat(fd.raw()).map_err(|errno| Failure::System { call: "fstat", errno })?;
     match seen {
         // Replaced between our look and our open.
-        Some(seen) if st.st_dev != seen.st_dev || st.st_ino != seen.st_ino => return Ok(None),
+        Some(seen) if !sys::same_file(&st, &seen) => return Ok(None),
         Some(_) => {}
         // Ours, new: if the umask took bits away, put them back (only then:
         // it is a call).

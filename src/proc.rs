@@ -374,10 +374,9 @@ mod tests {
     #[test]
     fn device_numbers_look_like_the_kernels() {
         let hex = |n| {
-            let mut buf = LineBuf::<32>::new();
-            let l = buf.line();
-            l.push_hex(n, 2);
-            std::string::String::from_utf8(l.as_bytes().to_vec()).unwrap()
+            crate::testing::shown(|l| {
+                l.push_hex(n, 2);
+            })
         };
         assert_eq!(hex(0), "00");
         assert_eq!(hex(8), "08");

@@ -605,9 +605,8 @@ mod tests {
         let mut rng = Rng(seed);
         let alphabet = b"withlock-holder 1\n=pid\\\"x0123end ";
         for _ in 0..20_000 {
-            let len = rng.below(80) as usize;
             let mut text: Vec<u8> = MAGIC.to_vec();
-            text.extend((0..len).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]));
+            text.extend(rng.text(alphabet, 80));
             if let Contents::Record(r) = parse(&text)
                 && let Some(command) = r.command
             {

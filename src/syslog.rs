@@ -279,11 +279,7 @@ mod tests {
 
     #[test]
     fn run_times_read_like_ages() {
-        let after = |ns| {
-            let mut buf = LineBuf::<64>::new();
-            push_after(buf.line(), ns);
-            std::string::String::from_utf8(buf.line().as_bytes().to_vec()).unwrap()
-        };
+        let after = |ns| crate::testing::shown(|line| push_after(line, ns));
         assert_eq!(after(12_000_000), " after 0.012s");
         assert_eq!(after(59_500_000_000), " after 59.5s");
         assert_eq!(after(1_997_654_321), " after 1.997s");

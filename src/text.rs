@@ -453,14 +453,7 @@ mod tests {
             b"ok",
         ];
         for round in 0..20_000 {
-            let mut input = Vec::new();
-            for _ in 0..rng.below(8) {
-                if rng.below(2) == 0 {
-                    input.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
-                } else {
-                    input.push(rng.next() as u8);
-                }
-            }
+            let input = rng.mixture(pieces, 8);
             let shown = text(|l| l.push_quoted(&input));
             assert!(!unsafe_for_a_terminal(&shown), "seed {seed:#x} round {round}: {input:?} -> {shown:?}");
             assert_eq!(unquoted(&shown), input, "seed {seed:#x} round {round}");

@@ -724,9 +724,7 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    fn far() -> u64 {
-        clock::boot_ns() + 5_000_000_000
-    }
+    use crate::testing::far;
 
     fn soon() -> u64 {
         clock::boot_ns() + 100_000_000
@@ -808,11 +806,7 @@ mod tests {
 
     #[test]
     fn request_bodies() {
-        let text = |f: &dyn Fn(&mut Line)| {
-            let mut buf = LineBuf::<512>::new();
-            f(buf.line());
-            String::from_utf8(buf.line().as_bytes().to_vec()).unwrap()
-        };
+        let text = |f: &dyn Fn(&mut Line)| crate::testing::shown(f);
         // wl-test/ .. wl-test0, as etcdctl's WithPrefix sends it.
         assert_eq!(
             text(&|l| push_prefix(l, b"wl-test/")),
@@ -827,8 +821,7 @@ mod tests {
     /// A fake server that answers each request on a connection with the
     /// next canned response, closing the connection after those marked.
     fn fake_server(script: Vec<(&'static [u8], bool)>) -> (u16, std::thread::JoinHandle<Vec<Vec<u8>>>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = crate::testing::listener();
         let handle = std::thread::spawn(move || {
             let mut requests = Vec::new();
             let mut script = script.into_iter();
@@ -889,7 +882,7 @@ mod tests {
 
     #[test]
     fn unreachable_endpoints_are_reported() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let closed = crate::testing::listener().1;
         let (port, server) = fake_server(std::vec![(KEEPALIVE_7, false)]);
         let arg = std::format!("etcd://127.0.0.1:{closed},[::1]:{closed},localhost:{port}/n");
         let address = parse_address(arg.as_bytes()).unwrap();
@@ -923,7 +916,7 @@ mod tests {
     }
 
     fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        crate::testing::listener().1
     }
 
     fn installed(program: &str) -> bool {

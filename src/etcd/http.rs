@@ -607,16 +607,13 @@ mod tests {
         }
     }
 
-    fn far() -> u64 {
-        clock::boot_ns() + 5_000_000_000
-    }
+    use crate::testing::far;
 
     /// Over a real socket: a request goes out whole, a response trickles
     /// in, a timeout in the middle is resumed, and the connection is reused.
     #[test]
     fn exchange_over_loopback() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = crate::testing::listener();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             let mut requests = Vec::new();

@@ -461,11 +461,7 @@ mod tests {
 
     #[test]
     fn messages() {
-        let say = |e: Error| {
-            let mut buf = LineBuf::<300>::new();
-            e.push_to(buf.line());
-            String::from_utf8(buf.line().as_bytes().to_vec()).unwrap()
-        };
+        let say = |e: Error| crate::testing::shown(|line| e.push_to(line));
         assert_eq!(
             say(Error::Http(http::Error::Io(crate::sys::Errno(libc::ECONNREFUSED)))),
             "Connection refused"

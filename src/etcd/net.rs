@@ -388,14 +388,11 @@ mod tests {
         assert_eq!(parse_host(b"etcd.example"), None);
     }
 
-    fn far() -> u64 {
-        clock::boot_ns() + 5_000_000_000
-    }
+    use crate::testing::far;
 
     #[test]
     fn talks_to_a_loopback_listener() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = crate::testing::listener();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             let mut got = [0u8; 11];
@@ -420,8 +417,7 @@ mod tests {
 
     #[test]
     fn deadlines_and_refusals() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = crate::testing::listener();
         let conn = connect(&Host::Ip(Ip::V4([127, 0, 0, 1])), port, far()).unwrap();
         let start = clock::boot_ns();
         let mut buf = [0u8; 4];
@@ -437,8 +433,7 @@ mod tests {
 
     #[test]
     fn a_big_send_waits_for_room() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (listener, port) = crate::testing::listener();
         let conn = connect(&Host::Localhost, port, far()).unwrap();
         let (mut peer, _) = listener.accept().unwrap();
         let big = std::vec![7u8; 8 << 20];
