@@ -63,12 +63,14 @@ pub fn shown(f: impl FnOnce(&mut crate::text::Line)) -> std::string::String {
 }
 
 /// 5 s from now on the boot clock: a deadline for a call that must not
-/// hang a test.
+/// hang a test (etcd's sockets).
+#[cfg(feature = "etcd")]
 pub fn far() -> u64 {
     crate::clock::boot_ns() + 5_000_000_000
 }
 
-/// A listener on a free loopback port, and the port.
+/// A listener on a free loopback port, and the port (for etcd's sockets).
+#[cfg(feature = "etcd")]
 pub fn listener() -> (std::net::TcpListener, u16) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
