@@ -1,4 +1,4 @@
-//! TCP connections over raw libc sockets, every step bounded by a deadline.
+//! TCP connections on `sys`'s sockets, every step bounded by a deadline.
 //!
 //! The etcd client needs a few plain TCP connections and must never hang on
 //! one: an endpoint that does not answer has to become a clear error in
