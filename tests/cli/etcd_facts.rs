@@ -256,6 +256,9 @@ fn a_namespace_reaches_the_host_until_cut() {
     assert_eq!(probe(), 0, "heal() did not restore the link");
     ns.cut_silently();
     assert_eq!(probe(), 124, "after cut_silently(), connecting from inside should hang");
+    // The ARP look-up the hung attempt began is still retrying, its probes lost: heal()
+    // must not leave it to fail the next connection (as it did under load).
+    std::thread::sleep(Duration::from_millis(500));
     ns.heal();
     assert_eq!(probe(), 0, "heal() did not restore the link");
 

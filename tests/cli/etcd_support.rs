@@ -1222,11 +1222,15 @@ impl Netns {
         ip(&["link", "set", &self.host_if(), "down"]);
     }
 
-    /// Both ends up again.
+    /// Both ends up again, and both ends' ARP entries for the other forgotten: one left
+    /// resolving from during the cut (its probes lost) would fail the next connection at
+    /// once with "no route to host" when its last probe times out.
     #[track_caller]
     pub fn heal(&self) {
         ip(&["link", "set", &self.host_if(), "up"]);
         ip(&["-n", &self.name, "link", "set", &self.ns_if(), "up"]);
+        ip(&["neigh", "flush", "dev", &self.host_if()]);
+        ip(&["-n", &self.name, "neigh", "flush", "dev", &self.ns_if()]);
     }
 }
 
