@@ -3,6 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
 
 use crate::support::{TempDir, exists, run, withlock};
 
@@ -123,11 +124,9 @@ fn non_utf8_arguments_arrive_verbatim() {
 #[test]
 fn non_utf8_command_name_is_looked_up_as_bytes() {
     let t = TempDir::new();
-    let bin = t.mkdir("bin", 0o700);
+    t.mkdir("bin", 0o700);
     let name = OsStr::from_bytes(b"job-\xff\xfe");
-    let script = bin.join(name);
-    std::fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
-    crate::support::set_mode(&script, 0o700);
+    let script = t.write(Path::new("bin").join(name), b"#!/bin/sh\necho ran\n", 0o700);
     run(withlock().arg(t.lock()).arg(&script)).assert_code(0).assert_stdout("ran\n");
 }
 
@@ -143,8 +142,7 @@ fn non_utf8_lock_path_is_used_as_bytes() {
 fn command_is_found_through_path() {
     let t = TempDir::new();
     let bin = t.mkdir("bin", 0o700);
-    std::fs::write(bin.join("my-job"), "#!/bin/sh\necho \"my-job $*\"\n").unwrap();
-    crate::support::set_mode(&bin.join("my-job"), 0o700);
+    t.write("bin/my-job", b"#!/bin/sh\necho \"my-job $*\"\n", 0o700);
     let path = format!("{}:/usr/bin:/bin", bin.display());
     run(withlock().env("PATH", path).arg(t.lock()).args(["my-job", "a", "b"]))
         .assert_code(0)

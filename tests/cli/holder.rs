@@ -1625,7 +1625,7 @@ fn replace_on_a_free_lock_and_of_an_unlink_holder() {
 fn copy_binary(t: &TempDir) -> PathBuf {
     let dir = t.mkdir("bin", 0o755);
     let copy = dir.join("withlock");
-    fs::copy(bin(), &copy).unwrap();
+    crate::support::copy_executable(&bin(), &copy);
     set_mode(&copy, 0o755);
     copy
 }

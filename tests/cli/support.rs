@@ -185,13 +185,31 @@ impl TempDir {
         path
     }
 
-    /// Writes `DIR/name` with `content` and sets its mode exactly.
+    /// Writes `DIR/name` with `content` and sets its mode exactly. An executable file is
+    /// written so that it can be run at once (see `copy_executable`).
     pub fn write(&self, name: impl AsRef<Path>, content: &[u8], mode: u32) -> PathBuf {
         let path = self.join(name);
-        fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        if mode & 0o111 == 0 {
+            fs::write(&path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        } else {
+            let side = std::env::temp_dir().join(unique_name("content"));
+            fs::write(&side, content).unwrap_or_else(|e| panic!("write {}: {e}", side.display()));
+            copy_executable(&side, &path);
+            fs::remove_file(&side).unwrap();
+        }
         set_mode(&path, mode);
         path
     }
+}
+
+/// Copies `from` to `to` (with `from`'s mode, less the umask) by cp(1), so that no
+/// process has `to` open for writing once this returns: written from this process, it
+/// could be, as a child that another test thread is spawning at that moment holds a copy
+/// of every descriptor until it execs; running `to` would fail with ETXTBSY meanwhile.
+/// cp is a process of its own that starts nothing.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let out = run(Command::new("cp").arg(from).arg(to).stdin(Stdio::null()));
+    assert!(out.status.success(), "cp {} {}\n{}", from.display(), to.display(), out.describe());
 }
 
 impl Drop for TempDir {
@@ -539,7 +557,7 @@ pub fn runnable_copy(t: &TempDir) -> PathBuf {
     set_mode(t.path(), 0o711);
     let dir = t.mkdir("bin", 0o755);
     let copy = dir.join("withlock");
-    fs::copy(bin(), &copy).unwrap();
+    copy_executable(&bin(), &copy);
     set_mode(&copy, 0o755);
     copy
 }
