@@ -632,8 +632,20 @@ impl EtcdServer {
 
     /// SIGSTOP: the server keeps its sockets (the kernel still completes TCP handshakes) but
     /// answers nothing and its clocks run on — what a hung or swapped-out server looks like.
+    /// Back once every thread has stopped: kill(2) only wakes one thread, which stops the
+    /// others when it next runs; until then they serve requests (seen under load).
     pub fn freeze(&self) {
-        crate::support::send_signal(self.pid(), libc::SIGSTOP);
+        let pid = self.pid();
+        crate::support::send_signal(pid, libc::SIGSTOP);
+        let all_stopped = || {
+            fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+                tasks.flatten().all(|task| {
+                    let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                    stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('T'))
+                })
+            })
+        };
+        eventually("every thread of the frozen server stops", Duration::from_secs(10), all_stopped);
     }
 
     /// SIGCONT.
