@@ -730,11 +730,24 @@ fn setitimer(value: libc::timeval) -> Result<(), Errno> {
 
 /// `setrlimit(2)` of `resource`. On Linux the raw system call: musl's
 /// setrlimit applies the limit to every thread (we have one), which pulls
-/// in 2 KB of thread machinery.
+/// in 2 KB of thread machinery. It is `prlimit64`, whose limits are 64-bit
+/// on every target, as the C library's `rlimit` is: the older `setrlimit`
+/// system call takes a `long` per limit, which on 32-bit targets would read
+/// the two halves of the soft limit as the soft and hard limits.
 pub fn setrlimit(resource: c_int, limit: &libc::rlimit) -> Result<(), Errno> {
+    const _: () = assert!(size_of::<libc::rlimit>() == 16, "prlimit64 takes two 64-bit limits");
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    // SAFETY: a resource number and a valid rlimit, which the kernel reads.
-    let ret = unsafe { libc::syscall(libc::SYS_setrlimit, resource, limit as *const libc::rlimit) } as c_int;
+    // SAFETY: this process (pid 0), a resource number and a valid rlimit of
+    // two 64-bit limits, which the kernel reads; no old limits are wanted.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0 as libc::c_long, // As longs: syscall(3) reads every argument as one.
+            resource as libc::c_long,
+            limit as *const libc::rlimit,
+            core::ptr::null_mut::<libc::rlimit>(),
+        )
+    } as c_int;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     // SAFETY: as above.
     let ret = unsafe { libc::setrlimit(resource, limit) };
@@ -940,4 +953,23 @@ pub fn send_to_local(fd: c_int, datagram: &[u8], flags: c_int, path: &[u8]) -> R
         }
     })
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limits go in as they were given, soft and hard apart, on every
+    /// target: on 32-bit ones the `setrlimit` system call would read the
+    /// halves of a 64-bit soft limit as a soft and a hard one.
+    #[test]
+    fn setrlimit_sets_both_limits_as_given() {
+        let resource = libc::RLIMIT_CORE as c_int;
+        let old = getrlimit(resource).unwrap();
+        let soft = old.rlim_max.min(1 << 20);
+        setrlimit(resource, &libc::rlimit { rlim_cur: soft, rlim_max: old.rlim_max }).unwrap();
+        let now = getrlimit(resource).unwrap();
+        setrlimit(resource, &old).unwrap();
+        assert_eq!((now.rlim_cur, now.rlim_max), (soft, old.rlim_max));
+    }
 }
