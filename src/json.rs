@@ -2,12 +2,13 @@
 //! RFC 8259, numbers, and null.
 
 use crate::record::{self, Record};
-use crate::text::{Line, LineBuf};
+use crate::text::{self, Line, LineBuf};
 
-/// Append `bytes` as a JSON string. Valid UTF-8 passes through; `"`, `\`
-/// and control characters (C0, DEL and C1: U+0080..U+009F, which a
-/// terminal may obey) are escaped; bytes that are not UTF-8 (paths and
-/// arguments may hold any) become U+FFFD.
+/// Append `bytes` as a JSON string. Valid UTF-8 passes through; `"`, `\`,
+/// control characters (C0, DEL and C1: U+0080..U+009F, which a terminal
+/// may obey) and bidirectional formatting characters (which reorder what a
+/// terminal shows after them) are escaped; bytes that are not UTF-8 (paths
+/// and arguments may hold any) become U+FFFD.
 pub fn push_str(out: &mut Line, bytes: &[u8]) {
     out.push(b"\"");
     for chunk in bytes.utf8_chunks() {
@@ -20,7 +21,16 @@ pub fn push_str(out: &mut Line, bytes: &[u8]) {
                 '\r' => out.push(b"\\r"),
                 // Every control character is below U+0100.
                 _ if c.is_control() => out.push_hex_escape(b"\\u00", c as u8),
-                _ => out.push(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                _ => {
+                    let mut buf = [0; 4];
+                    let bytes = c.encode_utf8(&mut buf);
+                    // Only the bidirectional ones are left: C1 is control.
+                    if text::is_c1_or_bidi_control(bytes.as_bytes()) {
+                        out.push(b"\\u").push_hex(u64::from(c), 4)
+                    } else {
+                        out.push(bytes.as_bytes())
+                    }
+                }
             };
         }
         if !chunk.invalid().is_empty() {
@@ -129,6 +139,8 @@ mod tests {
         // C1 controls: U+009B is CSI.
         assert_eq!(json("\u{80}\u{9b}[31m\u{9f}\u{a0}".as_bytes()), "\"\\u0080\\u009b[31m\\u009f\u{a0}\"");
         assert_eq!(json(b"\x9b"), "\"\u{fffd}\"");
+        // Bidirectional formatting characters: U+202E would show what follows backwards.
+        assert_eq!(json("a\u{202e}b\u{61c}\u{2066}".as_bytes()), r#""a\u202eb\u061c\u2066""#);
     }
 
     /// Whatever the bytes, the string is one line of valid UTF-8 with no
@@ -138,14 +150,27 @@ mod tests {
     fn randomized_strings_are_safe_to_print() {
         let seed = 0x15_0a_u64;
         let mut rng = crate::testing::Rng(seed);
-        let pieces: &[&[u8]] =
-            &[b"\xc2\x9b", b"\xc2\x85", b"\xc2\xa0", b"\xc4\x9b", b"\xe2\x82\xac", b"\xe2\x82", b"\"", b"\\"];
+        let pieces: &[&[u8]] = &[
+            b"\xc2\x9b",
+            b"\xc2\x85",
+            b"\xc2\xa0",
+            b"\xc4\x9b",
+            b"\xe2\x82\xac",
+            b"\xe2\x82",
+            b"\xe2\x80\xae",
+            b"\"",
+            b"\\",
+        ];
         for round in 0..20_000 {
             let input = rng.mixture(pieces, 8);
             let shown = json(&input);
-            assert!(!shown.chars().any(char::is_control), "seed {seed:#x} round {round}: {shown:?}");
+            let bidi = |c: char| text::is_c1_or_bidi_control(c.encode_utf8(&mut [0; 4]).as_bytes());
+            assert!(
+                !shown.chars().any(|c| c.is_control() || bidi(c)),
+                "seed {seed:#x} round {round}: {shown:?}"
+            );
             let lossy = std::string::String::from_utf8_lossy(&input);
-            let control = |c: char| c.is_control() || c == '"' || c == '\\';
+            let control = |c: char| c.is_control() || bidi(c) || c == '"' || c == '\\';
             if !lossy.contains(control) {
                 assert_eq!(shown, format!("\"{lossy}\""), "seed {seed:#x} round {round}");
             }

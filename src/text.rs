@@ -128,18 +128,20 @@ impl Line {
     }
 
     /// A path, argument or record field from anyone, shown so that it
-    /// cannot forge extra lines or terminal escapes: C0 controls, DEL and
-    /// C1 controls (U+0080 to U+009F, 0x9b is CSI) are written as `\xNN`
-    /// per byte, and so is every byte that is not part of valid UTF-8 (a
-    /// stray 0x9b is CSI to an 8-bit terminal); a backslash is `\\`. Other
-    /// UTF-8 text is shown as it is: the result is valid UTF-8 with no
-    /// control character in it, whatever text comes before or after it.
+    /// cannot forge extra lines or terminal escapes, nor read as something
+    /// else: C0 controls, DEL, C1 controls (U+0080 to U+009F, 0x9b is CSI)
+    /// and the bidirectional formatting characters ([`is_c1_or_bidi_control`])
+    /// are written as `\xNN` per byte, and so is every byte that is not
+    /// part of valid UTF-8 (a stray 0x9b is CSI to an 8-bit terminal); a
+    /// backslash is `\\`. Other UTF-8 text is shown as it is: the result is
+    /// valid UTF-8 with no control character in it, whatever text comes
+    /// before or after it.
     pub fn push_quoted(&mut self, bytes: &[u8]) -> &mut Self {
         let mut rest = bytes;
         while let [first, ..] = *rest {
             let len = utf8_len(rest);
             // U+0080..U+009F is encoded 0xc2 0x80..0x9f.
-            let control = first < 0x20 || first == 0x7f || (first == 0xc2 && len == 2 && rest[1] < 0xa0);
+            let control = first < 0x20 || first == 0x7f || is_c1_or_bidi_control(&rest[..len]);
             if len == 0 || control {
                 // Not UTF-8 (one byte at a time), or a control character.
                 for &b in &rest[..len.max(1)] {
@@ -265,6 +267,24 @@ impl Line {
     }
 }
 
+/// Whether `ch` (one UTF-8 character) is a C1 control (U+0080 to U+009F)
+/// or a bidirectional formatting character: U+061C, U+200E, U+200F,
+/// U+202A to U+202E, U+2066 to U+2069. A terminal that honours the latter
+/// shows the text after one reordered, so a path or command line could be
+/// made to read as another ("Trojan Source").
+pub fn is_c1_or_bidi_control(ch: &[u8]) -> bool {
+    match *ch {
+        [0xc2, second] => second < 0xa0,
+        [0xd8, 0x9c] => true,
+        // U+2000..U+207F: a bit per last byte, for a second byte of 0x80 or 0x81.
+        [0xe2, second @ (0x80 | 0x81), last] => {
+            const MASKS: [u64; 2] = [0x7c00 << 32 | 0xc000, 0x3c0 << 32];
+            MASKS[usize::from(second & 1)] >> (last & 0x3f) & 1 != 0
+        }
+        _ => false,
+    }
+}
+
 /// The length of the UTF-8 character `bytes` starts with, or 0 if they do
 /// not start with one (RFC 3629: no overlong forms, surrogates or values
 /// past U+10FFFF). Written out: core's UTF-8 validation costs 700 bytes.
@@ -381,6 +401,30 @@ mod tests {
         );
         // Bytes outside valid UTF-8 are shown by value.
         assert_eq!(text(|l| l.push_quoted(b"\xff\xe2\x82 \xc3")), b"\\xff\\xe2\\x82 \\xc3");
+        // Bidirectional formatting characters, which reorder what follows them.
+        assert_eq!(
+            text(|l| l.push_quoted("a\u{202e}b\u{2066}c\u{61c}d\u{200f}e\u{2069}".as_bytes())),
+            b"a\\xe2\\x80\\xaeb\\xe2\\x81\\xa6c\\xd8\\x9cd\\xe2\\x80\\x8fe\\xe2\\x81\\xa9"
+        );
+        // Their neighbours are text.
+        assert_eq!(
+            text(|l| l.push_quoted("\u{2029}\u{202f}\u{2065}\u{206a}\u{61b}".as_bytes())),
+            "\u{2029}\u{202f}\u{2065}\u{206a}\u{61b}".as_bytes()
+        );
+    }
+
+    /// `is_c1_or_bidi_control` is exactly the characters it names, over all of Unicode.
+    #[test]
+    fn c1_and_bidi_controls_are_exactly_those_named() {
+        let named =
+            |c: u32| matches!(c, 0x80..=0x9f | 0x61c | 0x200e | 0x200f | 0x202a..=0x202e | 0x2066..=0x2069);
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            assert_eq!(
+                is_c1_or_bidi_control(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                named(c as u32),
+                "{c:?}"
+            );
+        }
     }
 
     /// `utf8_len` agrees with core's UTF-8 validation, on every lead byte.
@@ -420,11 +464,13 @@ mod tests {
         out
     }
 
-    /// What a terminal could take for a control: C0, DEL, C1, or any byte
-    /// that is not valid UTF-8.
+    /// What a terminal could take for a control: C0, DEL, C1, a
+    /// bidirectional formatting character, or any byte that is not valid UTF-8.
     fn unsafe_for_a_terminal(shown: &[u8]) -> bool {
         match std::str::from_utf8(shown) {
-            Ok(s) => s.chars().any(|c| c.is_control()),
+            Ok(s) => s
+                .chars()
+                .any(|c| c.is_control() || is_c1_or_bidi_control(c.encode_utf8(&mut [0; 4]).as_bytes())),
             Err(_) => true,
         }
     }
@@ -442,6 +488,9 @@ mod tests {
             b"\xc4\x9b",
             b"\xe2\x82\xac",
             b"\xe2\x82",
+            b"\xe2\x80\xae",
+            b"\xe2\x81\xa9",
+            b"\xd8\x9c",
             b"\xf0\x9f\x98\x80",
             b"\xf0\x9f",
             b"\xed\xa0\x80",
@@ -458,7 +507,11 @@ mod tests {
             assert!(!unsafe_for_a_terminal(&shown), "seed {seed:#x} round {round}: {input:?} -> {shown:?}");
             assert_eq!(unquoted(&shown), input, "seed {seed:#x} round {round}");
             if let Ok(plain) = std::str::from_utf8(&input)
-                && !plain.contains(|c: char| c.is_control() || c == '\\')
+                && !plain.contains(|c: char| {
+                    c.is_control()
+                        || c == '\\'
+                        || is_c1_or_bidi_control(c.encode_utf8(&mut [0; 4]).as_bytes())
+                })
             {
                 assert_eq!(shown, input, "seed {seed:#x} round {round}: readable text was changed");
             }

@@ -1,7 +1,8 @@
 //! What withlock prints is safe to print on a terminal and names what it should (issue 10,
 //! items 8 and 10): C1 controls (U+0080..U+009F, raw or UTF-8 encoded; 0x9b is CSI) in a
 //! path, a record field (host, since, version) or a user name are escaped like C0 ones, in
-//! messages, `--status` lines and `--json`; a LOCK too long to walk is named without an
+//! messages, `--status` lines and `--json`, and so are bidirectional formatting characters
+//! (which reorder what a terminal shows after them); a LOCK too long to walk is named without an
 //! empty "(at )" place.
 
 use std::ffi::OsStr;
@@ -10,13 +11,19 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::support::{TempDir, exists, hold_with_flock, run, withlock};
 
-/// The C0, DEL and C1 controls a terminal could obey in `bytes`, and any byte that is not
-/// part of valid UTF-8 (a lone 0x9b is CSI to an 8-bit terminal), described.
+/// Bidirectional formatting characters: a terminal that honours them reorders what follows.
+fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The C0, DEL and C1 controls a terminal could obey in `bytes`, the bidirectional
+/// formatting characters, and any byte that is not part of valid UTF-8 (a lone 0x9b is CSI
+/// to an 8-bit terminal), described.
 fn controls(bytes: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if c.is_control() && c != '\n' {
+            if (c.is_control() && c != '\n') || is_bidi(c) {
                 found.push(format!("{:?}", c));
             }
         }
@@ -37,29 +44,50 @@ fn assert_safe_to_print(what: &str, bytes: &[u8]) {
 const CSI_ENCODED: &[u8] = b"\xc2\x9b2J";
 const CSI_RAW: &[u8] = b"\x9b2J";
 
-#[test]
-fn c1_controls_in_a_lock_path_are_escaped_in_messages() {
+/// Runs withlock on a lock in the missing directory `dir`, then `--status` and `--json` on
+/// it: all of it safe to print, the message naming the directory as `shown`. Returns what
+/// `--json` printed.
+#[track_caller]
+fn a_missing_directory_is_shown(dir: &[u8], shown: &str) -> String {
     let t = TempDir::new();
-    let mut name = b"missing-".to_vec();
-    name.extend_from_slice(CSI_ENCODED);
-    name.extend_from_slice(b"-");
-    name.extend_from_slice(CSI_RAW);
-    name.extend_from_slice(b"-\xc2\x85-caf\xc3\xa9");
-    let lock = t.join(OsStr::from_bytes(&name)).join("x.lock");
+    let lock = t.join(OsStr::from_bytes(dir)).join("x.lock");
     let marker = t.join("ran");
     let out = run(withlock().arg(&lock).arg("touch").arg(&marker));
     out.assert_code(73);
     assert!(!exists(&marker));
     assert_safe_to_print("the message", &out.stderr);
-    // Shown by value, and the rest as it is.
     let err = out.stderr_str();
-    assert!(err.contains(r"missing-\xc2\x9b2J-\x9b2J-\xc2\x85-café"), "{err}");
+    assert!(err.contains(shown), "{err}");
 
     // --status, in words and in JSON.
     let out = run(withlock().arg("--status").arg(&lock));
     assert_safe_to_print("--status", &[&out.stdout[..], &out.stderr[..]].concat());
     let out = run(withlock().args(["--status", "--json"]).arg(&lock));
     assert_safe_to_print("--status --json", &out.stdout);
+    out.stdout_str()
+}
+
+#[test]
+fn c1_controls_in_a_lock_path_are_escaped_in_messages() {
+    let mut name = b"missing-".to_vec();
+    name.extend_from_slice(CSI_ENCODED);
+    name.extend_from_slice(b"-");
+    name.extend_from_slice(CSI_RAW);
+    name.extend_from_slice(b"-\xc2\x85-caf\xc3\xa9");
+    // Shown by value, and the rest as it is.
+    a_missing_directory_is_shown(&name, r"missing-\xc2\x9b2J-\x9b2J-\xc2\x85-café");
+}
+
+/// A bidirectional override in a path ("Trojan Source") would show the rest of the line
+/// reversed: it is escaped like a control in messages, `--status` and `--json`.
+#[test]
+fn bidi_controls_in_a_lock_path_are_escaped() {
+    // Shown raw, "missing-\u{202e}kcol.x" reads as "missing-x.lock".
+    let json = a_missing_directory_is_shown(
+        "missing-\u{202e}kcol.x\u{2066}".as_bytes(),
+        r"missing-\xe2\x80\xaekcol.x\xe2\x81\xa6",
+    );
+    assert!(json.contains(r"missing-\u202ekcol.x\u2066"), "{json}");
 }
 
 /// A record anyone who can write the lock file may forge: its fields are shown escaped
