@@ -117,9 +117,27 @@ pub fn open(path: &CStr, flags: c_int, mode: libc::mode_t) -> Result<Fd, Errno> 
 /// they are handed around, and closed by whoever keeps them).
 pub fn pipe(nonblocking: bool) -> Result<[c_int; 2], Errno> {
     let mut fds = [-1; 2];
-    let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
-    // SAFETY: pipe2 fills two descriptors.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) })?;
+    #[cfg(not(target_os = "macos"))]
+    {
+        let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
+        // SAFETY: pipe2 fills two descriptors.
+        check(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) })?;
+    }
+    #[cfg(target_os = "macos")]
+    {
+        // No pipe2 there: the flags one call later (withlock has one thread).
+        // SAFETY: pipe fills two descriptors.
+        check(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+        for fd in fds {
+            // SAFETY: fcntl on descriptors we own, with integer arguments.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                if nonblocking {
+                    libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+                }
+            }
+        }
+    }
     Ok(fds)
 }
 
@@ -249,19 +267,28 @@ pub fn ofd_lock(fd: c_int, shared: bool, wait: bool) -> Result<(), Errno> {
 /// The effective user id: the owner withlock trusts besides root.
 pub fn geteuid() -> libc::uid_t {
     // SAFETY: geteuid cannot fail and takes no arguments.
-    aux_id(libc::AT_EUID, || unsafe { libc::geteuid() })
+    let ask = || unsafe { libc::geteuid() };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return aux_id(libc::AT_EUID, ask);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    ask()
 }
 
 /// The real user id (a holder record's `uid`).
 pub fn getuid() -> libc::uid_t {
     // SAFETY: getuid cannot fail and takes no arguments.
-    aux_id(libc::AT_UID, || unsafe { libc::getuid() })
+    let ask = || unsafe { libc::getuid() };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return aux_id(libc::AT_UID, ask);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    ask()
 }
 
 /// A user id as the kernel put it in the auxiliary vector at exec, without
 /// a system call (each costs a microsecond or two on the default path).
 /// withlock never changes its ids, so the value is still true; if the
 /// entry is missing (it never is on Linux), ask the kernel.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn aux_id(entry: libc::c_ulong, ask: impl FnOnce() -> libc::uid_t) -> libc::uid_t {
     match getauxval(entry).map(libc::uid_t::try_from) {
         Some(Ok(id)) => id,
@@ -349,8 +376,14 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize, Errno>
 /// (musl: the thread id it was given at start-up, which in the only thread
 /// is the process id; refreshed by `_Fork` in a child).
 pub fn getpid() -> libc::pid_t {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     // SAFETY: gettid cannot fail and takes no arguments; withlock has one thread.
-    unsafe { libc::gettid() }
+    return unsafe { libc::gettid() };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // SAFETY: getpid cannot fail and takes no arguments.
+    unsafe {
+        libc::getpid()
+    }
 }
 
 /// The parent's process id (1, or a subreaper's, once the parent is gone).
@@ -845,6 +878,7 @@ pub unsafe fn exec(name: &CStr, argv: *const *const libc::c_char) -> Errno {
 
 /// The auxiliary vector's entry `entry` (the kernel's word to a new
 /// program), if there is one.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn getauxval(entry: libc::c_ulong) -> Option<libc::c_ulong> {
     // SAFETY: errno is this thread's; getauxval takes a plain integer and
     // sets errno (ENOENT) only when the entry is missing.
