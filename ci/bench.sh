@@ -11,6 +11,9 @@
 #   2. the hand-off latency: holder's job exits -> a blocked waiter's job starts;
 #   3. the CPU burnt by many waiters blocked on a held lock, and how long the
 #      whole queue takes to drain once the holder lets go.
+# The goals are judged with the lock files on $TMPDIR's file system; the cost
+# of one run is also shown with them on tmpfs (/dev/shm), where withlock's own
+# --name locks live, since the holder record's write costs more on a disk.
 # It ends with a Markdown summary the README can paste.
 #
 # Needs musl-gcc (Debian: musl-tools) and util-linux flock. Helpers are built
@@ -86,6 +89,7 @@ FLOCK=$(cd "$(dirname "$FLOCK")" && pwd)/$(basename "$FLOCK")
 # --- Scratch space, and cleaning up after ourselves ----------------------
 BG_PIDS=()
 WORK=
+SHM=
 cleanup() {
     local pid
     for pid in "${BG_PIDS[@]}"; do
@@ -96,6 +100,9 @@ cleanup() {
     done
     if [[ -n $WORK ]]; then
         rm -rf -- "$WORK"
+    fi
+    if [[ -n $SHM ]]; then
+        rm -rf -- "$SHM"
     fi
 }
 trap cleanup EXIT
@@ -330,6 +337,38 @@ OV_SYSLOG=$((SL_MED[2] - SL_MED[0]))
 echo "log: $SL_WHERE"
 echo "overhead over the bare exec (medians): withlock $(us $OV_PLAIN) µs, withlock --syslog $(us $OV_SYSLOG) µs: --syslog costs $(us $((OV_SYSLOG - OV_PLAIN))) µs per run"
 
+# Where the lock file lives: the loop above used $TMPDIR's file system; withlock's
+# own places for locks (--name: /run/withlock, $XDG_RUNTIME_DIR) are tmpfs. The
+# record's write changes the file's inode on every run, which a disk file system
+# (ext4: a journalled inode update) pays more for than tmpfs: the same loop, with
+# the lock files in a private directory on /dev/shm, shows how much.
+# (findmnt names ext4 as such; stat -f calls it ext2/ext3, by its magic number.)
+FS_MAIN=$(findmnt -n -o FSTYPE -T "$LOCKS" 2>/dev/null || stat -f -c %T "$LOCKS" 2>/dev/null || echo unknown)
+FS_ROW=''
+if [[ $(stat -f -c %T /dev/shm 2>/dev/null) == tmpfs && $FS_MAIN != tmpfs ]]; then
+    SHM=$(mktemp -d /dev/shm/withlock-bench.XXXXXX)
+    chmod 0700 "$SHM"
+    echo
+    echo "the same loop with the lock files on tmpfs ($SHM), beside those on $FS_MAIN ($LOCKS):"
+    FS_OUT=$WORK/spawnloop-fs.out
+    rc=0
+    "$SPAWNLOOP" "$ROUNDS" "$RUNS" "$TRUE_BIN" \
+        :: "$WL" "$LOCKS/fs-withlock" "$TRUE_BIN" :: "$FLOOR" "$LOCKS/fs-floor" "$TRUE_BIN" \
+        :: "$WL" "$SHM/fs-withlock" "$TRUE_BIN" :: "$FLOOR" "$SHM/fs-floor" "$TRUE_BIN" >"$FS_OUT" || rc=$?
+    rm -rf -- "$SHM"
+    SHM=''
+    ((rc == 0)) || die "the file-system spawn loop failed (see above)"
+    declare -A FS_MED
+    while read -r kind c a _; do
+        [[ $kind == stats ]] && FS_MED[$c]=$a
+    done <"$FS_OUT"
+    FS_WL=$((FS_MED[1] - FS_MED[0])) FS_FLOOR=$((FS_MED[2] - FS_MED[0]))
+    SHM_WL=$((FS_MED[3] - FS_MED[0])) SHM_FLOOR=$((FS_MED[4] - FS_MED[0]))
+    echo "  on $FS_MAIN: withlock $(us $FS_WL) µs, floor $(us $FS_FLOOR) µs: $(ratio $FS_WL $FS_FLOOR)"
+    echo "  on tmpfs: withlock $(us $SHM_WL) µs, floor $(us $SHM_FLOOR) µs: $(ratio $SHM_WL $SHM_FLOOR)"
+    FS_ROW="| … the lock file on $FS_MAIN / on tmpfs, in one loop (not judged: for comparison) | $(us $FS_WL) / $(us $SHM_WL) µs | $(us $FS_FLOOR) / $(us $SHM_FLOOR) µs | — | withlock/floor = $(ratio $FS_WL $FS_FLOOR) / $(ratio $SHM_WL $SHM_FLOOR) |"
+fi
+
 # Sizes.
 cp -- "$WL" "$WORK/withlock.stripped"
 STRIP_NOTE=stripped
@@ -529,6 +568,7 @@ SUMMARY=$BUILD/summary.md
     echo "|---|---|---|---|---|"
     echo "| cost per run over a bare exec (median of $((ROUNDS * RUNS))) | $(us $OV_WL) µs | $(us $OV_FLOOR) µs | $(us $OV_FLOCK) µs | ≤ 1.25 × floor, ≤ 1/8 × flock(1) |"
     echo "| … as a ratio | — | withlock/floor = $R_FLOOR | withlock/flock = $R_FLOCK | $V_FLOOR / $V_FLOCK |"
+    [[ -z $FS_ROW ]] || echo "$FS_ROW"
     echo "| … with \`--syslog\` (stays the job's parent, two lines to $SL_WHERE) | $(us $OV_SYSLOG) µs (without: $(us $OV_PLAIN) µs in the same loop) | — | — | paid only with \`--syslog\` |"
     echo "| binary size | $(bytes_kib "$SZ_WL") KiB ($WL_LINK); $(bytes_kib "$SZ_LOCAL") KiB without optional parts | $(bytes_kib "$SZ_FLOOR") KiB (static) | $(bytes_kib "$SZ_FLOCK") KiB ($FLOCK_LINK) | ≤ 64 KiB without optional parts: $V_SIZE |"
     echo "| hand-off, holder exits → waiter's job starts (median / max of $HANDOFF_REPS) | $(ms "${HO_MED[withlock]}") / $(ms "${HO_MAX[withlock]}") ms | — | $(ms "${HO_MED[flock]}") / $(ms "${HO_MAX[flock]}") ms | median < 2 ms: $V_HO |"
