@@ -140,7 +140,6 @@ impl Line {
         let mut rest = bytes;
         while let [first, ..] = *rest {
             let len = utf8_len(rest);
-            // U+0080..U+009F is encoded 0xc2 0x80..0x9f.
             let control = first < 0x20 || first == 0x7f || is_c1_or_bidi_control(&rest[..len]);
             if len == 0 || control {
                 // Not UTF-8 (one byte at a time), or a control character.
