@@ -85,7 +85,8 @@ WITHLOCK_BIN=$bin cargo test --locked --test cli etcd -- --test-threads=8
 #     job's parent, sees (and reaps) what the job leaves in its group;
 #   - qemu-user needs descriptors and a thread of its own, so it cannot start under a
 #     limit of 3 open files or of 1 process.
-# The etcd tests run on x86_64 only.
+# The etcd tests run on x86_64 and, natively, on i686 (whose socket calls differ:
+# socketcall); not under qemu-user.
 qemu_skips=(
     job_env::job_inherits_no_blocked_or_ignored_signals_from_withlock
     max_runtime::an_ignored_sigint_stays_ignored_for_the_job
@@ -112,6 +113,8 @@ for other in "${TARGETS[@]}"; do
     WITHLOCK_BIN=$other_bin WITHLOCK_RUNNER=$runner cargo test --locked --test cli -- "${skips[@]}"
     took[$other]=$((SECONDS - start))
     if [ "$other" = i686-unknown-linux-musl ]; then
+        step "$other: the etcd tests (against $other_bin)"
+        WITHLOCK_BIN=$other_bin cargo test --locked --test cli etcd -- --test-threads=8
         step "$other: the unit tests, on 32 bits"
         cargo test --locked --lib --target "$other"
     fi
