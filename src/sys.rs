@@ -266,34 +266,31 @@ pub fn ofd_lock(fd: c_int, shared: bool, wait: bool) -> Result<(), Errno> {
 
 /// The effective user id: the owner withlock trusts besides root.
 pub fn geteuid() -> libc::uid_t {
-    // SAFETY: geteuid cannot fail and takes no arguments.
-    let ask = || unsafe { libc::geteuid() };
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    return aux_id(libc::AT_EUID, ask);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    ask()
+    if let Some(id) = aux_id(libc::AT_EUID) {
+        return id;
+    }
+    // SAFETY: geteuid cannot fail and takes no arguments.
+    unsafe { libc::geteuid() }
 }
 
 /// The real user id (a holder record's `uid`).
 pub fn getuid() -> libc::uid_t {
-    // SAFETY: getuid cannot fail and takes no arguments.
-    let ask = || unsafe { libc::getuid() };
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    return aux_id(libc::AT_UID, ask);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    ask()
+    if let Some(id) = aux_id(libc::AT_UID) {
+        return id;
+    }
+    // SAFETY: getuid cannot fail and takes no arguments.
+    unsafe { libc::getuid() }
 }
 
 /// A user id as the kernel put it in the auxiliary vector at exec, without
 /// a system call (each costs a microsecond or two on the default path).
 /// withlock never changes its ids, so the value is still true; if the
-/// entry is missing (it never is on Linux), ask the kernel.
+/// entry is missing (it never is on Linux), the caller asks the kernel.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn aux_id(entry: libc::c_ulong, ask: impl FnOnce() -> libc::uid_t) -> libc::uid_t {
-    match getauxval(entry).map(libc::uid_t::try_from) {
-        Some(Ok(id)) => id,
-        _ => ask(),
-    }
+fn aux_id(entry: libc::c_ulong) -> Option<libc::uid_t> {
+    getauxval(entry).and_then(|id| libc::uid_t::try_from(id).ok())
 }
 
 /// Write all of `bytes` to `fd`, giving up silently on errors: there is no
