@@ -83,6 +83,18 @@ struct Syslogd {
     messages: PathBuf,
 }
 
+/// A test's directory and a syslogd serving it, or `None` when the syslog tests are
+/// skipped on purpose (see `syslogd_or_skip`).
+#[track_caller]
+fn with_syslogd(test: &str) -> Option<(TempDir, Syslogd)> {
+    if !syslogd_or_skip(test) {
+        return None;
+    }
+    let t = TempDir::new();
+    let daemon = Syslogd::start(&t);
+    Some((t, daemon))
+}
+
 impl Syslogd {
     #[track_caller]
     fn start(t: &TempDir) -> Syslogd {
@@ -245,11 +257,7 @@ fn read_string_opt(path: &Path) -> Option<String> {
 /// since when), at cron.notice.
 #[test]
 fn a_busy_run_is_logged_even_with_quiet() {
-    if !syslogd_or_skip("a_busy_run_is_logged_even_with_quiet") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("a_busy_run_is_logged_even_with_quiet") else { return };
     let lock = t.lock();
     let holder = hold_until_killed(&t, &lock);
     let quiet = run_ran(daemon.withlock().args(["-q", "--syslog"]).arg(&lock).arg("true"));
@@ -278,11 +286,7 @@ fn a_busy_run_is_logged_even_with_quiet() {
 /// A wait that expired: cron.warn, with how long it waited and who still holds the lock.
 #[test]
 fn an_expired_wait_is_a_warning() {
-    if !syslogd_or_skip("an_expired_wait_is_a_warning") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("an_expired_wait_is_a_warning") else { return };
     let lock = t.lock();
     let holder = hold_until_killed(&t, &lock);
     let out = run_ran(daemon.withlock().args(["-q", "-w", "0.2", "--syslog"]).arg(&lock).arg("true"));
@@ -307,11 +311,7 @@ fn an_expired_wait_is_a_warning() {
 /// A refused location: cron.err, saying why, as stderr does.
 #[test]
 fn a_refused_location_is_an_error_that_says_why() {
-    if !syslogd_or_skip("a_refused_location_is_an_error_that_says_why") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("a_refused_location_is_an_error_that_says_why") else { return };
     let open = t.mkdir("open", 0o777);
     let lock = open.join("x.lock");
     let out = run_ran(daemon.withlock().args(["-q", "--syslog"]).arg(&lock).arg("true"));
@@ -331,11 +331,9 @@ fn a_refused_location_is_an_error_that_says_why() {
 /// no job, so no "started" line; the exit status and stderr are those of the plain path.
 #[test]
 fn a_command_that_cannot_run_is_an_error_and_never_started() {
-    if !syslogd_or_skip("a_command_that_cannot_run_is_an_error_and_never_started") {
+    let Some((t, daemon)) = with_syslogd("a_command_that_cannot_run_is_an_error_and_never_started") else {
         return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    };
     let lock = t.lock();
     let missing = run_ran(daemon.withlock().arg("--syslog").arg(&lock).arg("withlock-test-no-such-command"));
     let plain = run_ran(withlock_in(&daemon.dev).arg(&lock).arg("withlock-test-no-such-command"));
@@ -374,11 +372,7 @@ fn a_command_that_cannot_run_is_an_error_and_never_started() {
 /// its own pid), and the status is passed through.
 #[test]
 fn a_job_is_logged_when_it_starts_and_when_it_ends() {
-    if !syslogd_or_skip("a_job_is_logged_when_it_starts_and_when_it_ends") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("a_job_is_logged_when_it_starts_and_when_it_ends") else { return };
     let lock = t.lock();
     let mut expected = Vec::new();
     for (code, priority) in [(3, "cron.warn"), (0, "cron.info")] {
@@ -405,11 +399,9 @@ fn a_job_is_logged_when_it_starts_and_when_it_ends() {
 /// after how long (cron.warn).
 #[test]
 fn a_job_killed_by_a_signal_is_logged_with_the_signal() {
-    if !syslogd_or_skip("a_job_killed_by_a_signal_is_logged_with_the_signal") {
+    let Some((t, daemon)) = with_syslogd("a_job_killed_by_a_signal_is_logged_with_the_signal") else {
         return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    };
     let lock = t.lock();
     let out = run_ran(daemon.withlock().arg("--syslog").arg(&lock).args(["sh", "-c", "kill -s KILL $$"]));
     out.assert_signal(libc::SIGKILL);
@@ -430,11 +422,7 @@ fn a_job_killed_by_a_signal_is_logged_with_the_signal() {
 /// A job stopped by --max-runtime: cron.err, and exit 124.
 #[test]
 fn a_job_stopped_by_max_runtime_is_an_error() {
-    if !syslogd_or_skip("a_job_stopped_by_max_runtime_is_an_error") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("a_job_stopped_by_max_runtime_is_an_error") else { return };
     let lock = t.lock();
     let out = run_ran(
         daemon.withlock().args(["--syslog", "--max-runtime", "0.3"]).arg(&lock).args(["sleep", "30"]),
@@ -459,11 +447,7 @@ fn a_job_stopped_by_max_runtime_is_an_error() {
 /// new job's start and end.
 #[test]
 fn a_replaced_holder_is_named_in_the_log() {
-    if !syslogd_or_skip("a_replaced_holder_is_named_in_the_log") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("a_replaced_holder_is_named_in_the_log") else { return };
     let lock = t.lock();
     let holder = hold_until_killed(&t, &lock);
     let holder_pid = holder.pid();
@@ -493,11 +477,7 @@ fn a_replaced_holder_is_named_in_the_log() {
 /// (64), and so is kern (only the kernel logs there).
 #[test]
 fn the_facility_can_be_chosen() {
-    if !syslogd_or_skip("the_facility_can_be_chosen") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("the_facility_can_be_chosen") else { return };
     let lock = t.lock();
     let local3 = run_ran(daemon.withlock().arg("--syslog=local3").arg(&lock).arg("true"));
     local3.assert_code(0);
@@ -687,11 +667,7 @@ fn a_missing_dead_or_full_log_changes_nothing() {
 /// lines.
 #[test]
 fn without_syslog_nothing_is_logged() {
-    if !syslogd_or_skip("without_syslog_nothing_is_logged") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("without_syslog_nothing_is_logged") else { return };
     let lock = t.lock();
     let marker = |name: &str| {
         let ran = run_ran(daemon.withlock().arg("--syslog").arg(t.join(name)).arg("true"));
@@ -718,11 +694,7 @@ fn without_syslog_nothing_is_logged() {
 /// LOCK), with WITHLOCK_SLOT and its status as usual.
 #[test]
 fn slot_jobs_are_logged_too() {
-    if !syslogd_or_skip("slot_jobs_are_logged_too") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("slot_jobs_are_logged_too") else { return };
     let lock = t.lock();
     let script = "echo $WITHLOCK_SLOT; exit 4";
     let out =
@@ -744,11 +716,7 @@ fn slot_jobs_are_logged_too() {
 /// --slots: all slots busy is logged as a busy lock is.
 #[test]
 fn busy_slots_are_logged() {
-    if !syslogd_or_skip("busy_slots_are_logged") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("busy_slots_are_logged") else { return };
     let lock = t.lock();
     let slot = t.join("x.lock.0");
     let holder = hold_until_killed(&t, &slot);
@@ -772,11 +740,7 @@ fn busy_slots_are_logged() {
 /// (69) with why, on stderr and, as an error, in the log.
 #[test]
 fn an_unseen_slot_refusal_is_logged() {
-    if !syslogd_or_skip("an_unseen_slot_refusal_is_logged") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("an_unseen_slot_refusal_is_logged") else { return };
     let lock = t.lock();
     let holder = hold_until_killed(&t, &t.join("x.lock.2"));
     let mut words: Vec<OsString> =
@@ -805,11 +769,7 @@ fn an_unseen_slot_refusal_is_logged() {
 /// (each endpoint's failure, then exit 69).
 #[test]
 fn etcd_outcomes_are_logged() {
-    if !syslogd_or_skip("etcd_outcomes_are_logged") {
-        return;
-    }
-    let t = TempDir::new();
-    let daemon = Syslogd::start(&t);
+    let Some((t, daemon)) = with_syslogd("etcd_outcomes_are_logged") else { return };
     let server = EtcdServer::start();
     let url = server.url("syslog");
     let pid_file = t.join("pid");
