@@ -65,6 +65,9 @@ bin=$PWD/target/$target/release/withlock
 file "$bin" 2>/dev/null || true
 make --no-print-directory check-size
 sh ci/check-startup.sh "$bin"
+step "the build without optional parts (make FEATURES=): a real lock, and what it leaves out refused"
+# (It must say the version the full build says.)
+bash ci/test-local-only.sh "$PWD/target/local-only/$target/release/withlock" "$("$bin" --version | sed 's/^withlock //')"
 
 step "unit and integration tests (against $bin)"
 # The etcd tests (tests/cli/etcd*.rs) mostly wait, for servers to start and leases to

@@ -106,7 +106,7 @@ pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
         Plan::Help => help::print_help(),
         Plan::Version => help::print_version(),
         Plan::Usage(usage) => return report::usage(usage),
-        Plan::NotBuilt(option) => return report::not_built(option),
+        Plan::NotBuilt(part, code) => return report::not_built(part, code),
         #[cfg(feature = "status")]
         Plan::Status { name, first, json } => return c_int::from(status::run(name, args.from(first), json)),
         Plan::Run(plan) => return run::run(&plan),

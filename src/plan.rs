@@ -7,6 +7,7 @@
 use crate::cli::{self, Options, Request};
 use crate::error::UsageError;
 use crate::exec::Argv;
+use crate::exit;
 use core::ffi::{CStr, c_char, c_int};
 
 /// The process's arguments, as `main` received them.
@@ -57,8 +58,9 @@ pub enum Plan {
     Version,
     /// Bad usage: say so (64), and do nothing.
     Usage(UsageError<'static>),
-    /// An option whose optional part this build leaves out (64).
-    NotBuilt(&'static [u8]),
+    /// A part this build leaves out, named, and the exit code: an option
+    /// (64), or etcd support for an etcd address (69).
+    NotBuilt(&'static [u8], u8),
     /// `--status`: tell who holds `--name`'s lock, if given, and each of
     /// argv from `first` on; take none of them.
     #[cfg(feature = "status")]
@@ -139,14 +141,17 @@ pub fn make(args: &Args) -> Plan {
             return Plan::Status { name, first, json: options.json };
         }
         #[cfg(not(feature = "status"))]
-        Ok(Request::Status { .. }) => return Plan::NotBuilt(b"--status"),
+        Ok(Request::Status { .. }) => return Plan::NotBuilt(b"--status", exit::USAGE),
         Ok(Request::Run { options, .. }) if options.replace && !cfg!(feature = "replace") => {
-            return Plan::NotBuilt(b"--replace");
+            return Plan::NotBuilt(b"--replace", exit::USAGE);
         }
         Ok(Request::Run { options, target, command }) => (options, target, command),
     };
     let parent = options.stays_parent();
     let (target, mode) = match target {
+        cli::Target::Etcd(_) if !cfg!(feature = "etcd") => {
+            return Plan::NotBuilt(b"etcd support", exit::UNAVAILABLE);
+        }
         cli::Target::Etcd(lock) => (Target::Etcd(args.get(lock).to_bytes()), Mode::Parent),
         cli::Target::Name(at) => (Target::Name(args.value(at)), mode_of(&options, parent)),
         cli::Target::Path(lock) => (Target::Path(args.get(lock).to_bytes()), mode_of(&options, parent)),

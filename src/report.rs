@@ -33,15 +33,16 @@ pub fn usage(usage: UsageError) -> c_int {
     c_int::from(exit::USAGE)
 }
 
-/// An option whose optional part this build leaves out: a usage error.
+/// A part this build leaves out (an option, or etcd support): say so, and
+/// return `code`.
 #[cold]
 #[inline(never)]
-pub fn not_built(option: &[u8]) -> c_int {
+pub fn not_built(part: &[u8], code: u8) -> c_int {
     let mut buf = text::diagnostic();
     let line = buf.line();
-    line.push(b"this withlock was built without ").push(option).push(b" (build it with `make`)");
+    line.push(b"this withlock was built without ").push(part).push(b" (build it with `make`)");
     line.emit();
-    c_int::from(exit::USAGE)
+    c_int::from(code)
 }
 
 /// Tell why a run with `options` did not run its command: on stderr unless
