@@ -135,6 +135,20 @@ calc() {
     awk "${args[@]}" "BEGIN { printf \"$fmt\", $expr }"
 }
 us() { calc '%.1f' 'n / 1000' "n=$1"; }
+
+# overheads FILE NAME: NAME[i] = candidate i's median over candidate 0's (the bare
+# exec), in ns, from the "stats" lines spawnloop wrote to FILE.
+overheads() {
+    local -n into=$2
+    local -A median
+    local kind c a
+    while read -r kind c a _; do
+        if [[ $kind == stats ]]; then median[$c]=$a; fi
+    done <"$1"
+    for c in "${!median[@]}"; do
+        into[$c]=$((median[$c] - median[0]))
+    done
+}
 ms() { calc '%.2f' 'n / 1000000' "n=$1"; }
 
 # Goals: goal VAR AWK_CONDITION name=value... sets VAR to ok or MISSED.
@@ -328,12 +342,9 @@ else
     SL_WHERE="no /dev/log here: each line fails at once (ENOENT) and is dropped"
     "$SPAWNLOOP" "$ROUNDS" "$RUNS" "$TRUE_BIN" "${SL_CANDS[@]}" >"$SL_OUT" || die "the --syslog spawn loop failed"
 fi
-declare -A SL_MED
-while read -r kind c a _; do
-    [[ $kind == stats ]] && SL_MED[$c]=$a
-done <"$SL_OUT"
-OV_PLAIN=$((SL_MED[1] - SL_MED[0]))
-OV_SYSLOG=$((SL_MED[2] - SL_MED[0]))
+declare -A SL_OV
+overheads "$SL_OUT" SL_OV
+OV_PLAIN=${SL_OV[1]} OV_SYSLOG=${SL_OV[2]}
 echo "log: $SL_WHERE"
 echo "overhead over the bare exec (medians): withlock $(us $OV_PLAIN) µs, withlock --syslog $(us $OV_SYSLOG) µs: --syslog costs $(us $((OV_SYSLOG - OV_PLAIN))) µs per run"
 
@@ -358,12 +369,9 @@ if [[ $(stat -f -c %T /dev/shm 2>/dev/null) == tmpfs && $FS_MAIN != tmpfs ]]; th
     rm -rf -- "$SHM"
     SHM=''
     ((rc == 0)) || die "the file-system spawn loop failed (see above)"
-    declare -A FS_MED
-    while read -r kind c a _; do
-        [[ $kind == stats ]] && FS_MED[$c]=$a
-    done <"$FS_OUT"
-    FS_WL=$((FS_MED[1] - FS_MED[0])) FS_FLOOR=$((FS_MED[2] - FS_MED[0]))
-    SHM_WL=$((FS_MED[3] - FS_MED[0])) SHM_FLOOR=$((FS_MED[4] - FS_MED[0]))
+    declare -A FS_OV
+    overheads "$FS_OUT" FS_OV
+    FS_WL=${FS_OV[1]} FS_FLOOR=${FS_OV[2]} SHM_WL=${FS_OV[3]} SHM_FLOOR=${FS_OV[4]}
     echo "  on $FS_MAIN: withlock $(us $FS_WL) µs, floor $(us $FS_FLOOR) µs: $(ratio $FS_WL $FS_FLOOR)"
     echo "  on tmpfs: withlock $(us $SHM_WL) µs, floor $(us $SHM_FLOOR) µs: $(ratio $SHM_WL $SHM_FLOOR)"
     FS_ROW="| … the lock file on $FS_MAIN / on tmpfs, in one loop (not judged: for comparison) | $(us $FS_WL) / $(us $SHM_WL) µs | $(us $FS_FLOOR) / $(us $SHM_FLOOR) µs | — | withlock/floor = $(ratio $FS_WL $FS_FLOOR) / $(ratio $SHM_WL $SHM_FLOOR) |"
